@@ -1,0 +1,1 @@
+"""Vivified operator: runs Vivified platform plugins as VivifiedPlugin custom resources."""

@@ -1,0 +1,5 @@
+"""Placeholder; replaced by the CLI module."""
+
+
+def main() -> int:
+    return 0
