@@ -1,0 +1,132 @@
+"""An in-memory index of every watched VivifiedPlugin, fed by the watch stream.
+
+It answers the questions reconcile needs about *other* plugins without an API call: who owns a
+manifest id, which ids are Active, who depends on whom, and whose verdict may have changed when
+one plugin changes. Bodies are read defensively: the index sees objects before validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PluginKey = tuple[str, str]
+"""(namespace, name) of a VivifiedPlugin."""
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """What the index keeps of one plugin."""
+
+    key: PluginKey
+    plugin_id: str | None
+    dependencies: tuple[str, ...]
+    phase: str | None
+    created: str
+    body: Mapping[str, Any]
+
+
+def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
+    spec = body.get("spec") if isinstance(body.get("spec"), Mapping) else {}
+    manifest = spec.get("manifest") if isinstance(spec, Mapping) else None
+    manifest = manifest if isinstance(manifest, Mapping) else {}
+    raw_id = manifest.get("id")
+    raw_deps = manifest.get("dependencies")
+    deps = (
+        tuple(d for d in raw_deps if isinstance(d, str)) if isinstance(raw_deps, list) else ()
+    )
+    status = body.get("status") if isinstance(body.get("status"), Mapping) else {}
+    phase = status.get("phase") if isinstance(status, Mapping) else None
+    metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
+    created = metadata.get("creationTimestamp", "") if isinstance(metadata, Mapping) else ""
+    return PluginEntry(
+        key=key,
+        plugin_id=raw_id if isinstance(raw_id, str) else None,
+        dependencies=deps,
+        phase=phase if isinstance(phase, str) else None,
+        created=str(created or ""),
+        body=body,
+    )
+
+
+class PluginRegistry:
+    """The latest known body of every plugin, with id and dependency lookups."""
+
+    def __init__(self) -> None:
+        self._entries: dict[PluginKey, PluginEntry] = {}
+        self._by_id: dict[str, set[PluginKey]] = {}
+
+    def _index(self, entry: PluginEntry | None, *, add: bool) -> None:
+        if entry is None or not entry.plugin_id:
+            return
+        keys = self._by_id.setdefault(entry.plugin_id, set())
+        if add:
+            keys.add(entry.key)
+        else:
+            keys.discard(entry.key)
+            if not keys:
+                del self._by_id[entry.plugin_id]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: PluginKey) -> PluginEntry | None:
+        return self._entries.get(key)
+
+    def keys(self) -> list[PluginKey]:
+        return list(self._entries)
+
+    def upsert(self, key: PluginKey, body: Mapping[str, Any]) -> set[PluginKey]:
+        """Record ``body``; return the *other* plugins whose verdict this may change."""
+        before = self._entries.get(key)
+        after = _entry(key, body)
+        self._index(before, add=False)
+        self._entries[key] = after
+        self._index(after, add=True)
+        if before is not None and (
+            before.plugin_id == after.plugin_id
+            and before.phase == after.phase
+            and before.dependencies == after.dependencies
+        ):
+            return set()
+        return self._affected_by(before, after)
+
+    def remove(self, key: PluginKey) -> set[PluginKey]:
+        """Forget ``key``; return the plugins whose verdict this may change."""
+        before = self._entries.pop(key, None)
+        self._index(before, add=False)
+        return self._affected_by(before, None)
+
+    def _affected_by(self, *entries: PluginEntry | None) -> set[PluginKey]:
+        ids = {e.plugin_id for e in entries if e is not None and e.plugin_id}
+        changed_keys = {e.key for e in entries if e is not None}
+        affected: set[PluginKey] = set()
+        for entry in self._entries.values():
+            if entry.key in changed_keys:
+                continue
+            if entry.plugin_id in ids or ids.intersection(entry.dependencies):
+                affected.add(entry.key)
+        return affected
+
+    def owner_of(self, plugin_id: str) -> PluginKey | None:
+        """The plugin that holds ``plugin_id``: the oldest claimant, ties broken by key."""
+        claimants = [self._entries[k] for k in self._by_id.get(plugin_id, ())]
+        if not claimants:
+            return None
+        return min(claimants, key=lambda e: (e.created or "~", e.key)).key
+
+    def graph(self) -> dict[str, tuple[str, ...]]:
+        """Dependency graph over the ids' owners (duplicates do not count)."""
+        result: dict[str, tuple[str, ...]] = {}
+        for entry in self._entries.values():
+            if entry.plugin_id and self.owner_of(entry.plugin_id) == entry.key:
+                result[entry.plugin_id] = entry.dependencies
+        return result
+
+    def active_ids(self) -> set[str]:
+        return {
+            e.plugin_id
+            for e in self._entries.values()
+            if e.plugin_id and e.phase == "Active" and self.owner_of(e.plugin_id) == e.key
+        }

@@ -1,0 +1,1 @@
+"""The imperative shell: Kubernetes I/O around the pure core. Nothing here decides policy."""

@@ -1,0 +1,57 @@
+"""kopf handlers: thin adapters from kopf's events to the runtime. No decisions here."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from vivified.resource import GROUP, PLURAL, VERSION
+from vivified.shell.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    """Register the handlers against ``runtime`` (a registry per operator, not kopf's global)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def start(**_: Any) -> None:
+        await runtime.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(**_: Any) -> None:
+        await runtime.stop()
+
+    @kopf.on.event(*RESOURCE, registry=registry)
+    async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        key = (body.metadata.namespace or "", body.metadata.name or "")
+        if event.get("type") == "DELETED":
+            runtime.enqueue_all(runtime.registry.remove(key))
+            return
+        runtime.enqueue_all(runtime.registry.upsert(key, dict(body)))
+        runtime.queue.add(key)
+
+    @kopf.on.resume(*RESOURCE, registry=registry)
+    @kopf.on.create(*RESOURCE, registry=registry)
+    @kopf.on.update(*RESOURCE, registry=registry)
+    async def changed(body: kopf.Body, **_: Any) -> None:
+        # The work happens in the queue; this only makes sure the key is there.
+        key = (body.metadata.namespace or "", body.metadata.name or "")
+        runtime.enqueue_all(runtime.registry.upsert(key, dict(body)))
+        runtime.queue.add(key)
+
+    @kopf.on.delete(*RESOURCE, registry=registry)
+    async def deleted(body: kopf.Body, **_: Any) -> None:
+        key = (body.metadata.namespace or "", body.metadata.name or "")
+        await runtime.reconciler.finalize(key, dict(body))
+
+    @kopf.on.probe(id="queue", registry=registry)
+    def queue_depth(**_: Any) -> int:
+        return runtime.queue.depth
+
+    return registry

@@ -1,0 +1,165 @@
+"""The operator's signing identity in the cluster: key ring Secret, JWKS and revocation list.
+
+The private key lives only in a Secret in the operator's namespace and in this process's memory;
+it is never logged. Public keys are published as a JWKS ConfigMap and revoked token ids as a
+ConfigMap, both readable by the platform and by plugins that verify tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from vivified import tokens
+from vivified.diff import needs_apply, stamped
+from vivified.settings import OperatorSettings
+from vivified.shell.kube import Kube, KubeError
+
+logger = logging.getLogger(__name__)
+
+IDENTITY_LABELS = {
+    "app.kubernetes.io/part-of": "vivified",
+    "app.kubernetes.io/component": "identity",
+    "app.kubernetes.io/managed-by": "vivified-operator-identity",
+}
+
+
+def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
+
+
+def _encode(data: Mapping[str, str]) -> dict[str, str]:
+    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+
+
+class Identity:
+    """Loads or creates the key ring, rotates it, publishes JWKS, and keeps revocations."""
+
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, clock: Callable[[], datetime]
+    ) -> None:
+        self._kube = kube
+        self._settings = settings
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._keyring: tokens.KeyRing | None = None
+        self._revocations = tokens.RevocationList()
+
+    @property
+    def keyring(self) -> tokens.KeyRing:
+        if self._keyring is None:
+            raise RuntimeError("identity not loaded")
+        return self._keyring
+
+    @property
+    def revocations(self) -> tokens.RevocationList:
+        return self._revocations
+
+    def _secret(self, keyring: tokens.KeyRing) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": self._settings.signing_key_secret,
+                "namespace": self._settings.operator_namespace,
+                "labels": dict(IDENTITY_LABELS),
+            },
+            "type": "Opaque",
+            "data": _encode(tokens.keyring_to_secret_data(keyring)),
+        }
+
+    def _configmap(self, name: str, data: Mapping[str, str]) -> dict[str, Any]:
+        return stamped(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": name,
+                    "namespace": self._settings.operator_namespace,
+                    "labels": dict(IDENTITY_LABELS),
+                },
+                "data": dict(data),
+            }
+        )
+
+    async def load(self) -> None:
+        """Load (or create) the key ring, rotate it when due, and publish JWKS."""
+        async with self._lock:
+            ns, name = self._settings.operator_namespace, self._settings.signing_key_secret
+            now = self._clock()
+            live = await self._kube.get("Secret", ns, name)
+            if live is None:
+                keyring = tokens.KeyRing(active=tokens.generate_signing_key(now))
+                try:
+                    await self._kube.create(self._secret(keyring))
+                    logger.info("created signing key %s", keyring.active.kid)
+                except KubeError as error:
+                    if error.status != 409:
+                        raise
+                    live = await self._kube.get("Secret", ns, name)
+            if live is not None:
+                keyring = tokens.keyring_from_secret_data(_decode(live.get("data")))
+            rotated = tokens.prune_keyring(keyring, now)
+            if tokens.needs_rotation(rotated, now, self._settings.signing_key_max_age_seconds):
+                rotated = tokens.rotate(
+                    rotated,
+                    tokens.generate_signing_key(now),
+                    now,
+                    self._settings.token_ttl_seconds,
+                )
+                logger.info("rotated signing key to %s", rotated.active.kid)
+            if live is not None and rotated != keyring:
+                secret = self._secret(rotated)
+                secret["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+                await self._kube.request(
+                    "PUT",
+                    f"/api/v1/namespaces/{ns}/secrets/{name}",
+                    body=secret,
+                )
+            self._keyring = rotated
+            await self._publish(
+                self._settings.jwks_configmap,
+                tokens.jwks_to_configmap_data(tokens.jwks(rotated, now)),
+            )
+            live_revoked = await self._kube.get(
+                "ConfigMap", ns, self._settings.revocations_configmap
+            )
+            self._revocations = tokens.revocations_from_configmap_data(
+                (live_revoked or {}).get("data")
+            )
+
+    async def _publish(self, name: str, data: Mapping[str, str]) -> None:
+        desired = self._configmap(name, data)
+        live = await self._kube.get("ConfigMap", self._settings.operator_namespace, name)
+        if needs_apply(desired, live):
+            await self._kube.apply(desired, field_manager=self._settings.field_manager)
+
+    async def revoke(self, jti: str, expires_at: datetime) -> None:
+        """List ``jti`` as revoked until it expires, and publish the list."""
+        async with self._lock:
+            updated = tokens.prune_revocations(
+                tokens.revoke(self._revocations, jti, expires_at), self._clock()
+            )
+            if updated == self._revocations:
+                return
+            await self._publish(
+                self._settings.revocations_configmap,
+                tokens.revocations_to_configmap_data(updated),
+            )
+            self._revocations = updated
+            logger.info("revoked token %s", jti)
+
+    def mint(self, manifest: Any) -> tokens.MintedToken:
+        s = self._settings
+        return tokens.mint_plugin_token(
+            self.keyring,
+            manifest,
+            issuer=s.token_issuer,
+            audience=s.token_audience,
+            ttl_seconds=s.token_ttl_seconds,
+            now=self._clock(),
+        )

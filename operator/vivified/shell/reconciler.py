@@ -1,0 +1,315 @@
+"""Reconcile one VivifiedPlugin: validate, render, apply what differs, derive status.
+
+Level-based and idempotent: every call starts from the latest known object and the cached
+children, so it does not matter what triggered it. Writes happen only where the live state
+differs from the desired state; a plugin with nothing to change costs no request at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from vivified import tokens
+from vivified.dependencies import analyze
+from vivified.diff import needs_apply, stamped
+from vivified.manifest import PluginManifest
+from vivified.policy import PolicyConfig, validate_spec
+from vivified.registry import PluginKey, PluginRegistry
+from vivified.render import (
+    PluginInstance,
+    TokenSecretState,
+    read_token_secret_state,
+    render_children,
+    render_token_secret,
+)
+from vivified.resource import PluginSpec
+from vivified.settings import OperatorSettings
+from vivified.shell.events import EventRecorder
+from vivified.shell.identity import Identity
+from vivified.shell.informer import Informer
+from vivified.shell.kube import Kube
+from vivified.status import PluginFacts, TokenFacts, WorkloadFacts, derive_status, status_changed
+from vivified.violations import Violation
+
+logger = logging.getLogger(__name__)
+
+
+CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
+
+
+def token_secret_name(plugin_id: str) -> str:
+    return f"{plugin_id}-token"
+
+
+def claims_fingerprint(manifest: PluginManifest) -> str:
+    """What the token asserts about the plugin; a change means the token must be re-minted."""
+    claims = {
+        "id": manifest.id,
+        "version": manifest.version,
+        "traits": sorted(manifest.traits),
+        "data_classification": sorted(manifest.security.data_classification),
+    }
+    return hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def workload_facts(deployment: Mapping[str, Any] | None) -> WorkloadFacts:
+    """Read availability the way ``kubectl rollout status`` does."""
+    if deployment is None:
+        return WorkloadFacts()
+    spec = deployment.get("spec", {})
+    status = deployment.get("status", {})
+    desired = int(spec.get("replicas", 1))
+    ready = int(status.get("readyReplicas", 0))
+    updated = int(status.get("updatedReplicas", 0))
+    observed = int(status.get("observedGeneration", 0)) >= int(
+        deployment.get("metadata", {}).get("generation", 0)
+    )
+    available = observed and ready >= desired and updated >= desired
+    return WorkloadFacts(
+        exists=True, desired_replicas=desired, ready_replicas=ready, available=available
+    )
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """The public facts recorded on a live token Secret."""
+
+    state: TokenSecretState
+    claims: str
+
+    @classmethod
+    def from_secret(cls, secret: Mapping[str, Any] | None) -> TokenInfo | None:
+        if secret is None:
+            return None
+        notes = secret.get("metadata", {}).get("annotations") or {}
+        state = read_token_secret_state(notes)
+        return None if state is None else cls(state, notes.get(CLAIMS_ANNOTATION, ""))
+
+
+class Reconciler:
+    """Brings one plugin's children and status in line with its spec."""
+
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        informer: Informer,
+        registry: PluginRegistry,
+        identity: Identity,
+        events: EventRecorder,
+        settings: OperatorSettings,
+        clock: Callable[[], datetime],
+        policy: PolicyConfig | None = None,
+        on_affected: Callable[[set[PluginKey]], None] = lambda keys: None,
+    ) -> None:
+        self._kube = kube
+        self._informer = informer
+        self._registry = registry
+        self._identity = identity
+        self._events = events
+        self._settings = settings
+        self._clock = clock
+        self._policy = policy
+        self._on_affected = on_affected
+
+    async def reconcile(self, key: PluginKey) -> float | None:
+        """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
+        entry = self._registry.get(key)
+        if entry is None:
+            return None
+        body = entry.body
+        metadata = body.get("metadata", {})
+        if metadata.get("deletionTimestamp"):
+            return None
+        errors = self._errors(key, body, entry.plugin_id)
+        if errors:
+            await self._hold_invalid(key, body, errors)
+            return None
+        spec = PluginSpec.model_validate(body["spec"])
+        return await self._converge(key, body, spec)
+
+    def _errors(
+        self, key: PluginKey, body: Mapping[str, Any], plugin_id: str | None
+    ) -> tuple[Violation, ...]:
+        report = validate_spec(body.get("spec"), self._policy)
+        errors = list(report.errors)
+        name = key[1]
+        if plugin_id is not None and plugin_id != name:
+            errors.append(
+                Violation("metadata.name", f"must equal spec.manifest.id ({plugin_id!r})")
+            )
+        if plugin_id is not None:
+            owner = self._registry.owner_of(plugin_id)
+            if owner is not None and owner != key:
+                errors.append(
+                    Violation(
+                        "spec.manifest.id",
+                        f"plugin id {plugin_id!r} is already used by VivifiedPlugin "
+                        f"{owner[0]}/{owner[1]}; plugin ids are unique across the cluster",
+                    )
+                )
+        return tuple(sorted(set(errors)))
+
+    async def _hold_invalid(
+        self, key: PluginKey, body: Mapping[str, Any], errors: tuple[Violation, ...]
+    ) -> None:
+        """Report the errors; leave any last valid workload exactly as it is."""
+        namespace, name = key
+        deployment = self._informer.get("Deployment", namespace, name)
+        facts = PluginFacts(
+            generation=int(body.get("metadata", {}).get("generation", 0)),
+            errors=errors,
+            workload=workload_facts(deployment),
+            kept_last_valid_workload=deployment is not None,
+        )
+        previous = body.get("status") or {}
+        new_errors = [v.to_dict() for v in errors] != previous.get("validationErrors")
+        if await self._write_status(key, body, facts) and new_errors:
+            await self._events.warning(
+                body,
+                "ValidationFailed",
+                f"{len(errors)} validation error(s): "
+                + "; ".join(f"{v.field}: {v.message}" for v in errors),
+            )
+
+    async def _converge(
+        self, key: PluginKey, body: Mapping[str, Any], spec: PluginSpec
+    ) -> float | None:
+        namespace, name = key
+        manifest = spec.manifest
+        verdict = analyze(manifest.id, self._registry.graph(), self._registry.active_ids())
+        block = self._settings.dependency_policy == "block"
+        instance = PluginInstance(
+            name=name,
+            namespace=namespace,
+            uid=body["metadata"]["uid"],
+            generation=int(body["metadata"].get("generation", 0)),
+            spec=spec,
+            run=spec.enabled and (verdict.ready or not block),
+            enabled=spec.enabled,
+            token_secret_name=token_secret_name(manifest.id) if spec.enabled else None,
+        )
+        token, requeue = await self._ensure_token(body, instance, manifest)
+        changed: list[str] = []
+        for obj in render_children(instance, self._settings):
+            desired = stamped(obj)
+            meta = desired["metadata"]
+            live = self._informer.get(desired["kind"], meta["namespace"], meta["name"])
+            if needs_apply(desired, live):
+                applied = await self._kube.apply(
+                    desired, field_manager=self._settings.field_manager
+                )
+                self._informer.observe(desired["kind"], applied)
+                changed.append(
+                    f"{desired['kind']} {meta['name']} {'updated' if live else 'created'}"
+                )
+        if changed:
+            await self._events.normal(body, "ChildrenApplied", "; ".join(changed))
+        facts = PluginFacts(
+            generation=instance.generation,
+            enabled=spec.enabled,
+            dependencies=verdict,
+            block_on_dependencies=block,
+            workload=workload_facts(self._informer.get("Deployment", namespace, name)),
+            token=token,
+            egress_domains=tuple(
+                sorted(set(manifest.allowed_domains) | set(manifest.security.allowed_domains))
+            ),
+        )
+        await self._write_status(key, body, facts)
+        return requeue
+
+    async def _ensure_token(
+        self, body: Mapping[str, Any], instance: PluginInstance, manifest: PluginManifest
+    ) -> tuple[TokenFacts | None, float | None]:
+        """Mint, refresh or revoke the plugin's token; never exposes the token itself."""
+        secret_name = token_secret_name(manifest.id)
+        live = self._informer.get("Secret", instance.namespace, secret_name)
+        info = TokenInfo.from_secret(live)
+        if not instance.enabled:
+            if live is not None:
+                if info is not None:
+                    await self._identity.revoke(info.state.jti, info.state.expires_at)
+                await self._kube.delete("Secret", instance.namespace, secret_name)
+                self._informer.forget("Secret", instance.namespace, secret_name)
+                await self._events.normal(body, "TokenRevoked", "plugin disabled: token revoked")
+            return None, None
+        now = self._clock()
+        claims = claims_fingerprint(manifest)
+        state = info.state if info is not None else None
+        current = (
+            info is not None
+            and state is not None
+            and state.kid in self._identity.keyring.kids
+            and info.claims == claims
+            and state.jti not in self._identity.revocations
+            and not tokens.needs_remint(
+                state.issued_at, state.expires_at, now, self._settings.token_refresh_fraction
+            )
+        )
+        if not current or state is None:
+            minted = self._identity.mint(manifest)
+            secret = render_token_secret(
+                instance, minted, self._settings, jwks=tokens.jwks(self._identity.keyring, now)
+            )
+            secret["metadata"].setdefault("annotations", {})[CLAIMS_ANNOTATION] = claims
+            applied = await self._kube.apply(
+                stamped(secret), field_manager=self._settings.field_manager
+            )
+            self._informer.observe("Secret", applied)
+            if info is not None and info.claims != claims:
+                # What the old token asserts is no longer true: it must stop working now.
+                await self._identity.revoke(info.state.jti, info.state.expires_at)
+            await self._events.normal(
+                body,
+                "TokenIssued",
+                f"token {minted.jti} issued with key {minted.kid}, expires "
+                f"{tokens.format_rfc3339(minted.expires_at)}",
+            )
+            state = TokenSecretState(minted.jti, minted.kid, minted.issued_at, minted.expires_at)
+        lifetime = state.expires_at - state.issued_at
+        refresh_at = state.issued_at + lifetime * self._settings.token_refresh_fraction
+        requeue = max((refresh_at - now).total_seconds(), 1.0)
+        return (
+            TokenFacts(
+                secret_name=secret_name,
+                key_id=state.kid,
+                expires_at=tokens.format_rfc3339(state.expires_at),
+            ),
+            requeue,
+        )
+
+    async def _write_status(
+        self, key: PluginKey, body: Mapping[str, Any], facts: PluginFacts
+    ) -> bool:
+        """Patch status when it differs; returns whether it did."""
+        previous = body.get("status") or {}
+        desired = derive_status(facts, previous, self._clock())
+        if not status_changed(previous, desired):
+            return False
+        namespace, name = key
+        updated = await self._kube.patch_status("VivifiedPlugin", namespace, name, desired)
+        if previous.get("phase") != desired["phase"]:
+            ready = next(c for c in desired["conditions"] if c["type"] == "Ready")
+            kind = "Warning" if desired["phase"] == "Invalid" else "Normal"
+            await self._events.post(
+                body, kind, f"Phase{desired['phase']}", f"{desired['phase']}: {ready['message']}"
+            )
+        self._on_affected(self._registry.upsert(key, updated))
+        return True
+
+    async def finalize(self, key: PluginKey, body: Mapping[str, Any]) -> None:
+        """On deletion: revoke the plugin's token (children go by garbage collection)."""
+        namespace, name = key
+        for secret in self._informer.owned_by(namespace, name):
+            if secret.get("kind") != "Secret":
+                continue
+            info = TokenInfo.from_secret(secret)
+            if info is not None:
+                await self._identity.revoke(info.state.jti, info.state.expires_at)

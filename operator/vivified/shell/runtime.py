@@ -1,0 +1,100 @@
+"""Wires the operator's parts together and owns their lifetimes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from vivified.policy import PolicyConfig
+from vivified.registry import PluginKey, PluginRegistry
+from vivified.settings import OperatorSettings
+from vivified.shell.events import EventRecorder
+from vivified.shell.identity import Identity
+from vivified.shell.informer import Informer
+from vivified.shell.kube import Kube
+from vivified.shell.reconciler import Reconciler
+from vivified.workqueue import WorkQueue
+
+logger = logging.getLogger(__name__)
+
+CHILD_KINDS = ("ServiceAccount", "Secret", "Deployment", "Service", "NetworkPolicy")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Everything a running operator holds: clients, caches, the queue and the reconciler."""
+
+    settings: OperatorSettings
+    namespaces: Sequence[str] = ()
+    kubeconfig: str | None = None
+    workers: int = 4
+    clock: Callable[[], datetime] = utc_now
+    policy: PolicyConfig | None = None
+    registry: PluginRegistry = field(default_factory=PluginRegistry)
+    identity_refresh_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        self.kube = Kube.from_environment(self.kubeconfig)
+        self.queue: WorkQueue[PluginKey] = WorkQueue(self._reconcile, workers=self.workers)
+        self.informer = Informer(
+            self.kube,
+            CHILD_KINDS,
+            list(self.namespaces) or [None],
+            on_change=lambda namespace, plugin: self.queue.add((namespace, plugin)),
+        )
+        self.identity = Identity(self.kube, self.settings, self.clock)
+        self.events = EventRecorder(self.kube, self.clock)
+        self.reconciler = Reconciler(
+            kube=self.kube,
+            informer=self.informer,
+            registry=self.registry,
+            identity=self.identity,
+            events=self.events,
+            settings=self.settings,
+            clock=self.clock,
+            policy=self.policy,
+            on_affected=self.enqueue_all,
+        )
+
+    async def _reconcile(self, key: PluginKey) -> float | None:
+        return await self.reconciler.reconcile(key)
+
+    def enqueue_all(self, keys: set[PluginKey]) -> None:
+        for key in keys:
+            self.queue.add(key)
+
+    async def start(self) -> None:
+        """Load the identity, fill the caches, then start reconciling."""
+        await self.identity.load()
+        self.informer.start()
+        await self.informer.wait_synced()
+        self.queue.start()
+        self._refresher = asyncio.create_task(self._refresh_identity())
+        logger.info("operator caches synced; reconciling")
+
+    async def _refresh_identity(self) -> None:
+        """Rotate the signing key when due and drop expired public keys from the JWKS."""
+        while True:
+            await asyncio.sleep(self.identity_refresh_seconds)
+            try:
+                await self.identity.load()
+            except Exception:
+                logger.exception("identity refresh failed; keeping the current key ring")
+
+    async def stop(self) -> None:
+        refresher = getattr(self, "_refresher", None)
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        await self.queue.stop()
+        await self.informer.stop()
+        await self.kube.close()

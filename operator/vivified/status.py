@@ -1,0 +1,250 @@
+"""Derive a VivifiedPlugin's status from observed facts.
+
+Pure: the shell gathers facts (validation verdict, dependency verdict, the Deployment's state, the
+token) and this module decides phase, conditions and the summary Ready. Deriving everything from
+facts, never from the previous phase, keeps reconcile level-based: the same facts always give the
+same status, so an unchanged plugin never causes a status write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from vivified.dependencies import DependencyVerdict
+from vivified.violations import Violation
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    ACTIVE = "Active"
+    DISABLED = "Disabled"
+    INVALID = "Invalid"
+
+
+class Health(StrEnum):
+    UNKNOWN = "unknown"
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+CONDITION_TYPES = (
+    "Ready",
+    "ManifestValid",
+    "DependenciesReady",
+    "TokenIssued",
+    "Available",
+    "EgressEnforced",
+)
+HEALTH_FIELDS = (
+    "health",
+    "consecutiveFailures",
+    "lastError",
+    "lastProbeTime",
+    "lastHeartbeatTime",
+    "metrics",
+)
+
+
+@dataclass(frozen=True)
+class WorkloadFacts:
+    """What the live Deployment says."""
+
+    exists: bool = False
+    desired_replicas: int = 0
+    ready_replicas: int = 0
+    available: bool = False
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """The public facts of the plugin's current token (never the token itself)."""
+
+    secret_name: str
+    key_id: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class PluginFacts:
+    """Everything reconcile observed about one plugin."""
+
+    generation: int
+    errors: tuple[Violation, ...] = ()
+    enabled: bool = True
+    dependencies: DependencyVerdict = field(default_factory=DependencyVerdict)
+    block_on_dependencies: bool = True
+    workload: WorkloadFacts = field(default_factory=WorkloadFacts)
+    token: TokenFacts | None = None
+    kept_last_valid_workload: bool = False
+    egress_domains: tuple[str, ...] = ()
+
+
+def _phase(facts: PluginFacts) -> Phase:
+    if facts.errors:
+        return Phase.INVALID
+    if not facts.enabled:
+        return Phase.DISABLED
+    if facts.block_on_dependencies and not facts.dependencies.ready:
+        return Phase.PENDING
+    if not (facts.workload.exists and facts.workload.available):
+        return Phase.PENDING
+    return Phase.ACTIVE
+
+
+def _condition(kind: str, ok: bool | None, reason: str, message: str) -> dict[str, str]:
+    status = "Unknown" if ok is None else ("True" if ok else "False")
+    return {"type": kind, "status": status, "reason": reason, "message": message}
+
+
+def _conditions(facts: PluginFacts, phase: Phase) -> list[dict[str, str]]:
+    n_errors = len(facts.errors)
+    if phase is Phase.INVALID:
+        held = (
+            "; the last valid workload is left running unchanged"
+            if facts.kept_last_valid_workload
+            else "; nothing was created"
+        )
+        ready = _condition(
+            "Ready", False, "InvalidManifest", f"{n_errors} validation error(s){held}"
+        )
+    elif phase is Phase.DISABLED:
+        ready = _condition("Ready", False, "Disabled", "spec.enabled is false")
+    elif phase is Phase.PENDING and not facts.dependencies.ready and facts.block_on_dependencies:
+        ready = _condition("Ready", False, facts.dependencies.reason, facts.dependencies.message)
+    elif phase is Phase.PENDING:
+        w = facts.workload
+        ready = _condition(
+            "Ready",
+            False,
+            "WorkloadNotAvailable",
+            f"{w.ready_replicas}/{w.desired_replicas} replicas ready",
+        )
+    else:
+        ready = _condition("Ready", True, "Active", "plugin is active")
+
+    valid = (
+        _condition("ManifestValid", True, "Valid", "manifest passed the security policy")
+        if not facts.errors
+        else _condition(
+            "ManifestValid",
+            False,
+            "ValidationFailed",
+            "; ".join(f"{v.field}: {v.message}" for v in facts.errors),
+        )
+    )
+    if facts.errors:
+        deps = _condition("DependenciesReady", None, "NotEvaluated", "manifest is invalid")
+    else:
+        deps = _condition(
+            "DependenciesReady",
+            facts.dependencies.ready,
+            facts.dependencies.reason,
+            facts.dependencies.message,
+        )
+    if facts.token is not None:
+        token = _condition(
+            "TokenIssued",
+            True,
+            "Issued",
+            f"token in Secret {facts.token.secret_name}, expires {facts.token.expires_at}",
+        )
+    elif phase is Phase.DISABLED:
+        token = _condition("TokenIssued", False, "Revoked", "plugin is disabled")
+    else:
+        token = _condition("TokenIssued", False, "NotIssued", "no token issued")
+    w = facts.workload
+    available = _condition(
+        "Available",
+        w.exists and w.available,
+        "MinimumReplicasAvailable" if w.exists and w.available else "NotAvailable",
+        f"{w.ready_replicas}/{w.desired_replicas} replicas ready" if w.exists else "no Deployment",
+    )
+    if phase is Phase.INVALID and not facts.kept_last_valid_workload:
+        egress = _condition("EgressEnforced", None, "NotEvaluated", "manifest is invalid")
+    elif phase is Phase.DISABLED:
+        egress = _condition("EgressEnforced", True, "DenyAll", "all traffic denied")
+    elif facts.egress_domains:
+        egress = _condition(
+            "EgressEnforced",
+            True,
+            "PortLevel",
+            "egress limited to DNS, the platform and TCP 443 to public addresses; domains "
+            "recorded for the proxy: " + ", ".join(facts.egress_domains),
+        )
+    else:
+        egress = _condition(
+            "EgressEnforced", True, "PlatformOnly", "egress limited to DNS and the platform"
+        )
+    return [ready, valid, deps, token, available, egress]
+
+
+def _with_transition_times(
+    conditions: list[dict[str, str]],
+    previous: Sequence[Mapping[str, Any]],
+    now: datetime,
+    generation: int,
+) -> list[dict[str, Any]]:
+    before = {c.get("type"): c for c in previous if isinstance(c, Mapping)}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    result: list[dict[str, Any]] = []
+    for cond in conditions:
+        old = before.get(cond["type"])
+        unchanged = old is not None and old.get("status") == cond["status"]
+        since = old.get("lastTransitionTime") if unchanged and old is not None else None
+        result.append(
+            {**cond, "lastTransitionTime": since or stamp, "observedGeneration": generation}
+        )
+    return result
+
+
+def derive_status(
+    facts: PluginFacts,
+    previous: Mapping[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The status a plugin should have, given the facts and its current status.
+
+    Fields owned by health monitoring (see ``HEALTH_FIELDS``) are carried over untouched;
+    transition times are kept for conditions whose status did not change.
+    """
+    phase = _phase(facts)
+    w = facts.workload
+    prev_conditions = previous.get("conditions")
+    conditions = _with_transition_times(
+        _conditions(facts, phase),
+        prev_conditions if isinstance(prev_conditions, list) else [],
+        now,
+        facts.generation,
+    )
+    status: dict[str, Any] = {
+        "observedGeneration": facts.generation,
+        "phase": phase.value,
+        "ready": f"{w.ready_replicas}/{w.desired_replicas}",
+        "readyReplicas": w.ready_replicas,
+        "conditions": conditions,
+        "validationErrors": [v.to_dict() for v in facts.errors],
+        "token": (
+            {
+                "secretName": facts.token.secret_name,
+                "keyId": facts.token.key_id,
+                "expiresAt": facts.token.expires_at,
+            }
+            if facts.token is not None
+            else None
+        ),
+    }
+    for name in HEALTH_FIELDS:
+        if name in previous:
+            status[name] = previous[name]
+    status.setdefault("health", Health.UNKNOWN.value)
+    return status
+
+
+def status_changed(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether writing ``desired`` would change what is stored."""
+    return any(previous.get(k) != v for k, v in desired.items())
