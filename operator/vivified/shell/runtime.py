@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +66,16 @@ class Runtime:
         )
 
     async def _reconcile(self, key: PluginKey) -> float | None:
-        return await self.reconciler.reconcile(key)
+        before = self.kube.write_count
+        requeue = await self.reconciler.reconcile(key)
+        writes = self.kube.write_count - before
+        logger.log(
+            logging.INFO if writes else logging.DEBUG,
+            "reconciled %s/%s: %d write(s)",
+            *key,
+            writes,
+        )
+        return requeue
 
     def enqueue_all(self, keys: set[PluginKey]) -> None:
         for key in keys:
@@ -98,3 +108,4 @@ class Runtime:
         await self.queue.stop()
         await self.informer.stop()
         await self.kube.close()
+        logger.info("write requests: %s", json.dumps(dict(self.kube.writes), sort_keys=True))

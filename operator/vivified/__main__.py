@@ -1,0 +1,5 @@
+"""``python -m vivified`` runs the CLI."""
+
+from vivified.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""Fixtures for end-to-end tests: the CRD installed, and operators run as real processes.
+
+Each test that needs an operator starts its own, watching only the test's namespaces, so tests
+cannot disturb each other and a restart is just another process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from tests.e2e.kube import REPO, Cluster, wait_for
+
+CRD_FILE = REPO / "crds" / "vivified.dev_vivifiedplugins.yaml"
+OPERATOR_NAMESPACE = "vivified-system"
+
+
+@pytest.fixture(scope="session")
+def crd_installed(k8s_api: client.ApiClient) -> None:
+    """The VivifiedPlugin CRD from crds/, created or replaced, and Established."""
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    ext = client.ApiextensionsV1Api(k8s_api)
+    name = crd["metadata"]["name"]
+    try:
+        current = ext.read_custom_resource_definition(name)
+        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+        ext.replace_custom_resource_definition(name, crd)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+        ext.create_custom_resource_definition(crd)
+
+    def established() -> bool:
+        conditions = ext.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_for("CRD Established", established, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def operator_namespace(k8s_api: client.ApiClient) -> str:
+    core = client.CoreV1Api(k8s_api)
+    try:
+        core.create_namespace({"metadata": {"name": OPERATOR_NAMESPACE}})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return OPERATOR_NAMESPACE
+
+
+@pytest.fixture
+def cluster(k8s_api: client.ApiClient, crd_installed: None) -> Cluster:
+    return Cluster(k8s_api)
+
+
+@dataclass
+class OperatorProcess:
+    """A running ``vivified operator`` and its log."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    namespaces: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        regex = re.compile(pattern)
+
+        def found() -> re.Match[str] | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"operator exited early:\n{self.text()[-4000:]}")
+            return regex.search(self.text())
+
+        return wait_for(f"operator log /{pattern}/", found, timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def writes(self) -> dict[str, int]:
+        """The operator's own count of write requests, logged when it stops."""
+        match = re.search(r"write requests: (\{.*\})", self.text())
+        assert match, "operator did not log its write summary"
+        return dict(yaml.safe_load(match.group(1)))
+
+
+StartOperator = Callable[..., OperatorProcess]
+
+
+@pytest.fixture
+def start_operator(
+    kubeconfig_path: Path,
+    operator_namespace: str,
+    crd_installed: None,
+    tmp_path: Path,
+) -> Iterator[StartOperator]:
+    """Start ``vivified operator --namespace NS ...``; stopped at the end of the test."""
+    started: list[OperatorProcess] = []
+
+    def start(*namespaces: str, **settings: Any) -> OperatorProcess:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig_path),
+            "VIVIFIED_OPERATOR_NAMESPACE": operator_namespace,
+            "PYTHONUNBUFFERED": "1",
+            **{f"VIVIFIED_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+        log = tmp_path / f"operator-{len(started)}.log"
+        args = [sys.executable, "-m", "vivified", "operator", "--log-level", "debug"]
+        for namespace in namespaces:
+            args += ["--namespace", namespace]
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                args, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO
+            )
+        operator = OperatorProcess(process, log, namespaces, env)
+        started.append(operator)
+        operator.wait_log(r"caches synced", timeout=60)
+        return operator
+
+    yield start
+    for operator in started:
+        operator.stop()
+
+
+@pytest.fixture
+def second_namespace(k8s_api: client.ApiClient, namespace: str) -> Iterator[str]:
+    """Another fresh namespace, for tests that span two."""
+    core = client.CoreV1Api(k8s_api)
+    name = f"{namespace}-b"[:63]
+    core.create_namespace({"metadata": {"name": name}})
+    yield name
+    with contextlib.suppress(ApiException):
+        core.delete_namespace(name)
