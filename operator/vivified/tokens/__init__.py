@@ -1,0 +1,97 @@
+"""Plugin identity tokens: ES256 signing keys, key rotation, JWKS, mint/verify, revocation.
+
+Pure functions: no Kubernetes I/O and no wall clock (``now`` is always passed in).
+"""
+
+from __future__ import annotations
+
+from .keyring import (
+    DEFAULT_ROTATION_GRACE_SECONDS,
+    JWKS_CONFIGMAP_KEY,
+    KEYRING_SECRET_KEY,
+    KeyRing,
+    KeyRingError,
+    RetiredKey,
+    RotationStep,
+    jwks,
+    jwks_to_configmap_data,
+    keyring_from_secret_data,
+    keyring_to_secret_data,
+    needs_rotation,
+    prune_keyring,
+    rotate,
+    rotation_due,
+    stage,
+)
+from .keys import (
+    ALGORITHM,
+    KeyMaterialError,
+    SigningKey,
+    generate_signing_key,
+    jwk_thumbprint,
+    load_signing_key,
+)
+from .plugin_token import (
+    REQUIRED_CLAIMS,
+    TOKEN_TYPE,
+    MintedToken,
+    TokenInvalid,
+    VerifiedToken,
+    mint_plugin_token,
+    needs_remint,
+    subject_for,
+    verify_plugin_token,
+)
+from .revocation import (
+    REVOCATIONS_CONFIGMAP_KEY,
+    RevocationList,
+    RevocationListError,
+    prune_revocations,
+    revocations_from_configmap_data,
+    revocations_to_configmap_data,
+    revoke,
+)
+from .timeutil import format_rfc3339, parse_rfc3339
+
+__all__ = [
+    "ALGORITHM",
+    "DEFAULT_ROTATION_GRACE_SECONDS",
+    "JWKS_CONFIGMAP_KEY",
+    "KEYRING_SECRET_KEY",
+    "REQUIRED_CLAIMS",
+    "REVOCATIONS_CONFIGMAP_KEY",
+    "TOKEN_TYPE",
+    "KeyMaterialError",
+    "KeyRing",
+    "KeyRingError",
+    "MintedToken",
+    "RetiredKey",
+    "RevocationList",
+    "RevocationListError",
+    "RotationStep",
+    "SigningKey",
+    "TokenInvalid",
+    "VerifiedToken",
+    "format_rfc3339",
+    "generate_signing_key",
+    "jwk_thumbprint",
+    "jwks",
+    "jwks_to_configmap_data",
+    "keyring_from_secret_data",
+    "keyring_to_secret_data",
+    "load_signing_key",
+    "mint_plugin_token",
+    "needs_remint",
+    "needs_rotation",
+    "parse_rfc3339",
+    "prune_keyring",
+    "prune_revocations",
+    "revocations_from_configmap_data",
+    "revocations_to_configmap_data",
+    "revoke",
+    "rotate",
+    "rotation_due",
+    "stage",
+    "subject_for",
+    "verify_plugin_token",
+]

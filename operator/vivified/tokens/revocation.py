@@ -1,0 +1,132 @@
+"""Revoked token ids, kept until the token would have expired anyway.
+
+Stored in the ``revocations_configmap`` ConfigMap under ``revoked.json``::
+
+    {"revoked": {"<jti>": "<expires_at RFC3339>", ...}, "version": 1}
+
+The JSON is canonical (sorted keys, no whitespace) so re-applying an unchanged list is a
+no-op for server-side apply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from .timeutil import format_rfc3339, parse_rfc3339, require_aware
+
+__all__ = [
+    "REVOCATIONS_CONFIGMAP_KEY",
+    "RevocationList",
+    "RevocationListError",
+    "prune_revocations",
+    "revocations_from_configmap_data",
+    "revocations_to_configmap_data",
+    "revoke",
+]
+
+REVOCATIONS_CONFIGMAP_KEY = "revoked.json"
+_FORMAT_VERSION = 1
+
+
+class RevocationListError(ValueError):
+    """The stored revocation list is unreadable."""
+
+
+@dataclass(frozen=True)
+class RevocationList(Mapping[str, datetime]):
+    """Immutable mapping ``jti -> expires_at`` (UTC). ``jti in revocations`` is the check."""
+
+    entries: Mapping[str, datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        normalised = {
+            jti: require_aware(expires_at, "expires_at")
+            for jti, expires_at in sorted(self.entries.items())
+        }
+        object.__setattr__(self, "entries", MappingProxyType(normalised))
+
+    def __getitem__(self, jti: str) -> datetime:
+        return self.entries[jti]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.entries.items()))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RevocationList):
+            return dict(self.entries) == dict(other.entries)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"RevocationList({len(self.entries)} entries)"
+
+    @property
+    def jtis(self) -> frozenset[str]:
+        return frozenset(self.entries)
+
+
+def revoke(revocations: RevocationList, jti: str, expires_at: datetime) -> RevocationList:
+    """Add ``jti``; if already present the later expiry wins."""
+    if not jti:
+        raise ValueError("jti must not be empty")
+    expires_at = require_aware(expires_at, "expires_at")
+    current = revocations.entries.get(jti)
+    if current is not None and current >= expires_at:
+        return revocations
+    return RevocationList({**revocations.entries, jti: expires_at})
+
+
+def prune_revocations(
+    revocations: RevocationList, now: datetime, *, grace_seconds: int = 60
+) -> RevocationList:
+    """Drop entries whose token expired more than ``grace_seconds`` before ``now``.
+
+    ``grace_seconds`` must be at least the verifiers' leeway: a token within leeway of its
+    expiry is still accepted, so its revocation must still be listed.
+    """
+    cutoff = require_aware(now) - timedelta(seconds=grace_seconds)
+    kept = {jti: exp for jti, exp in revocations.entries.items() if exp > cutoff}
+    if len(kept) == len(revocations):
+        return revocations
+    return RevocationList(kept)
+
+
+def revocations_to_configmap_data(revocations: RevocationList) -> dict[str, str]:
+    document = {
+        "revoked": {jti: format_rfc3339(exp) for jti, exp in revocations.entries.items()},
+        "version": _FORMAT_VERSION,
+    }
+    return {REVOCATIONS_CONFIGMAP_KEY: json.dumps(document, sort_keys=True, separators=(",", ":"))}
+
+
+def revocations_from_configmap_data(data: Mapping[str, str] | None) -> RevocationList:
+    """Inverse of ``revocations_to_configmap_data``; a missing ConfigMap/key is empty."""
+    if not data or REVOCATIONS_CONFIGMAP_KEY not in data:
+        return RevocationList()
+    try:
+        document = json.loads(data[REVOCATIONS_CONFIGMAP_KEY])
+    except (ValueError, TypeError):
+        raise RevocationListError(f"{REVOCATIONS_CONFIGMAP_KEY} is not valid JSON") from None
+    if not isinstance(document, dict) or document.get("version") != _FORMAT_VERSION:
+        raise RevocationListError(f"{REVOCATIONS_CONFIGMAP_KEY} has an unsupported format")
+    revoked = document.get("revoked")
+    if not isinstance(revoked, dict):
+        raise RevocationListError("revoked must be an object of jti -> RFC 3339 expiry")
+    entries: dict[str, datetime] = {}
+    for jti, exp in revoked.items():
+        if not jti or not isinstance(exp, str):
+            raise RevocationListError(f"revoked entry {jti!r} is malformed")
+        try:
+            entries[jti] = parse_rfc3339(exp)
+        except ValueError:
+            raise RevocationListError(f"revoked entry {jti!r} has a bad expiry") from None
+    return RevocationList(entries)
