@@ -104,13 +104,20 @@ class Identity:
             if live is not None:
                 keyring = tokens.keyring_from_secret_data(_decode(live.get("data")))
             rotated = tokens.prune_keyring(keyring, now)
-            if tokens.needs_rotation(rotated, now, self._settings.signing_key_max_age_seconds):
-                rotated = tokens.rotate(
-                    rotated,
-                    tokens.generate_signing_key(now),
-                    now,
-                    self._settings.token_ttl_seconds,
-                )
+            # Two steps: the next key is published a while before it signs anything, so
+            # verifiers holding a cached JWKS already know it when its first token arrives.
+            step = tokens.rotation_due(
+                rotated,
+                now,
+                max_age_seconds=self._settings.signing_key_max_age_seconds,
+                publish_ahead_seconds=self._settings.signing_key_publish_ahead_seconds,
+            )
+            if step == "stage":
+                rotated = tokens.stage(rotated, tokens.generate_signing_key(now))
+                logger.info("staged next signing key %s", rotated.next.kid if rotated.next else "")
+            elif step == "rotate":
+                upcoming = rotated.next or tokens.generate_signing_key(now)
+                rotated = tokens.rotate(rotated, upcoming, now, self._settings.token_ttl_seconds)
                 logger.info("rotated signing key to %s", rotated.active.kid)
             if live is not None and rotated != keyring:
                 secret = self._secret(rotated)

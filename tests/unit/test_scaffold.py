@@ -1,0 +1,261 @@
+"""`vivified create-plugin`: the scaffold validates, is safe to build, and never clobbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vivified.cli import main
+from vivified.scaffold import ScaffoldError, build_manifest, create_plugin, render_files
+
+EXPECTED_FILES = {
+    "manifest.json",
+    "plugin.yaml",
+    "app/__init__.py",
+    "app/main.py",
+    "requirements.txt",
+    "Dockerfile",
+    "README.md",
+    ".dockerignore",
+}
+
+
+@pytest.fixture
+def billing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    assert main(["create-plugin", "billing", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"Created plugin 'billing' in {tmp_path / 'billing'}" in out
+    return tmp_path / "billing"
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def test_creates_the_expected_files(billing: Path) -> None:
+    assert _files(billing) == EXPECTED_FILES
+
+
+def test_manifest_and_plugin_yaml_pass_validate(
+    billing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["validate", "-o", "json", str(billing / "manifest.json"), str(billing / "plugin.yaml")]
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0, result
+    assert [(r["id"], r["valid"]) for r in result] == [("billing", True), ("billing", True)]
+
+
+def test_plugin_yaml_embeds_manifest_json(billing: Path) -> None:
+    manifest = json.loads((billing / "manifest.json").read_text(encoding="utf-8"))
+    resource = yaml.safe_load((billing / "plugin.yaml").read_text(encoding="utf-8"))
+    assert resource["apiVersion"] == "vivified.dev/v1alpha1"
+    assert resource["kind"] == "VivifiedPlugin"
+    assert resource["metadata"]["name"] == "billing"
+    assert resource["spec"]["manifest"] == manifest
+    assert resource["spec"]["image"] == "registry.example.com/billing:0.1.0"
+
+
+def test_manifest_defaults(billing: Path) -> None:
+    manifest = json.loads((billing / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["version"] == "0.1.0"
+    assert manifest["security"] == {
+        "authentication_required": True,
+        "data_classification": ["internal"],
+    }
+    assert manifest["health_check"] == {"type": "http", "port": 8000, "path": "/health"}
+    assert manifest["endpoints"]["health"] == "/health"
+    assert set(manifest["resources"]) == {"memory_limit", "cpu_limit"}
+
+
+def test_rendered_plugin_yaml_probes_the_app_health_endpoint(
+    billing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["render", str(billing / "plugin.yaml")]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {
+        "path": "/health",
+        "port": 8000,
+        "scheme": "HTTP",
+    }
+
+
+def test_no_placeholder_left_unsubstituted(billing: Path) -> None:
+    for rel in EXPECTED_FILES:
+        text = (billing / rel).read_text(encoding="utf-8")
+        assert "${" not in text, rel
+        assert "$plugin" not in text, rel
+
+
+def test_app_is_python_with_health_and_example_endpoint(billing: Path) -> None:
+    source = (billing / "app" / "main.py").read_text(encoding="utf-8")
+    compile(source, "app/main.py", "exec")  # syntactically valid after substitution
+    assert '@app.get("/health")' in source
+    assert '@app.get("/api/hello")' in source
+    assert '"plugin": PLUGIN_ID' in source
+    assert '"uptime"' in source
+    assert 'os.environ.get("PLUGIN_ID", "billing")' in source
+    # the example endpoint is authenticated, as the manifest promises
+    assert "Depends(require_caller)" in source
+    assert 'algorithms=["ES256"]' in source
+
+
+def test_requirements_are_pinned(billing: Path) -> None:
+    lines = [
+        line.strip()
+        for line in (billing / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[0-9][0-9A-Za-z.]*", line) for line in lines)
+    assert any(line.startswith("fastapi==") for line in lines)
+
+
+def test_dockerfile_is_slim_non_root_numeric_and_cacheless(billing: Path) -> None:
+    dockerfile = (billing / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.\d+-slim$", dockerfile, re.MULTILINE)
+    users = re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE)
+    assert len(users) == 1
+    uid, _, gid = users[0].partition(":")
+    assert uid.isdigit()
+    assert int(uid) > 0
+    assert gid.isdigit()
+    assert int(gid) > 0
+    assert "--no-cache-dir" in dockerfile
+    assert "EXPOSE 8000" in dockerfile
+    # USER comes after every RUN: nothing runs as root at container start
+    assert dockerfile.rindex("RUN ") < dockerfile.index("USER ")
+
+
+def test_contract_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["create-plugin", "files", "--dir", str(tmp_path), "--contract", "StoragePlugin"]) == 0
+    )
+    manifest = json.loads((tmp_path / "files" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["contracts"] == ["StoragePlugin"]
+    assert main(["create-plugin", "x", "--dir", str(tmp_path), "--contract", "Nope"]) == 2
+    capsys.readouterr()
+
+
+def test_refuses_to_overwrite_a_non_empty_directory(
+    billing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (billing / "manifest.json").write_text("{}\n", encoding="utf-8")
+    assert main(["create-plugin", "billing", "--dir", str(billing.parent)]) == 2
+    err = capsys.readouterr().err
+    assert "already exists and is not empty (use --force" in err
+    assert (billing / "manifest.json").read_text(encoding="utf-8") == "{}\n"
+
+
+def test_force_overwrites_scaffold_files_and_keeps_others(
+    billing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (billing / "manifest.json").write_text("{}\n", encoding="utf-8")
+    (billing / "notes.txt").write_text("mine\n", encoding="utf-8")
+    assert main(["create-plugin", "billing", "--dir", str(billing.parent), "--force"]) == 0
+    assert json.loads((billing / "manifest.json").read_text(encoding="utf-8"))["id"] == "billing"
+    assert (billing / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+    capsys.readouterr()
+
+
+def test_existing_empty_directory_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "billing").mkdir()
+    assert create_plugin("billing", tmp_path) == tmp_path / "billing"
+    assert _files(tmp_path / "billing") == EXPECTED_FILES
+
+
+def test_target_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "billing").write_text("x", encoding="utf-8")
+    with pytest.raises(ScaffoldError, match="not a directory"):
+        create_plugin("billing", tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Billing",
+        "1billing",
+        "-billing",
+        "billing-",
+        "bill_ing",
+        "bill--ing",
+        "../evil",
+        "a" * 51,
+        "bill ing",
+        "",
+    ],
+)
+def test_rejects_bad_names(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    assert main(["create-plugin", "--dir", str(tmp_path), "--", name]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vivified: error: invalid plugin name")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["billing", "user-management", "a1", "x" * 50, "crm-v2-sync"])
+def test_every_valid_name_yields_a_valid_manifest(name: str) -> None:
+    from vivified.policy import validate_manifest  # noqa: PLC0415
+
+    generated = {f.path: f.text for f in render_files(name)}
+    assert validate_manifest(json.loads(generated["manifest.json"])).valid
+    assert build_manifest(name)["id"] == name
+
+
+def test_generated_app_serves_health_and_authenticates(
+    billing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs the generated app in-process (only where FastAPI is installed)."""
+    pytest.importorskip("fastapi")
+    import importlib  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    import jwt  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from fastapi.testclient import TestClient  # noqa: PLC0415
+    from jwt.algorithms import ECAlgorithm  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+    jwk["kid"] = "k1"
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
+    monkeypatch.setenv("VIVIFIED_JWKS_FILE", str(jwks))
+    monkeypatch.syspath_prepend(str(billing))
+    for name in ("app", "app.main"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    client = TestClient(importlib.import_module("app.main").app)
+
+    health = client.get("/health").json()
+    assert health["status"] == "healthy"
+    assert health["plugin"] == "billing"
+    assert client.get("/api/hello").status_code == 401
+
+    now = int(time.time())
+    claims = {
+        "iss": "vivified-operator",
+        "aud": "vivified-platform",
+        "sub": "plugin:caller",
+        "plugin_id": "caller",
+        "type": "plugin",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+        "jti": "0" * 32,
+    }
+    good = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"})
+    reply = client.get("/api/hello", headers={"Authorization": f"Bearer {good}"})
+    assert reply.status_code == 200
+    assert reply.json()["caller"] == "caller"
+    wrong_aud = jwt.encode({**claims, "aud": "x"}, key, algorithm="ES256", headers={"kid": "k1"})
+    reply = client.get("/api/hello", headers={"Authorization": f"Bearer {wrong_aud}"})
+    assert reply.status_code == 401
+    for name in ("app", "app.main"):
+        sys.modules.pop(name, None)
