@@ -219,7 +219,7 @@ class Reconciler:
             workload=workload_facts(self._informer.get("Deployment", namespace, name)),
             token=token,
             egress_domains=tuple(
-                sorted(set(manifest.allowed_domains) | set(manifest.security.allowed_domains))
+                sorted(manifest.all_allowed_domains)
             ),
         )
         await self._write_status(key, body, facts)

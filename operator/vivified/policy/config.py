@@ -1,0 +1,48 @@
+"""Configuration of the manifest policy (what an operator installation may tune)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from vivified.policy.domains import load_default_blocked_domains, parse_blocked_domains
+
+#: At most this many errors are returned by default (hostile input can produce thousands).
+DEFAULT_MAX_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Tunable policy settings.
+
+    ``blocked_domains``: lower-case domain names (A-labels); each blocks itself and all of its
+    subdomains. Defaults to the packaged ``vivified/data/blocked_domains.txt``. Pass
+    ``PolicyConfig(blocked_domains=PolicyConfig.default().blocked_domains | {"evil.example"})``
+    to extend it, or :meth:`from_blocked_list` to use your own list text.
+
+    ``max_errors``: cap on the number of errors (and, separately, warnings) in a report; when
+    exceeded, the report ends with a violation saying how many more there were.
+    """
+
+    blocked_domains: frozenset[str] = field(default_factory=load_default_blocked_domains)
+    max_errors: int = DEFAULT_MAX_ERRORS
+
+    def __post_init__(self) -> None:
+        # Accept any spelling (case, trailing dot, Unicode): store the canonical form.
+        normalized = parse_blocked_domains(self.blocked_domains)
+        object.__setattr__(self, "blocked_domains", normalized)
+
+    @classmethod
+    def default(cls) -> PolicyConfig:
+        return default_config()
+
+    @classmethod
+    def from_blocked_list(cls, text: str, *, max_errors: int = DEFAULT_MAX_ERRORS) -> PolicyConfig:
+        """A config whose blocked list is parsed from ``text`` (blocked_domains.txt format)."""
+        return cls(blocked_domains=parse_blocked_domains(text.splitlines()), max_errors=max_errors)
+
+
+@lru_cache(maxsize=1)
+def default_config() -> PolicyConfig:
+    """The shared default configuration (packaged blocked list), loaded once."""
+    return PolicyConfig()
