@@ -19,6 +19,11 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     """Register the handlers against ``runtime`` (a registry per operator, not kopf's global)."""
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A private registry has none of kopf's default login handlers.
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:
         await runtime.start()

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from vivified.shell.kube import Kube, KubeError
+from vivified.shell.kube import KINDS, Kube, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ class Informer:
             if fresh.get(key[2]) is None or fresh[key[2]]["metadata"].get("namespace") != key[1]:
                 self._notify(self._objects.pop(key))
         for obj in listing.get("items", []):
+            # List items carry neither kind nor apiVersion; watch events and apply responses do.
             obj.setdefault("kind", kind)
+            obj.setdefault("apiVersion", KINDS[kind].api_version)
             previous = self.get(kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
             self._store(kind, obj)
             if previous is None or previous["metadata"].get("resourceVersion") != obj[

@@ -58,6 +58,8 @@ def run_operator(args: argparse.Namespace) -> int:
         level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Request lines would drown the operator's own messages (and they add nothing secret).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     namespaces = list(getattr(args, "namespace", None) or [])
     liveness = getattr(args, "liveness", None)
     asyncio.run(operate(namespaces, liveness_endpoint=liveness))
