@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install lint typecheck unit test crds clean
+.PHONY: help install lint typecheck unit test demo crds clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,6 +34,22 @@ crds: install ## Regenerate crds/ from the pydantic models
 
 test: lint typecheck ## Everything CI runs: lint, types, unit, integration and e2e tests
 	pytest tests
+
+demo: install cluster-up ## The main job end to end on the local cluster, narrated
+	hack/demo.sh
+
+# The local test cluster (docs/development.md): real kube-apiserver, etcd,
+# controller-manager and scheduler built from Go modules, kwok nodes, loopback only.
+.PHONY: cluster-bins cluster-up cluster-down
+
+cluster-bins: ## Build or reuse the cluster's binaries (kube-*, kubectl, etcd, kwok, helm)
+	hack/cluster/build.sh
+
+cluster-up: install ## Start the local cluster (idempotent); kubeconfig: .cluster/kubeconfig
+	$(PY) hack/cluster/cluster.py up
+
+cluster-down: install ## Stop every process of the local cluster and remove its state
+	$(PY) hack/cluster/cluster.py down
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
