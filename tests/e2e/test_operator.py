@@ -120,7 +120,12 @@ def test_user_management_example_becomes_active_hardened_and_identified(
         assert claim in claims.claims
     assert claims.claims["type"] == "plugin"
     assert notes["vivified.dev/token-jti"] == claims.jti
-    assert token not in json.dumps(cluster.plugin(namespace, "user-management"))
+    plugin = cluster.plugin(namespace, "user-management") or {}
+    assert token not in json.dumps(plugin)
+    assert plugin["metadata"]["finalizers"] == ["vivified.dev/finalizer"]
+    kopf_keys = [k for k in plugin["metadata"].get("annotations", {}) if "kopf.zalando.org" in k]
+    assert kopf_keys == [], "kopf bookkeeping must live under vivified.dev/"
+    assert "vivified.dev/last-handled-configuration" in plugin["metadata"]["annotations"]
 
 
 def test_invalid_example_reports_every_error_and_creates_nothing(
