@@ -51,6 +51,18 @@ PREFERRED_PORTS = {
     "scheduler": 16259,
     "kwok": 16250,
 }
+# Metadata of every write request (no bodies: Secrets must not land in a log); reads are not
+# recorded. `.cluster/logs/audit.log`, JSON lines.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
+
 # Start order; `down` stops them in reverse.
 COMPONENTS = [
     "etcd",
@@ -302,6 +314,9 @@ class Cluster:
         self._wait("etcd", lambda: b"true" in self.request("GET", f"{etcd_url}/health"))
         self._wait("egress-guard", (self.dir / "egress.sock").exists)
 
+        # Write requests are audited so tests can prove what a client did or did not write.
+        audit_policy = self.dir / "audit-policy.yaml"
+        audit_policy.write_text(AUDIT_POLICY)
         self._start(
             "kube-apiserver",
             [
@@ -338,6 +353,11 @@ class Cluster:
                 f"--proxy-client-key-file={pki / 'front-proxy-client.key'}",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={self.dir / 'logs' / 'audit.log'}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=200",
+                "--audit-log-maxbackup=1",
             ],
         )
         self._wait("kube-apiserver", lambda: self.get("/readyz") == b"ok")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -194,3 +195,24 @@ class Cluster:
             if error.status == 404:
                 return {}
             raise
+
+
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+def audited_writes(log: Path, offset: int, namespace: str, agents: tuple[str, ...]) -> list[str]:
+    """Write requests in the API server's audit log after ``offset`` bytes, in ``namespace``,
+    by clients whose user agent starts with one of ``agents``."""
+    writes = []
+    with log.open("rb") as stream:
+        stream.seek(offset)
+        for line in stream:
+            event = json.loads(line)
+            ref = event.get("objectRef", {})
+            if (
+                event.get("verb") in WRITE_VERBS
+                and ref.get("namespace") == namespace
+                and event.get("userAgent", "").startswith(agents)
+            ):
+                writes.append(f"{event['verb']} {ref.get('resource')}/{ref.get('name')}")
+    return writes

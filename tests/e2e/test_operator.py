@@ -15,8 +15,17 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.cluster_support import KubeCluster
 from tests.e2e.conftest import OPERATOR_NAMESPACE, StartOperator
-from tests.e2e.kube import EXAMPLES, REPO, Cluster, load_example, plugin_body, wait_for
+from tests.e2e.kube import (
+    EXAMPLES,
+    REPO,
+    Cluster,
+    audited_writes,
+    load_example,
+    plugin_body,
+    wait_for,
+)
 
 from vivified import tokens
 from vivified.diff import contains
@@ -329,7 +338,7 @@ def test_render_prints_what_the_operator_creates(
 
 
 def test_an_unchanged_plugin_causes_no_writes_on_re_reconcile(
-    cluster: Cluster, namespace: str, start_operator: StartOperator
+    cluster: Cluster, namespace: str, start_operator: StartOperator, kube_cluster: KubeCluster
 ) -> None:
     first = start_operator(namespace)
     cluster.apply_plugin(namespace, plugin_body("steady"))
@@ -337,11 +346,16 @@ def test_an_unchanged_plugin_causes_no_writes_on_re_reconcile(
     time.sleep(2)  # let the status write's own watch event come back and settle
     first.stop()
 
+    audit_log = kube_cluster.state_dir / "logs" / "audit.log" if kube_cluster.state_dir else None
+    offset = audit_log.stat().st_size if audit_log else 0
     second = start_operator(namespace)
     second.wait_log(rf"reconciled {namespace}/steady: \d+ write", timeout=30)
     time.sleep(3)  # further events (resume handlers, informer relists) also reconcile
     second.stop()
     assert second.writes() == {}, second.text()[-3000:]
+    if audit_log is not None:
+        # The API server's own record, which also covers kopf's requests.
+        assert audited_writes(audit_log, offset, namespace, ("kopf", "vivified")) == []
 
 
 def test_a_plugin_id_is_unique_across_namespaces(
