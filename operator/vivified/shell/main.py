@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 
 import kopf
 
 from vivified.settings import OperatorSettings
 from vivified.shell.handlers import build_registry
 from vivified.shell.runtime import Runtime
+from vivified.shell.webhook import WebhookSettings, configure_admission
 
 PREFIX = "vivified.dev"
 
@@ -27,8 +29,19 @@ def kopf_settings() -> kopf.OperatorSettings:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.peering.standalone = True
     return settings
+
+
+def peering_from_env(environ: dict[str, str] | os._Environ[str]) -> tuple[str | None, int]:
+    """kopf peering for HA: a peering name turns it on; each replica needs its own priority.
+
+    Equal priorities make every replica pause (each sees an equal peer), so without an explicit
+    ``VIVIFIED_PEERING_PRIORITY`` a random one is drawn.
+    """
+    name = environ.get("VIVIFIED_PEERING_NAME") or None
+    raw = environ.get("VIVIFIED_PEERING_PRIORITY")
+    priority = int(raw) if raw else secrets.randbelow(2**31 - 2) + 1
+    return name, priority
 
 
 async def operate(
@@ -42,13 +55,20 @@ async def operate(
         settings=settings or OperatorSettings.from_env(os.environ),
         namespaces=namespaces,
     )
+    registry = build_registry(runtime)
+    settings_ = kopf_settings()
+    # Admission webhook (issue 5, shell/webhook.py): served when VIVIFIED_WEBHOOK_PORT is set.
+    configure_admission(settings_, registry, runtime, WebhookSettings.from_env(os.environ))
+    peering_name, priority = peering_from_env(os.environ)
     await kopf.operator(
-        registry=build_registry(runtime),
-        settings=kopf_settings(),
+        registry=registry,
+        settings=settings_,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness_endpoint,
-        standalone=True,
+        standalone=peering_name is None,
+        peering_name=peering_name,
+        priority=priority,
     )
 
 

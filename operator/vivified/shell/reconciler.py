@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from vivified import tokens
+from vivified.admission import identity_violations
 from vivified.dependencies import analyze
 from vivified.diff import needs_apply, stamped
 from vivified.manifest import PluginManifest
@@ -138,22 +139,7 @@ class Reconciler:
         self, key: PluginKey, body: Mapping[str, Any], plugin_id: str | None
     ) -> tuple[Violation, ...]:
         report = validate_spec(body.get("spec"), self._policy)
-        errors = list(report.errors)
-        name = key[1]
-        if plugin_id is not None and plugin_id != name:
-            errors.append(
-                Violation("metadata.name", f"must equal spec.manifest.id ({plugin_id!r})")
-            )
-        if plugin_id is not None:
-            owner = self._registry.owner_of(plugin_id)
-            if owner is not None and owner != key:
-                errors.append(
-                    Violation(
-                        "spec.manifest.id",
-                        f"plugin id {plugin_id!r} is already used by VivifiedPlugin "
-                        f"{owner[0]}/{owner[1]}; plugin ids are unique across the cluster",
-                    )
-                )
+        errors = [*report.errors, *identity_violations(key, plugin_id, self._registry)]
         return tuple(sorted(set(errors)))
 
     async def _hold_invalid(
@@ -218,9 +204,7 @@ class Reconciler:
             block_on_dependencies=block,
             workload=workload_facts(self._informer.get("Deployment", namespace, name)),
             token=token,
-            egress_domains=tuple(
-                sorted(manifest.all_allowed_domains)
-            ),
+            egress_domains=tuple(sorted(manifest.all_allowed_domains)),
         )
         await self._write_status(key, body, facts)
         return requeue

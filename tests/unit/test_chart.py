@@ -1,0 +1,517 @@
+"""The Helm chart, rendered with `helm template` (no cluster): what it creates and refuses.
+
+tests/e2e/test_chart.py installs it on a real API server; these tests pin the details.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import typing
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from vivified.settings import OperatorSettings, format_selector
+from vivified.shell.webhook import WEBHOOK_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "vivified"
+NAMESPACE = "vivified-system"
+NOT_SETTINGS = {"operator_namespace", "signing_key_secret"}  # set by the chart itself
+ENV_PREFIX = "VIVIFIED_"
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def run_helm(helm: Path, *args: str, values: Mapping[str, Any] | None = None) -> str:
+    command = [str(helm), "template", "rel", str(CHART), "-n", NAMESPACE, *args]
+    if values is not None:
+        command += ["--values", "-"]
+    result = subprocess.run(
+        command,
+        input=json.dumps(values) if values is not None else None,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RenderError(result.stderr)
+    return result.stdout
+
+
+class RenderError(Exception):
+    pass
+
+
+def render(helm: Path, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(run_helm(helm, values=values)) if d]
+
+
+def only(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def kinds(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted(d["kind"] for d in docs)
+
+
+def rules_of(role: Mapping[str, Any]) -> set[tuple[str, str, str, str]]:
+    """Rules flattened to (apiGroup, resource, resourceName or '*', verb)."""
+    flat = set()
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for name in rule.get("resourceNames") or ["*"]:
+                    for verb in rule["verbs"]:
+                        flat.add((group, resource, name, verb))
+    return flat
+
+
+def expand(*rules: tuple[str, str, str, str]) -> set[tuple[str, str, str, str]]:
+    """("g", "a,b", "*", "list,watch") -> one tuple per resource and verb."""
+    return {
+        (group, resource, name, verb)
+        for group, resources, name, verbs in rules
+        for resource in resources.split(",")
+        for verb in verbs.split(",")
+    }
+
+
+PLUGIN_RULES = expand(
+    ("vivified.dev", "vivifiedplugins", "*", "list,watch,patch"),
+    ("vivified.dev", "vivifiedplugins/status", "*", "patch"),
+    ("vivified.dev", "vivifiedplugins/finalizers", "*", "update"),
+    ("", "events", "*", "create"),
+    ("", "serviceaccounts,services", "*", "list,watch,create,patch"),
+    ("", "secrets", "*", "list,watch,create,patch,delete"),
+    ("apps", "deployments", "*", "list,watch,create,patch"),
+    ("networking.k8s.io", "networkpolicies", "*", "list,watch,create,patch"),
+)
+SCAN_RULES = expand(("apiextensions.k8s.io", "customresourcedefinitions", "*", "list,watch"))
+IDENTITY_RULES = expand(
+    ("", "secrets", "vivified-signing-key", "get,update"),
+    ("", "secrets", "*", "create"),
+    ("", "configmaps", "vivified-jwks", "get,patch"),
+    ("", "configmaps", "vivified-revoked-tokens", "get,patch"),
+    ("", "configmaps", "*", "create"),
+)
+
+
+def schema() -> dict[str, Any]:
+    return dict(json.loads((CHART / "values.schema.json").read_text()))
+
+
+# -- Chart.yaml and values ----------------------------------------------------------------------
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["kubeVersion"] == ">=1.28.0-0"
+    assert chart["name"] == "vivified"
+
+
+def test_the_schema_is_strict_everywhere() -> None:
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                assert node.get("additionalProperties") is False, path
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(schema(), "")
+
+
+def test_the_schema_knows_every_operator_setting_with_its_type() -> None:
+    properties = schema()["properties"]["operator"]["properties"]["settings"]["properties"]
+    hints = typing.get_type_hints(OperatorSettings)
+    expected: dict[str, dict[str, Any]] = {}
+    for f in fields(OperatorSettings):
+        if f.name in NOT_SETTINGS:
+            continue
+        hint = hints[f.name]
+        if typing.get_origin(hint) is typing.Literal:
+            expected[camel(f.name)] = {"type": "string", "enum": list(typing.get_args(hint))}
+        elif hint in (int, float, str):
+            expected[camel(f.name)] = {
+                "type": {int: "integer", float: "number", str: "string"}[hint]
+            }
+        else:  # label selectors and other mappings: "key=value,key2=value2"
+            expected[camel(f.name)] = {"type": "string"}
+    actual = {
+        k: {kk: vv for kk, vv in v.items() if kk != "description"} for k, v in properties.items()
+    }
+    missing = sorted(set(expected) - set(actual))
+    unknown = sorted(set(actual) - set(expected))
+    assert not missing, (
+        f"OperatorSettings fields missing from charts/vivified/values.schema.json "
+        f"(operator.settings): {missing}"
+    )
+    assert not unknown, f"values.schema.json has settings the operator does not know: {unknown}"
+    assert actual == expected
+
+
+def test_default_values_match_the_schema_required_keys(helm: Path) -> None:
+    # helm validates values.yaml against the schema on every render; this must just work.
+    assert render(helm)
+
+
+# -- the Deployment ----------------------------------------------------------------------------
+
+
+def test_the_operator_runs_hardened(helm: Path) -> None:
+    deployment = only(render(helm), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["vivified"]
+    assert container["args"][:3] == ["operator", "--liveness", "http://0.0.0.0:8080/healthz"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["runAsNonRoot"] is True
+    assert isinstance(security["runAsUser"], int)
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}
+    assert container["resources"]["requests"]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": 8080, "webhook": 9443}
+    assert pod["serviceAccountName"] == "rel-vivified"
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_the_webhook_certificate_is_mounted_where_the_operator_reads_it(helm: Path) -> None:
+    docs = render(helm)
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "webhook-tls")
+    assert env["VIVIFIED_WEBHOOK_CERT_DIR"] == mount["mountPath"]
+    assert env["VIVIFIED_WEBHOOK_PORT"] == "9443"
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-tls")
+    assert volume["secret"]["secretName"] == only(docs, "Secret")["metadata"]["name"]
+
+
+def test_watch_namespaces_become_flags(helm: Path) -> None:
+    docs = render(helm, {"watchNamespaces": ["team-a", "team-b"]})
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-4:] == ["--namespace", "team-a", "--namespace", "team-b"]
+
+
+def test_settings_become_environment_the_operator_accepts(helm: Path) -> None:
+    """Every setting, camelCase in values, reaches OperatorSettings.from_env intact."""
+    defaults = OperatorSettings()
+    chosen: dict[str, Any] = {}
+    for f in fields(OperatorSettings):
+        if f.name in NOT_SETTINGS:
+            continue
+        value = getattr(defaults, f.name)
+        chosen[camel(f.name)] = format_selector(value) if isinstance(value, Mapping) else value
+    # Non-default values, including numbers that YAML would print in exponent form.
+    chosen.update(
+        tokenTtlSeconds=2592000,
+        signingKeyMaxAgeSeconds=31536000,
+        defaultCpuLimit=0.25,
+        dependencyPolicy="warn",
+    )
+    docs = render(helm, {"operator": {"settings": chosen}})
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    settings_env = {k: v for k, v in env.items() if not k.startswith("VIVIFIED_WEBHOOK_")}
+    settings_env["VIVIFIED_OPERATOR_NAMESPACE"] = NAMESPACE
+    parsed = OperatorSettings.from_env(settings_env)
+    assert parsed.token_ttl_seconds == 2592000
+    assert parsed.signing_key_max_age_seconds == 31536000
+    assert parsed.default_cpu_limit == 0.25
+    assert parsed.dependency_policy == "warn"
+    assert parsed.platform_pod_selector == defaults.platform_pod_selector
+    assert env["VIVIFIED_TOKEN_TTL_SECONDS"] == "2592000"
+
+
+def test_settings_reject_unknown_keys_and_wrong_types(helm: Path) -> None:
+    with pytest.raises(RenderError, match="tokenTtl"):
+        render(helm, {"operator": {"settings": {"tokenTtl": 60}}})
+    with pytest.raises(RenderError, match="dependencyPolicy"):
+        render(helm, {"operator": {"settings": {"dependencyPolicy": "maybe"}}})
+    with pytest.raises(RenderError, match="operatorNamespace"):
+        render(helm, {"operator": {"settings": {"operatorNamespace": "x"}}})
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"replicaCount": "two"}, "replicaCount"),
+        ({"webhook": {"timeoutSeconds": "5"}}, "timeoutSeconds"),
+        ({"webhook": {"failurePolicy": "Maybe"}}, "failurePolicy"),
+        ({"webhook": {"url": "http://127.0.0.1:9443/validate-plugin"}}, "url"),
+        ({"watchNamespaces": "team-a"}, "watchNamespaces"),
+        ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
+        ({"operator": {"runAsUser": 0}}, "runAsUser"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
+        ({"unknownTopLevel": True}, "unknownTopLevel"),
+    ],
+)
+def test_the_schema_rejects_bad_values(helm: Path, values: dict[str, Any], where: str) -> None:
+    with pytest.raises(RenderError, match=where):
+        render(helm, values)
+
+
+def test_several_replicas_need_peering(helm: Path) -> None:
+    with pytest.raises(RenderError, match=r"peering\.enabled"):
+        render(helm, {"replicaCount": 2})
+
+
+def test_ha_with_peering(helm: Path) -> None:
+    docs = render(helm, {"replicaCount": 2, "peering": {"enabled": True}})
+    deployment = only(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VIVIFIED_PEERING_NAME"] == "rel-vivified"
+    assert only(docs, "ClusterKopfPeering")["metadata"]["name"] == "rel-vivified"
+    assert only(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    rules = rules_of(only(docs, "ClusterRole"))
+    assert ("kopf.dev", "clusterkopfpeerings", "rel-vivified", "patch") in rules
+    assert ("kopf.dev", "clusterkopfpeerings", "*", "watch") in rules
+
+    namespaced = render(
+        helm, {"replicaCount": 2, "peering": {"enabled": True}, "watchNamespaces": ["a", "b"]}
+    )
+    peerings = [d for d in namespaced if d["kind"] == "KopfPeering"]
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["a", "b"]
+
+
+def test_local_mode_renders_everything_but_the_deployment(helm: Path) -> None:
+    docs = render(
+        helm,
+        {
+            "operator": {"enabled": False},
+            "watchNamespaces": ["plugins"],
+            "webhook": {"url": "https://127.0.0.1:9555/validate-plugin"},
+        },
+    )
+    assert kinds(docs) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "Role",
+        "RoleBinding",
+        "RoleBinding",
+        "Secret",
+        "ServiceAccount",
+        "ValidatingWebhookConfiguration",
+    ]
+
+
+# -- RBAC -------------------------------------------------------------------------------------
+
+
+def test_cluster_wide_rbac_is_exactly_what_the_operator_uses(helm: Path) -> None:
+    docs = render(helm)
+    assert rules_of(only(docs, "ClusterRole")) == PLUGIN_RULES | SCAN_RULES
+    binding = only(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-vivified", "namespace": NAMESPACE}
+    ]
+    identity = only(docs, "Role", "rel-vivified-identity")
+    assert identity["metadata"]["namespace"] == NAMESPACE
+    assert rules_of(identity) == IDENTITY_RULES
+
+
+def test_namespaced_rbac_grants_only_the_watched_namespaces(helm: Path) -> None:
+    docs = render(helm, {"watchNamespaces": ["team-a", "team-b"]})
+    cluster = rules_of(only(docs, "ClusterRole"))
+    assert cluster == SCAN_RULES | expand(("", "namespaces", "*", "list,watch"))
+    roles = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "rel-vivified"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert rules_of(role) == PLUGIN_RULES
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"team-a", "team-b", NAMESPACE}
+
+
+def test_no_rule_is_a_wildcard_or_an_escalation(helm: Path) -> None:
+    for values in ({}, {"watchNamespaces": ["a"]}, {"peering": {"enabled": True}}):
+        for doc in render(helm, values):
+            if doc["kind"] not in ("Role", "ClusterRole"):
+                continue
+            for group, resource, _, verb in rules_of(doc):
+                assert "*" not in (group, resource, verb)
+                assert verb not in ("escalate", "bind", "impersonate")
+                assert group != "rbac.authorization.k8s.io"
+                assert resource not in ("nodes", "pods", "pods/exec", "roles", "clusterroles")
+
+
+def test_an_existing_signing_key_needs_no_create(helm: Path) -> None:
+    docs = render(helm, {"signingKey": {"existingSecret": "my-keys"}})
+    rules = rules_of(only(docs, "Role", "rel-vivified-identity"))
+    assert ("", "secrets", "my-keys", "get") in rules
+    assert ("", "secrets", "*", "create") not in rules
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VIVIFIED_SIGNING_KEY_SECRET"] == "my-keys"
+
+
+def test_renamed_configmaps_follow_into_rbac(helm: Path) -> None:
+    docs = render(helm, {"operator": {"settings": {"jwksConfigmap": "keys"}}})
+    rules = rules_of(only(docs, "Role", "rel-vivified-identity"))
+    assert ("", "configmaps", "keys", "get") in rules
+    assert ("", "configmaps", "vivified-jwks", "get") not in rules
+
+
+def test_probing_through_the_api_server_adds_the_service_proxy(helm: Path) -> None:
+    docs = render(helm, {"operator": {"settings": {"probeMode": "apiserver-proxy"}}})
+    assert rules_of(only(docs, "ClusterRole")) == PLUGIN_RULES | SCAN_RULES | expand(
+        ("", "services/proxy", "*", "get")
+    )
+
+
+# -- the webhook ------------------------------------------------------------------------------
+
+
+def webhook_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (hook,) = only(docs, "ValidatingWebhookConfiguration")["webhooks"]
+    return dict(hook)
+
+
+def test_the_webhook_calls_the_operators_handler(helm: Path) -> None:
+    docs = render(helm)
+    hook = webhook_of(docs)
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["timeoutSeconds"] == 5
+    assert hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["vivified.dev"],
+            "apiVersions": ["v1alpha1"],
+            "resources": ["vivifiedplugins"],
+            "operations": ["CREATE", "UPDATE"],
+            "scope": "Namespaced",
+        }
+    ]
+    service = only(docs, "Service")
+    assert hook["clientConfig"]["service"] == {
+        "name": service["metadata"]["name"],
+        "namespace": NAMESPACE,
+        "port": 443,
+        "path": WEBHOOK_PATH,
+    }
+    assert service["spec"]["ports"][0]["targetPort"] == "webhook"
+    assert (
+        service["spec"]["selector"] == only(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    assert "namespaceSelector" not in hook
+
+
+def load_cert(data: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(base64.b64decode(data))
+
+
+def sans(cert: x509.Certificate) -> list[str]:
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(n.value) for n in names]
+
+
+def test_the_generated_certificate_is_signed_by_the_ca_bundle(helm: Path) -> None:
+    docs = render(helm)
+    secret = only(docs, "Secret")
+    assert secret["type"] == "kubernetes.io/tls"
+    ca = load_cert(webhook_of(docs)["clientConfig"]["caBundle"])
+    assert secret["data"]["ca.crt"] == webhook_of(docs)["clientConfig"]["caBundle"]
+    cert = load_cert(secret["data"]["tls.crt"])
+    assert cert.issuer == ca.subject
+    public = ca.public_key()
+    assert isinstance(public, rsa.RSAPublicKey)
+    assert cert.signature_hash_algorithm is not None
+    public.verify(
+        cert.signature,
+        cert.tbs_certificate_bytes,
+        padding.PKCS1v15(),
+        cert.signature_hash_algorithm,
+    )
+    assert sans(cert) == [
+        "rel-vivified-webhook",
+        f"rel-vivified-webhook.{NAMESPACE}",
+        f"rel-vivified-webhook.{NAMESPACE}.svc",
+        f"rel-vivified-webhook.{NAMESPACE}.svc.cluster.local",
+    ]
+
+
+def test_local_mode_calls_a_url_covered_by_the_certificate(helm: Path) -> None:
+    docs = render(
+        helm,
+        {"watchNamespaces": ["p"], "webhook": {"url": "https://127.0.0.1:9555/validate-plugin"}},
+    )
+    hook = webhook_of(docs)
+    assert hook["clientConfig"]["url"] == "https://127.0.0.1:9555/validate-plugin"
+    assert "service" not in hook["clientConfig"]
+    assert not [d for d in docs if d["kind"] == "Service"]
+    assert "127.0.0.1" in sans(load_cert(only(docs, "Secret")["data"]["tls.crt"]))
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["p"]}
+    ]
+
+
+def test_cert_manager_mode(helm: Path) -> None:
+    docs = render(helm, {"webhook": {"certManager": {"enabled": True}}})
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    certificate = only(docs, "Certificate")
+    assert certificate["spec"]["secretName"] == "rel-vivified-webhook-tls"
+    assert "rel-vivified-webhook.vivified-system.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"]["name"] == only(docs, "Issuer")["metadata"]["name"]
+    config = only(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": f"{NAMESPACE}/rel-vivified-webhook"
+    }
+    assert "caBundle" not in webhook_of(docs)["clientConfig"]
+
+    issuer = {"name": "corp-ca", "kind": "ClusterIssuer"}
+    docs = render(helm, {"webhook": {"certManager": {"enabled": True, "issuerRef": issuer}}})
+    assert not [d for d in docs if d["kind"] == "Issuer"]
+    assert only(docs, "Certificate")["spec"]["issuerRef"] == issuer
+
+
+def test_cert_manager_cannot_serve_a_loopback_url(helm: Path) -> None:
+    with pytest.raises(RenderError, match=r"webhook\.url"):
+        render(
+            helm,
+            {
+                "webhook": {
+                    "certManager": {"enabled": True},
+                    "url": "https://127.0.0.1:9443/validate-plugin",
+                }
+            },
+        )
+
+
+def test_without_the_webhook_nothing_of_it_is_rendered(helm: Path) -> None:
+    docs = render(helm, {"webhook": {"enabled": False}})
+    assert not {"Secret", "Service", "ValidatingWebhookConfiguration"} & set(kinds(docs))
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert not [e for e in container["env"] if e["name"].startswith("VIVIFIED_WEBHOOK_")]
+    assert [p["name"] for p in container["ports"]] == ["health"]
