@@ -33,9 +33,7 @@ def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
     manifest = manifest if isinstance(manifest, Mapping) else {}
     raw_id = manifest.get("id")
     raw_deps = manifest.get("dependencies")
-    deps = (
-        tuple(d for d in raw_deps if isinstance(d, str)) if isinstance(raw_deps, list) else ()
-    )
+    deps = tuple(d for d in raw_deps if isinstance(d, str)) if isinstance(raw_deps, list) else ()
     status = body.get("status") if isinstance(body.get("status"), Mapping) else {}
     phase = status.get("phase") if isinstance(status, Mapping) else None
     metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}

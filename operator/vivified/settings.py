@@ -27,6 +27,7 @@ Decisions recorded here (and in docs/workloads.md):
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -41,16 +42,26 @@ __all__ = [
     "PLUGIN_ID_LABEL",
     "DependencyPolicy",
     "OperatorSettings",
+    "ProbeMode",
     "SettingsError",
     "env_var_name",
     "format_selector",
     "parse_selector",
+    "split_host_port",
 ]
 
 ENV_PREFIX = "VIVIFIED_"
 
 DependencyPolicy = Literal["block", "warn"]
 DEPENDENCY_POLICIES: tuple[DependencyPolicy, ...] = ("block", "warn")
+
+#: How the health monitor reaches plugins (docs/health.md): ``direct`` dials the plugin's
+#: Service (``<id>.<namespace>.svc``) unless ``probe_address_overrides`` names another
+#: address; ``apiserver-proxy`` goes through the API server's service proxy; ``overrides``
+#: probes only the plugins listed in ``probe_address_overrides`` (development and tests,
+#: where Service DNS does not resolve and nothing else may be dialled).
+ProbeMode = Literal["direct", "apiserver-proxy", "overrides"]
+PROBE_MODES: tuple[ProbeMode, ...] = ("direct", "apiserver-proxy", "overrides")
 
 #: Labels every plugin pod carries whatever its id. They are deliberately distinct from the
 #: platform's own labels (``app.kubernetes.io/part-of=vivified``).
@@ -179,6 +190,21 @@ class OperatorSettings:
     health_interval_seconds: int = 30
     health_timeout_seconds: int = 5
     health_failure_threshold: int = 3
+    #: See ``ProbeMode``. Probe addresses come only from here, never from a VivifiedPlugin.
+    probe_mode: ProbeMode = "direct"
+    #: ``namespace/name=host:port,...``: probe that plugin at this address instead.
+    probe_address_overrides: Mapping[str, str] = field(default_factory=lambda: _frozen_map({}))
+    #: Probes in flight at once, over all plugins.
+    probe_concurrency: int = 64
+    #: Minimum seconds between two status writes that do not change ``health`` (metrics,
+    #: failure counts, heartbeat times); a change of health is always written at once.
+    health_status_refresh_seconds: int = 60
+    #: Disable (``spec.enabled=false``) a plugin after this many probes in the unhealthy
+    #: state; 0 = never (the default).
+    unhealthy_disable_after: int = 0
+    #: Where the heartbeat API (``POST /plugins/heartbeat``) listens; port 0 = not served.
+    heartbeat_host: str = "0.0.0.0"  # noqa: S104 - in-cluster Service; restrict by NetworkPolicy
+    heartbeat_port: int = 8081
 
     def __post_init__(self) -> None:
         for name in (
@@ -191,6 +217,13 @@ class OperatorSettings:
             if not isinstance(value, Mapping):
                 raise SettingsError(name, "must be a mapping of label keys to values")
             object.__setattr__(self, name, _frozen_map(value))
+        if not isinstance(self.probe_address_overrides, Mapping):
+            raise SettingsError(
+                "probe_address_overrides", "must be a mapping of namespace/name to host:port"
+            )
+        object.__setattr__(
+            self, "probe_address_overrides", _frozen_map(self.probe_address_overrides)
+        )
         if not self.platform_namespace_selector:
             object.__setattr__(
                 self,
@@ -296,6 +329,8 @@ class OperatorSettings:
             "health_interval_seconds",
             "health_timeout_seconds",
             "health_failure_threshold",
+            "probe_concurrency",
+            "health_status_refresh_seconds",
         ):
             v = getattr(self, name)
             need(_is_int(v) and v >= 1, name, f"must be a positive integer, got {v!r}")
@@ -304,6 +339,7 @@ class OperatorSettings:
             "revision_history_limit",
             "token_leeway_seconds",
             "signing_key_publish_ahead_seconds",
+            "unhealthy_disable_after",
         ):
             v = getattr(self, name)
             need(_is_int(v) and v >= 0, name, f"must be an integer >= 0, got {v!r}")
@@ -342,6 +378,33 @@ class OperatorSettings:
             self.dependency_policy in DEPENDENCY_POLICIES,
             "dependency_policy",
             f"must be one of {', '.join(DEPENDENCY_POLICIES)}, got {self.dependency_policy!r}",
+        )
+        need(
+            self.probe_mode in PROBE_MODES,
+            "probe_mode",
+            f"must be one of {', '.join(PROBE_MODES)}, got {self.probe_mode!r}",
+        )
+        for key, address in self.probe_address_overrides.items():
+            need(
+                isinstance(key, str) and _plugin_ref_ok(key),
+                "probe_address_overrides",
+                f"{key!r} is not namespace/name",
+            )
+            need(
+                isinstance(address, str) and split_host_port(address) is not None,
+                "probe_address_overrides",
+                f"{address!r} (for {key}) is not host:port (IPv6 as [addr]:port)",
+            )
+        need(
+            isinstance(self.heartbeat_host, str) and _is_ip(self.heartbeat_host),
+            "heartbeat_host",
+            f"must be an IP address to bind to, got {self.heartbeat_host!r}",
+        )
+        need(
+            _is_int(self.heartbeat_port) and 0 <= self.heartbeat_port <= 65535,
+            "heartbeat_port",
+            f"must be a port number 1-65535 (or 0 to not serve heartbeats), "
+            f"got {self.heartbeat_port!r}",
         )
         for name in (
             "platform_pod_selector",
@@ -411,6 +474,49 @@ class OperatorSettings:
         return out
 
 
+def _plugin_ref_ok(key: str) -> bool:
+    namespace, slash, name = key.partition("/")
+    return (
+        bool(slash)
+        and len(namespace) <= 63
+        and bool(_DNS1123_LABEL.match(namespace))
+        and len(name) <= 253
+        and bool(_DNS1123_SUBDOMAIN.match(name))
+    )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def split_host_port(address: str) -> tuple[str, int] | None:
+    """``host:port`` / ``[v6]:port`` → ``(host, port)``; None when it is not that.
+
+    The host is an IP address or a DNS name (lowercase letters, digits, hyphens, dots).
+    """
+    host, colon, port_text = address.rpartition(":")
+    if not colon or not port_text.isdigit() or len(port_text) > 5:
+        return None
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        inner = host[1:-1]
+        try:
+            return (inner, port) if ipaddress.ip_address(inner).version == 6 else None
+        except ValueError:
+            return None
+    if _is_ip(host):
+        return (host, port) if ipaddress.ip_address(host).version == 4 else None
+    if len(host) <= 253 and _DNS1123_SUBDOMAIN.match(host):
+        return host, port
+    return None
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -451,6 +557,14 @@ def _parse_policy(raw: str) -> DependencyPolicy:
     return "block" if value == "block" else "warn"
 
 
+def _parse_probe_mode(raw: str) -> ProbeMode:
+    value = raw.lower()
+    for mode in PROBE_MODES:
+        if value == mode:
+            return mode
+    raise ValueError(f"must be one of {', '.join(PROBE_MODES)}, got {raw!r}")
+
+
 def _parser_for(f_type: object) -> Callable[[str], Any]:
     text = str(f_type)
     if text == "int":
@@ -461,6 +575,8 @@ def _parser_for(f_type: object) -> Callable[[str], Any]:
         return _parse_str
     if text == "DependencyPolicy":
         return _parse_policy
+    if text == "ProbeMode":
+        return _parse_probe_mode
     if text.startswith("Mapping"):
         return parse_selector
     raise TypeError(f"no environment parser for type {text}")  # pragma: no cover

@@ -209,8 +209,9 @@ def derive_status(
 ) -> dict[str, Any]:
     """The status a plugin should have, given the facts and its current status.
 
-    Fields owned by health monitoring (see ``HEALTH_FIELDS``) are carried over untouched;
-    transition times are kept for conditions whose status did not change.
+    Fields owned by health monitoring (see ``HEALTH_FIELDS``) are left out, so a status patch
+    never touches them (``health`` is seeded as unknown once); transition times are kept for
+    conditions whose status did not change.
     """
     phase = _phase(facts)
     w = facts.workload
@@ -238,10 +239,10 @@ def derive_status(
             else None
         ),
     }
-    for name in HEALTH_FIELDS:
-        if name in previous:
-            status[name] = previous[name]
-    status.setdefault("health", Health.UNKNOWN.value)
+    # Health fields belong to the health monitor, which patches them on its own schedule;
+    # resending a cached copy here could undo a newer probe result. Only seed the default.
+    if "health" not in previous:
+        status["health"] = Health.UNKNOWN.value
     return status
 
 

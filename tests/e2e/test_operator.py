@@ -158,7 +158,11 @@ def test_invalid_example_reports_every_error_and_creates_nothing(
     assert sorted(status["validationErrors"], key=str) == sorted(expected, key=str)
 
     def warning() -> Any:
-        return [e for e in cluster.events(namespace, name) if e.type == "Warning"]
+        return [
+            e
+            for e in cluster.events(namespace, name)
+            if e.type == "Warning" and e.reason == "ValidationFailed"
+        ]
 
     (event, *_) = wait_for("a Warning event", warning)
     for error in expected:

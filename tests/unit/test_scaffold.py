@@ -104,7 +104,14 @@ def test_app_is_python_with_health_and_example_endpoint(billing: Path) -> None:
     assert 'os.environ.get("PLUGIN_ID", "billing")' in source
     # the example endpoint is authenticated, as the manifest promises
     assert "Depends(require_caller)" in source
-    assert 'algorithms=["ES256"]' in source
+    # verification is the SDK's (ES256 only, JWKS, issuer, audience, expiry, revocation)
+    assert "from vivified.sdk import" in source
+    assert "TokenVerifier.from_env()" in source
+
+
+def test_requirements_include_the_sdk(billing: Path) -> None:
+    text = (billing / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^vivified-operator==\S+$", text, re.MULTILINE)
 
 
 def test_requirements_are_pinned(billing: Path) -> None:

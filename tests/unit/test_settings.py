@@ -303,3 +303,100 @@ def test_parse_selector(text: str, expected: dict[str, str]) -> None:
 
 def test_format_selector_sorts_keys() -> None:
     assert format_selector({"z": "1", "a": "2"}) == "a=2,z=1"
+
+
+# --------------------------------------------------------------------------------------------
+# Health monitoring settings (docs/health.md)
+# --------------------------------------------------------------------------------------------
+
+
+def test_health_monitoring_defaults() -> None:
+    s = OperatorSettings()
+    assert s.probe_mode == "direct"
+    assert dict(s.probe_address_overrides) == {}
+    assert s.probe_concurrency == 64
+    assert s.health_status_refresh_seconds == 60
+    assert s.unhealthy_disable_after == 0
+    assert (s.heartbeat_host, s.heartbeat_port) == ("0.0.0.0", 8081)  # noqa: S104
+
+
+def test_probe_settings_are_read_from_the_environment() -> None:
+    s = OperatorSettings.from_env(
+        {
+            "VIVIFIED_PROBE_MODE": "APIServer-Proxy",
+            "VIVIFIED_PROBE_ADDRESS_OVERRIDES": (
+                "ns/name=127.0.0.1:18080, ns2/name2=127.0.0.1:18081,ns3/v6=[::1]:9000"
+            ),
+            "VIVIFIED_PROBE_CONCURRENCY": "8",
+            "VIVIFIED_HEALTH_STATUS_REFRESH_SECONDS": "5",
+            "VIVIFIED_UNHEALTHY_DISABLE_AFTER": "10",
+            "VIVIFIED_HEARTBEAT_HOST": "127.0.0.1",
+            "VIVIFIED_HEARTBEAT_PORT": "0",
+        }
+    )
+    assert s.probe_mode == "apiserver-proxy"
+    assert dict(s.probe_address_overrides) == {
+        "ns/name": "127.0.0.1:18080",
+        "ns2/name2": "127.0.0.1:18081",
+        "ns3/v6": "[::1]:9000",
+    }
+    assert s.probe_concurrency == 8
+    assert s.health_status_refresh_seconds == 5
+    assert s.unhealthy_disable_after == 10
+    assert (s.heartbeat_host, s.heartbeat_port) == ("127.0.0.1", 0)
+    assert OperatorSettings.from_env(s.to_env()) == s
+
+
+def test_probe_overrides_are_read_only() -> None:
+    s = OperatorSettings(probe_address_overrides={"ns/a": "127.0.0.1:1"})
+    with pytest.raises(TypeError):
+        s.probe_address_overrides["ns/b"] = "127.0.0.1:2"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "fragment"),
+    [
+        ("VIVIFIED_PROBE_MODE", "sidecar", "direct, apiserver-proxy, overrides"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "name=127.0.0.1:1", "namespace/name"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "Bad_NS/a=127.0.0.1:1", "namespace/name"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "ns/a=127.0.0.1", "host:port"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "ns/a=127.0.0.1:0", "host:port"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "ns/a=127.0.0.1:70000", "host:port"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "ns/a=http://x:1", "host:port"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "ns/a=::1:80", "host:port"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "ns/a=a b:80", "host:port"),
+        ("VIVIFIED_PROBE_ADDRESS_OVERRIDES", "ns/a", "key=value"),
+        ("VIVIFIED_PROBE_CONCURRENCY", "0", "positive"),
+        ("VIVIFIED_HEALTH_STATUS_REFRESH_SECONDS", "0", "positive"),
+        ("VIVIFIED_UNHEALTHY_DISABLE_AFTER", "-1", ">= 0"),
+        ("VIVIFIED_HEARTBEAT_HOST", "localhost", "IP address"),
+        ("VIVIFIED_HEARTBEAT_PORT", "65536", "port"),
+    ],
+)
+def test_bad_health_settings_raise_naming_the_variable(
+    variable: str, value: str, fragment: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        OperatorSettings.from_env({variable: value})
+    assert info.value.name == variable
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("[::1]:80", ("::1", 80)),
+        ("plugin.ns.svc:8000", ("plugin.ns.svc", 8000)),
+        ("127.0.0.1", None),
+        ("[127.0.0.1]:80", None),
+        (":80", None),
+        ("host:-1", None),
+        ("host:", None),
+        ("UPPER:80", None),
+    ],
+)
+def test_split_host_port(address: str, expected: tuple[str, int] | None) -> None:
+    from vivified.settings import split_host_port  # noqa: PLC0415
+
+    assert split_host_port(address) == expected

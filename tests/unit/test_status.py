@@ -129,7 +129,7 @@ def test_unchanged_facts_give_an_unchanged_status() -> None:
     facts = PluginFacts(generation=1, workload=RUNNING, token=TOKEN)
     first = derive_status(facts, {}, NOW)
     second = derive_status(facts, first, NOW + timedelta(hours=1))
-    assert second == first
+    assert second == {k: v for k, v in first.items() if k != "health"}
     assert not status_changed(first, second)
 
 
@@ -143,10 +143,14 @@ def test_transition_time_moves_only_when_a_condition_flips() -> None:
 
 
 @pytest.mark.parametrize("field", ["health", "consecutiveFailures", "lastError", "metrics"])
-def test_health_fields_are_carried_over_untouched(field: str) -> None:
-    previous = {field: {"kept": True} if field == "metrics" else "x"}
+def test_health_fields_are_left_to_the_health_monitor(field: str) -> None:
+    previous = {"health": "degraded", field: {"kept": True} if field == "metrics" else "x"}
     status = derive_status(PluginFacts(generation=1, workload=RUNNING), previous, NOW)
-    assert status[field] == previous[field]
+    assert field not in status, "a status patch must never overwrite the monitor's fields"
+
+
+def test_health_starts_unknown_once() -> None:
+    assert derive_status(PluginFacts(generation=1), {}, NOW)["health"] == "unknown"
 
 
 def test_previous_status_junk_does_not_break_derivation() -> None:

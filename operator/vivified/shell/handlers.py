@@ -36,6 +36,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         key = (body.metadata.namespace or "", body.metadata.name or "")
         if event.get("type") == "DELETED":
+            runtime.monitor.untrack(key)
             runtime.enqueue_all(runtime.registry.remove(key))
             return
         runtime.enqueue_all(runtime.registry.upsert(key, dict(body)))

@@ -19,6 +19,7 @@ from vivified import tokens
 from vivified.admission import identity_violations
 from vivified.dependencies import analyze
 from vivified.diff import needs_apply, stamped
+from vivified.health import probe_target
 from vivified.manifest import PluginManifest
 from vivified.policy import PolicyConfig, validate_spec
 from vivified.registry import PluginKey, PluginRegistry
@@ -35,6 +36,7 @@ from vivified.shell.events import EventRecorder
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
 from vivified.shell.kube import Kube
+from vivified.shell.monitor import HealthMonitor
 from vivified.status import PluginFacts, TokenFacts, WorkloadFacts, derive_status, status_changed
 from vivified.violations import Violation
 
@@ -107,6 +109,7 @@ class Reconciler:
         settings: OperatorSettings,
         clock: Callable[[], datetime],
         policy: PolicyConfig | None = None,
+        health: HealthMonitor | None = None,
         on_affected: Callable[[set[PluginKey]], None] = lambda keys: None,
     ) -> None:
         self._kube = kube
@@ -117,17 +120,17 @@ class Reconciler:
         self._settings = settings
         self._clock = clock
         self._policy = policy
+        self._health = health
         self._on_affected = on_affected
 
     async def reconcile(self, key: PluginKey) -> float | None:
         """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
         entry = self._registry.get(key)
-        if entry is None:
+        if entry is None or (entry.body.get("metadata") or {}).get("deletionTimestamp"):
+            if self._health is not None:
+                self._health.untrack(key)
             return None
         body = entry.body
-        metadata = body.get("metadata", {})
-        if metadata.get("deletionTimestamp"):
-            return None
         errors = self._errors(key, body, entry.plugin_id)
         if errors:
             await self._hold_invalid(key, body, errors)
@@ -181,6 +184,12 @@ class Reconciler:
             enabled=spec.enabled,
             token_secret_name=token_secret_name(manifest.id) if spec.enabled else None,
         )
+        if self._health is not None:
+            target = probe_target(spec, self._settings) if instance.should_run else None
+            if target is None:
+                self._health.untrack(key, clear_status=True)
+            else:
+                self._health.track(key, target, body)
         token, requeue = await self._ensure_token(body, instance, manifest)
         changed: list[str] = []
         for obj in render_children(instance, self._settings):
@@ -290,6 +299,8 @@ class Reconciler:
 
     async def finalize(self, key: PluginKey, body: Mapping[str, Any]) -> None:
         """On deletion: revoke the plugin's token (children go by garbage collection)."""
+        if self._health is not None:
+            self._health.untrack(key)
         namespace, name = key
         for secret in self._informer.owned_by(namespace, name):
             if secret.get("kind") != "Secret":

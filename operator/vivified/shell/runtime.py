@@ -10,14 +10,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from vivified.health import ProbeAddressResolver
 from vivified.policy import PolicyConfig
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
+from vivified.shell.heartbeat import HeartbeatServer
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
 from vivified.shell.kube import Kube
-from vivified.shell.reconciler import Reconciler
+from vivified.shell.monitor import HealthMonitor
+from vivified.shell.reconciler import Reconciler, workload_facts
 from vivified.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,17 @@ class Runtime:
         )
         self.identity = Identity(self.kube, self.settings, self.clock)
         self.events = EventRecorder(self.kube, self.clock)
+        self.monitor = HealthMonitor(
+            self.kube,
+            self.events,
+            self.settings,
+            self.clock,
+            resolver=ProbeAddressResolver(self.settings),
+            workloads=lambda key: workload_facts(self.informer.get("Deployment", *key)),
+        )
+        self.heartbeats = HeartbeatServer(
+            self.monitor, self.registry, self.identity, self.settings, self.clock
+        )
         self.reconciler = Reconciler(
             kube=self.kube,
             informer=self.informer,
@@ -62,6 +76,7 @@ class Runtime:
             settings=self.settings,
             clock=self.clock,
             policy=self.policy,
+            health=self.monitor,
             on_affected=self.enqueue_all,
         )
 
@@ -86,6 +101,8 @@ class Runtime:
         await self.identity.load()
         self.informer.start()
         await self.informer.wait_synced()
+        await self.monitor.start()
+        await self.heartbeats.start()
         self.queue.start()
         self._refresher = asyncio.create_task(self._refresh_identity())
         logger.info("operator caches synced; reconciling")
@@ -100,6 +117,8 @@ class Runtime:
                 logger.exception("identity refresh failed; keeping the current key ring")
 
     async def stop(self) -> None:
+        await self.heartbeats.stop()
+        await self.monitor.stop()
         refresher = getattr(self, "_refresher", None)
         if refresher is not None:
             refresher.cancel()
