@@ -205,6 +205,9 @@ class OperatorSettings:
     #: Where the heartbeat API (``POST /plugins/heartbeat``) listens; port 0 = not served.
     heartbeat_host: str = "0.0.0.0"  # noqa: S104 - in-cluster Service; restrict by NetworkPolicy
     heartbeat_port: int = 8081
+    #: The heartbeat API's address as plugins reach it (``VIVIFIED_HEARTBEAT_URL`` in their
+    #: env; the chart sets it to its Service); empty = not passed to plugins.
+    heartbeat_url: str = ""
 
     def __post_init__(self) -> None:
         for name in (
@@ -405,6 +408,18 @@ class OperatorSettings:
             "heartbeat_port",
             f"must be a port number 1-65535 (or 0 to not serve heartbeats), "
             f"got {self.heartbeat_port!r}",
+        )
+        need(
+            isinstance(self.heartbeat_url, str)
+            and (
+                self.heartbeat_url == ""
+                or (
+                    urlsplit(self.heartbeat_url).scheme in ("http", "https")
+                    and bool(urlsplit(self.heartbeat_url).hostname)
+                )
+            ),
+            "heartbeat_url",
+            f"must be empty or an http(s) URL, got {self.heartbeat_url!r}",
         )
         for name in (
             "platform_pod_selector",

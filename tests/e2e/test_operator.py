@@ -304,7 +304,7 @@ def test_deleting_the_plugin_removes_children_and_revokes_its_token(
 def test_render_prints_what_the_operator_creates(
     cluster: Cluster, namespace: str, start_operator: StartOperator, tmp_path: Any
 ) -> None:
-    start_operator(namespace)
+    operator = start_operator(namespace)
     body = plugin_body("rendered")
     body["metadata"]["namespace"] = namespace
     cluster.apply_plugin(namespace, body)
@@ -317,6 +317,7 @@ def test_render_prints_what_the_operator_creates(
         text=True,
         check=True,
         cwd=REPO,
+        env=operator.env,  # the same settings the operator runs with
     ).stdout
     rendered = {d["kind"]: d for d in yaml.safe_load_all(output) if d}
     assert "token" not in output.lower() or "eyJ" not in output

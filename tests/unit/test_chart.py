@@ -58,6 +58,15 @@ def render(helm: Path, values: Mapping[str, Any] | None = None) -> list[dict[str
     return [d for d in yaml.safe_load_all(run_helm(helm, values=values)) if d]
 
 
+def webhook_services(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Services that front the admission webhook (the heartbeat API has its own)."""
+    return [
+        d
+        for d in docs
+        if d["kind"] == "Service" and any(p["name"] == "webhook" for p in d["spec"]["ports"])
+    ]
+
+
 def only(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     found = [
         d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
@@ -198,7 +207,7 @@ def test_the_operator_runs_hardened(helm: Path) -> None:
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": 8080, "webhook": 9443}
+    assert ports == {"health": 8080, "webhook": 9443, "heartbeat": 8081}
     assert pod["serviceAccountName"] == "rel-vivified"
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
 
@@ -414,7 +423,7 @@ def test_the_webhook_calls_the_operators_handler(helm: Path) -> None:
             "scope": "Namespaced",
         }
     ]
-    service = only(docs, "Service")
+    (service,) = webhook_services(docs)
     assert hook["clientConfig"]["service"] == {
         "name": service["metadata"]["name"],
         "namespace": NAMESPACE,
@@ -470,7 +479,7 @@ def test_local_mode_calls_a_url_covered_by_the_certificate(helm: Path) -> None:
     hook = webhook_of(docs)
     assert hook["clientConfig"]["url"] == "https://127.0.0.1:9555/validate-plugin"
     assert "service" not in hook["clientConfig"]
-    assert not [d for d in docs if d["kind"] == "Service"]
+    assert not webhook_services(docs)
     assert "127.0.0.1" in sans(load_cert(only(docs, "Secret")["data"]["tls.crt"]))
     assert hook["namespaceSelector"]["matchExpressions"] == [
         {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["p"]}
@@ -511,7 +520,26 @@ def test_cert_manager_cannot_serve_a_loopback_url(helm: Path) -> None:
 
 def test_without_the_webhook_nothing_of_it_is_rendered(helm: Path) -> None:
     docs = render(helm, {"webhook": {"enabled": False}})
-    assert not {"Secret", "Service", "ValidatingWebhookConfiguration"} & set(kinds(docs))
+    assert not {"Secret", "ValidatingWebhookConfiguration"} & set(kinds(docs))
+    assert not webhook_services(docs)
     (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert not [e for e in container["env"] if e["name"].startswith("VIVIFIED_WEBHOOK_")]
-    assert [p["name"] for p in container["ports"]] == ["health"]
+    assert [p["name"] for p in container["ports"]] == ["health", "heartbeat"]
+
+
+def test_the_heartbeat_api_has_a_service_and_its_url_reaches_plugins(helm: Path) -> None:
+    docs = render(helm, {})
+    service = only(docs, "Service", "rel-vivified-heartbeat")
+    assert service["spec"]["ports"][0]["port"] == 8081
+    deployment = only(docs, "Deployment")
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "vivified"
+    (container,) = template["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VIVIFIED_HEARTBEAT_URL"] == (
+        "http://rel-vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
+    )
+    off = render(helm, {"heartbeat": {"enabled": False}})
+    assert not [d for d in off if d["metadata"]["name"].endswith("-heartbeat")]
+    (container,) = only(off, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert {"name": "VIVIFIED_HEARTBEAT_PORT", "value": "0"} in container["env"]

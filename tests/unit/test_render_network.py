@@ -39,7 +39,11 @@ DNS_RULE = {
     ],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
-CORE_RULE = {"to": [PLATFORM_PEER], "ports": [{"protocol": "TCP", "port": 8080}]}
+# The core's port and the operator's heartbeat port (8081), both platform pods.
+CORE_RULE = {
+    "to": [PLATFORM_PEER],
+    "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8081}],
+}
 HTTPS_RULE = {
     "to": [
         {
@@ -155,7 +159,16 @@ def test_platform_and_dns_peers_follow_settings() -> None:
             "podSelector": {"matchLabels": {"k8s-app": "coredns"}},
         }
     ]
-    assert core == {"to": [peer], "ports": [{"protocol": "TCP", "port": 443}]}
+    assert core == {
+        "to": [peer],
+        "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 8081}],
+    }
+
+
+def test_no_heartbeat_egress_when_the_operator_serves_no_heartbeats() -> None:
+    np = render_network_policy(plugin(), OperatorSettings(heartbeat_port=0))
+    platform_rule = np["spec"]["egress"][1]
+    assert platform_rule["ports"] == [{"protocol": "TCP", "port": 8080}]
 
 
 def test_core_egress_uses_the_core_pod_port_when_set() -> None:

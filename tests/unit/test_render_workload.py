@@ -261,6 +261,12 @@ def test_env_follows_settings() -> None:
     assert env["VIVIFIED_JWKS_FILE"] == "/etc/viv/jwks.json"
 
 
+def test_the_heartbeat_url_reaches_plugins_only_when_configured() -> None:
+    assert "VIVIFIED_HEARTBEAT_URL" not in env_of(container())
+    url = "http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
+    assert env_of(container(heartbeat_url=url))["VIVIFIED_HEARTBEAT_URL"] == url
+
+
 def test_user_env_follows_operator_env_in_order() -> None:
     spec = make_spec(env=[{"name": "LOG_LEVEL", "value": "debug"}, {"name": "EMPTY"}])
     env = container(make_plugin(spec))["env"]

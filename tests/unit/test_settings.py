@@ -400,3 +400,16 @@ def test_split_host_port(address: str, expected: tuple[str, int] | None) -> None
     from vivified.settings import split_host_port  # noqa: PLC0415
 
     assert split_host_port(address) == expected
+
+
+@pytest.mark.parametrize(
+    "url", ["", "http://op.vivified-system.svc:8081/plugins/heartbeat", "https://op:1/x"]
+)
+def test_heartbeat_url_accepts_empty_or_http(url: str) -> None:
+    assert OperatorSettings(heartbeat_url=url).heartbeat_url == url
+
+
+@pytest.mark.parametrize("url", ["op:8081", "ftp://op/x", "http://", "not a url"])
+def test_heartbeat_url_rejects_anything_else(url: str) -> None:
+    with pytest.raises(SettingsError, match="heartbeat_url"):
+        OperatorSettings(heartbeat_url=url)

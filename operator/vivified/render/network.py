@@ -103,7 +103,10 @@ def render_network_policy(plugin: PluginInstance, settings: OperatorSettings) ->
         },
         {
             "to": [platform()],
-            "ports": [{"protocol": "TCP", "port": settings.resolved_core_port}],
+            "ports": [
+                {"protocol": "TCP", "port": port}
+                for port in sorted({settings.resolved_core_port, settings.heartbeat_port} - {0})
+            ],
         },
     ]
     domains = allowed_domains(plugin)

@@ -44,6 +44,7 @@ SECRET_DEFAULT_MODE = 0o440
 ENV_PLUGIN_ID = "PLUGIN_ID"
 ENV_PLUGIN_PORT = "VIVIFIED_PLUGIN_PORT"
 ENV_CORE_URL = "VIVIFIED_CORE_URL"
+ENV_HEARTBEAT_URL = "VIVIFIED_HEARTBEAT_URL"
 ENV_TOKEN_FILE = "PLUGIN_TOKEN_FILE"  # noqa: S105 - a variable name
 ENV_JWKS_FILE = "VIVIFIED_JWKS_FILE"
 #: Names the operator sets; user ``env`` entries with these names (or the ``VIVIFIED_``
@@ -77,6 +78,8 @@ def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[di
         {"name": ENV_PLUGIN_PORT, "value": str(plugin.spec.effective_port)},
         {"name": ENV_CORE_URL, "value": settings.core_url},
     ]
+    if settings.heartbeat_url:
+        env.append({"name": ENV_HEARTBEAT_URL, "value": settings.heartbeat_url})
     if plugin.token_secret_name is not None:
         env.append({"name": ENV_TOKEN_FILE, "value": settings.token_file})
         env.append({"name": ENV_JWKS_FILE, "value": settings.jwks_file})
