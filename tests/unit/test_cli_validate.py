@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.seed import user_management_manifest
 
 from vivified.cli import Streams, main
 
@@ -22,19 +23,7 @@ VALID_EXAMPLES = sorted(EXAMPLES.glob("*.yaml"))
 INVALID_EXAMPLES = sorted((EXAMPLES / "invalid").glob("*.yaml"))
 
 #: The seed's user-management manifest, verbatim ("Manifest Details" section).
-SEED_MANIFEST: dict[str, Any] = {
-    "id": "user-management",
-    "name": "User Management Plugin",
-    "version": "1.0.0",
-    "description": "Manages user profiles and extended attributes",
-    "contracts": ["IdentityPlugin"],
-    "traits": ["handles_pii", "audit_required"],
-    "dependencies": [],
-    "allowed_domains": [],
-    "endpoints": {"health": "/health", "user_info": "/api/users/{id}"},
-    "security": {"authentication_required": True, "data_classification": ["pii", "internal"]},
-    "compliance": {"hipaa_controls": ["164.312(a)", "164.312(d)"], "audit_level": "detailed"},
-}
+SEED_MANIFEST: dict[str, Any] = user_management_manifest()
 
 
 def _cr(manifest: dict[str, Any], name: str | None = None, **spec: Any) -> dict[str, Any]:

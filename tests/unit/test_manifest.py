@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tests.seed import user_management_manifest
 
 from vivified.manifest import (
     DEFAULT_HEALTH_PATH,
@@ -18,19 +19,7 @@ from vivified.manifest import (
 )
 
 # The seed document, section "Manifest Details": the User Management plugin's manifest.
-SEED_USER_MANAGEMENT: dict[str, Any] = {
-    "id": "user-management",
-    "name": "User Management Plugin",
-    "version": "1.0.0",
-    "description": "Manages user profiles and extended attributes",
-    "contracts": ["IdentityPlugin"],
-    "traits": ["handles_pii", "audit_required"],
-    "dependencies": [],
-    "allowed_domains": [],
-    "endpoints": {"health": "/health", "user_info": "/api/users/{id}"},
-    "security": {"authentication_required": True, "data_classification": ["pii", "internal"]},
-    "compliance": {"hipaa_controls": ["164.312(a)", "164.312(d)"], "audit_level": "detailed"},
-}
+SEED_USER_MANAGEMENT: dict[str, Any] = user_management_manifest()
 
 # The seed document, section "Core Manifest Structure".
 SEED_CORE_STRUCTURE: dict[str, Any] = {

@@ -11,23 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.seed import user_management_manifest
 
 from vivified.policy import PolicyConfig, ValidationReport, validate_manifest
 from vivified.violations import Violation
 
-SEED: dict[str, Any] = {
-    "id": "user-management",
-    "name": "User Management Plugin",
-    "version": "1.0.0",
-    "description": "Manages user profiles and extended attributes",
-    "contracts": ["IdentityPlugin"],
-    "traits": ["handles_pii", "audit_required"],
-    "dependencies": [],
-    "allowed_domains": [],
-    "endpoints": {"health": "/health", "user_info": "/api/users/{id}"},
-    "security": {"authentication_required": True, "data_classification": ["pii", "internal"]},
-    "compliance": {"hipaa_controls": ["164.312(a)", "164.312(d)"], "audit_level": "detailed"},
-}
+SEED: dict[str, Any] = user_management_manifest()
 
 Mutation = Callable[[dict[str, Any]], None]
 

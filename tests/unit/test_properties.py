@@ -11,25 +11,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.seed import user_management_manifest
 
 from vivified.policy import ValidationReport, check_domain, validate_manifest, validate_spec
 from vivified.violations import Violation
 
-SEED: dict[str, Any] = {
-    "id": "user-management",
-    "name": "User Management Plugin",
-    "version": "1.0.0",
-    "description": "Manages user profiles and extended attributes",
-    "contracts": ["IdentityPlugin"],
-    "traits": ["handles_pii", "audit_required"],
-    "dependencies": [],
-    "allowed_domains": [],
-    "endpoints": {"health": "/health", "user_info": "/api/users/{id}"},
-    "security": {"authentication_required": True, "data_classification": ["pii", "internal"]},
-    "compliance": {"hipaa_controls": ["164.312(a)", "164.312(d)"], "audit_level": "detailed"},
-    "health_check": {"type": "http", "port": 8000, "path": "/health"},
-    "resources": {"memory_limit": 512, "cpu_limit": 1},
-}
+SEED: dict[str, Any] = user_management_manifest(
+    health_check={"type": "http", "port": 8000, "path": "/health"},
+    resources={"memory_limit": 512, "cpu_limit": 1},
+)
 
 INTERESTING_STRINGS = st.sampled_from(
     [

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from tests.seed import user_management_manifest
 
 from vivified.render import (
     ANNOTATION_MANIFEST_HASH,
@@ -20,19 +21,7 @@ from vivified.settings import OperatorSettings
 
 SETTINGS = OperatorSettings()
 
-USER_MANAGEMENT: dict[str, Any] = {
-    "id": "user-management",
-    "name": "User Management Plugin",
-    "version": "1.0.0",
-    "description": "Manages user profiles and extended attributes",
-    "contracts": ["IdentityPlugin"],
-    "traits": ["handles_pii", "audit_required"],
-    "dependencies": [],
-    "allowed_domains": [],
-    "endpoints": {"health": "/health", "user_info": "/api/users/{id}"},
-    "security": {"authentication_required": True, "data_classification": ["pii", "internal"]},
-    "compliance": {"hipaa_controls": ["164.312(a)", "164.312(d)"], "audit_level": "detailed"},
-}
+USER_MANAGEMENT: dict[str, Any] = user_management_manifest()
 
 
 def make_spec(manifest: dict[str, Any] | None = None, **spec: Any) -> PluginSpec:

@@ -6,24 +6,13 @@ import copy
 from typing import Any
 
 import pytest
+from tests.seed import user_management_manifest
 
 from vivified import resource
 from vivified.policy import ValidationReport, validate_spec
 from vivified.resource import PluginSpec, PluginStatus
 
-MANIFEST: dict[str, Any] = {
-    "id": "user-management",
-    "name": "User Management Plugin",
-    "version": "1.0.0",
-    "description": "Manages user profiles and extended attributes",
-    "contracts": ["IdentityPlugin"],
-    "traits": ["handles_pii", "audit_required"],
-    "dependencies": [],
-    "allowed_domains": [],
-    "endpoints": {"health": "/health", "user_info": "/api/users/{id}"},
-    "security": {"authentication_required": True, "data_classification": ["pii", "internal"]},
-    "compliance": {"hipaa_controls": ["164.312(a)", "164.312(d)"], "audit_level": "detailed"},
-}
+MANIFEST: dict[str, Any] = user_management_manifest()
 
 
 def spec(**changes: Any) -> dict[str, Any]:
