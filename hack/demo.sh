@@ -9,7 +9,10 @@ BIN="$(hack/cluster/bin-dir)"
 kubectl() { "$BIN/kubectl" "$@"; }
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 NS=vivified-demo
-LOG=.cluster/demo-operator.log
+DEMO=.cluster/demo
+LOG=$DEMO/operator.log
+PLUGIN_PORT=18000
+mkdir -p "$DEMO"
 
 say "Installing the VivifiedPlugin CRD"
 kubectl apply --server-side -f crds/vivified.dev_vivifiedplugins.yaml
@@ -18,10 +21,25 @@ kubectl create namespace vivified-system --dry-run=client -o yaml | kubectl appl
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
 
 say "Starting the operator (log: $LOG)"
-.venv/bin/vivified operator --namespace "$NS" >"$LOG" 2>&1 &
+# Out of the cluster the operator cannot resolve Service DNS, and nothing here may dial kwok's
+# fake pod IPs: probe only the user-management process this demo runs on loopback.
+VIVIFIED_PROBE_MODE=overrides \
+VIVIFIED_PROBE_ADDRESS_OVERRIDES="$NS/user-management=127.0.0.1:$PLUGIN_PORT" \
+VIVIFIED_HEALTH_INTERVAL_SECONDS=2 \
+VIVIFIED_HEARTBEAT_HOST=127.0.0.1 VIVIFIED_HEARTBEAT_PORT=0 \
+  .venv/bin/vivified operator --namespace "$NS" >"$LOG" 2>&1 &
 OPERATOR=$!
-trap 'kill -INT $OPERATOR 2>/dev/null; wait $OPERATOR 2>/dev/null || true' EXIT
+PLUGIN=""
+cleanup() {
+  [[ -n $PLUGIN ]] && kill "$PLUGIN" 2>/dev/null
+  kill -INT "$OPERATOR" 2>/dev/null
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
 for _ in $(seq 1 60); do grep -q "caches synced" "$LOG" && break; sleep 0.5; done
+# A clean slate for a repeated demo (the operator must run: it removes its finalizers).
+kubectl delete vp --all -n "$NS" --wait=true --timeout=60s >/dev/null
+kubectl delete events --all -n "$NS" >/dev/null
 
 say "vivified validate: the examples, valid and invalid"
 .venv/bin/vivified validate manifests/examples/*.yaml manifests/examples/invalid/dangerous-traits.yaml || true
@@ -33,6 +51,37 @@ kubectl get vp -n "$NS"
 
 say "What the operator created for user-management"
 kubectl get deploy,svc,networkpolicy,serviceaccount,secret -n "$NS" -l vivified.dev/plugin=user-management
+
+say "Run the real user-management service on loopback with the token the operator minted"
+# kwok runs no containers, so the demo plays the pod: it reads the mounted files from the Secret.
+secret() { kubectl get secret -n "$NS" user-management-token -o "jsonpath={.data.$1}" | base64 -d; }
+secret token >"$DEMO/token"
+secret 'jwks\.json' >"$DEMO/jwks.json"
+rm -f "$DEMO/users.db"
+(cd plugins/user-management &&
+  PLUGIN_TOKEN_FILE="$PWD/../../$DEMO/token" VIVIFIED_JWKS_FILE="$PWD/../../$DEMO/jwks.json" \
+  USER_MANAGEMENT_DB="$PWD/../../$DEMO/users.db" USER_MANAGEMENT_HOST=127.0.0.1 \
+  VIVIFIED_PLUGIN_PORT=$PLUGIN_PORT exec ../../.venv/bin/python -m user_management) \
+  >"$DEMO/plugin.log" 2>&1 &
+PLUGIN=$!
+kubectl wait -n "$NS" --for=jsonpath='{.status.health}'=healthy vp/user-management --timeout=60s
+kubectl get vp -n "$NS" user-management
+kubectl get vp -n "$NS" user-management -o jsonpath='metrics: {.status.metrics}{"\n"}'
+TOKEN=$(cat "$DEMO/token")
+api="http://127.0.0.1:$PLUGIN_PORT/api/users/alice"
+echo "PUT with the plugin token:"
+curl -sS -X PUT "$api" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"department": "Cardiology", "manager": "bob"}'
+echo
+echo "GET without a token:"
+curl -sS -o /dev/null -w '%{http_code}\n' "$api"
+
+say "Stop the service: degraded after one failed probe, unhealthy after three"
+kill "$PLUGIN"; wait "$PLUGIN" 2>/dev/null || true; PLUGIN=""
+kubectl wait -n "$NS" --for=jsonpath='{.status.health}'=unhealthy vp/user-management --timeout=60s
+kubectl get vp -n "$NS" user-management
+kubectl get events -n "$NS" --field-selector involvedObject.name=user-management --sort-by=.lastTimestamp \
+  -o custom-columns=TIME:.lastTimestamp,TYPE:.type,REASON:.reason,MESSAGE:.message | grep -E "Plugin|TYPE"
 
 say "An invalid plugin ends Invalid, with every error in its status"
 kubectl apply -n "$NS" -f manifests/examples/invalid/dangerous-traits.yaml || true
