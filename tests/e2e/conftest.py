@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from tests.e2e.kube import REPO, Cluster, wait_for
+from tests.e2e.kube import GROUP, PLURAL, REPO, VERSION, Cluster, wait_for
 
 CRD_FILE = REPO / "crds" / "vivified.dev_vivifiedplugins.yaml"
 OPERATOR_NAMESPACE = "vivified-system"
@@ -112,6 +113,7 @@ def start_operator(
     operator_namespace: str,
     crd_installed: None,
     tmp_path: Path,
+    k8s_api: client.ApiClient,
 ) -> Iterator[StartOperator]:
     """Start ``vivified operator --namespace NS ...``; stopped at the end of the test."""
     started: list[OperatorProcess] = []
@@ -143,8 +145,42 @@ def start_operator(
         return operator
 
     yield start
+    api = client.CustomObjectsApi(k8s_api)
     for operator in started:
+        if operator.process.poll() is None:
+            # While it still runs, the operator removes its finalizers from deleted plugins;
+            # without that, the test's namespace would hang in Terminating forever.
+            for namespace in operator.namespaces:
+                delete_plugins(api, namespace)
         operator.stop()
+    for operator in started:
+        for namespace in operator.namespaces:
+            strip_finalizers(api, namespace)
+
+
+def delete_plugins(api: client.CustomObjectsApi, namespace: str, timeout: float = 15.0) -> None:
+    with contextlib.suppress(ApiException):
+        api.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]:
+            return
+        time.sleep(0.2)
+
+
+def strip_finalizers(api: client.CustomObjectsApi, namespace: str) -> None:
+    """Last resort for plugins left behind (e.g. the operator died): let the namespace go."""
+    for item in api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]:
+        if item["metadata"].get("finalizers"):
+            with contextlib.suppress(ApiException):
+                api.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    item["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
 
 
 @pytest.fixture
