@@ -13,11 +13,32 @@ from vivified.shell.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+#: Handlers that only feed the index and the queue: their per-event "succeeded" lines say
+#: nothing (the reconcile logs what it did), so they are demoted to DEBUG.
+QUIET_HANDLERS = ("observe", "enqueue")
+
+
+class _QuietRoutineHandlers(logging.Filter):
+    """Demote kopf's "Handler 'observe' succeeded." (one per watch event) to DEBUG."""
+
+    PREFIXES = tuple(f"Handler {name!r} succeeded" for name in QUIET_HANDLERS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.getMessage().startswith(self.PREFIXES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+_QUIET = _QuietRoutineHandlers()
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     """Register the handlers against ``runtime`` (a registry per operator, not kopf's global)."""
     registry = kopf.OperatorRegistry()
+    kopf_objects = logging.getLogger("kopf.objects")
+    if _QUIET not in kopf_objects.filters:
+        kopf_objects.addFilter(_QUIET)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -32,7 +53,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     async def stop(**_: Any) -> None:
         await runtime.stop()
 
-    @kopf.on.event(*RESOURCE, registry=registry)
+    @kopf.on.event(*RESOURCE, registry=registry, id="observe")
     async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         key = (body.metadata.namespace or "", body.metadata.name or "")
         if event.get("type") == "DELETED":
@@ -42,16 +63,16 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         runtime.enqueue_all(runtime.registry.upsert(key, dict(body)))
         runtime.queue.add(key)
 
-    @kopf.on.resume(*RESOURCE, registry=registry)
-    @kopf.on.create(*RESOURCE, registry=registry)
-    @kopf.on.update(*RESOURCE, registry=registry)
+    @kopf.on.resume(*RESOURCE, registry=registry, id="enqueue")
+    @kopf.on.create(*RESOURCE, registry=registry, id="enqueue")
+    @kopf.on.update(*RESOURCE, registry=registry, id="enqueue")
     async def changed(body: kopf.Body, **_: Any) -> None:
         # The work happens in the queue; this only makes sure the key is there.
         key = (body.metadata.namespace or "", body.metadata.name or "")
         runtime.enqueue_all(runtime.registry.upsert(key, dict(body)))
         runtime.queue.add(key)
 
-    @kopf.on.delete(*RESOURCE, registry=registry)
+    @kopf.on.delete(*RESOURCE, registry=registry, id="revoke-token")
     async def deleted(body: kopf.Body, **_: Any) -> None:
         key = (body.metadata.namespace or "", body.metadata.name or "")
         await runtime.reconciler.finalize(key, dict(body))
