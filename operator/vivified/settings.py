@@ -206,7 +206,9 @@ class OperatorSettings:
     heartbeat_host: str = "0.0.0.0"  # noqa: S104 - in-cluster Service; restrict by NetworkPolicy
     heartbeat_port: int = 8081
     #: The heartbeat API's address as plugins reach it (``VIVIFIED_HEARTBEAT_URL`` in their
-    #: env; the chart sets it to its Service); empty = not passed to plugins.
+    #: env; the chart sets it to its Service); empty = not passed to plugins. The same server's
+    #: ``/plugins/revocations`` and ``/plugins/jwks`` reach plugins as ``VIVIFIED_REVOCATIONS_URL``
+    #: and ``VIVIFIED_JWKS_URL``.
     heartbeat_url: str = ""
 
     def __post_init__(self) -> None:

@@ -19,7 +19,13 @@ from vivified.manifest import PluginManifest
 from vivified.registry import PluginRegistry
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
-from vivified.shell.heartbeat import HEARTBEAT_PATH, MAX_HEARTBEAT_BYTES, HeartbeatServer
+from vivified.shell.heartbeat import (
+    HEARTBEAT_PATH,
+    JWKS_PATH,
+    MAX_HEARTBEAT_BYTES,
+    REVOCATIONS_PATH,
+    HeartbeatServer,
+)
 from vivified.shell.monitor import HealthMonitor
 
 NS = "team-a"
@@ -362,3 +368,84 @@ async def test_a_busy_port_is_an_error_not_a_crash(
     assert "heartbeat API not served" in caplog.text
     await second.stop()
     assert (await post(world, {}, token=world.mint("plugin-a").token)).status_code == 200
+
+
+# --------------------------------------------------------------------------------------------
+# GET /plugins/revocations and GET /plugins/jwks: public, read-only, no token
+# --------------------------------------------------------------------------------------------
+
+
+def base_url(world: World) -> str:
+    return world.url.removesuffix(HEARTBEAT_PATH)
+
+
+async def test_revocations_are_served_exactly_as_stored(world: World) -> None:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        empty = await client.get(base_url(world) + REVOCATIONS_PATH)
+        assert empty.status_code == 200
+        assert empty.headers["Content-Type"].startswith("application/json")
+        assert empty.headers["Cache-Control"] == "no-store"
+        assert empty.json() == {"revoked": {}, "version": 1}
+        minted = world.mint("plugin-a")
+        world.identity.revocations = tokens.revoke(
+            world.identity.revocations, minted.jti, minted.expires_at
+        )
+        reply = await client.get(base_url(world) + REVOCATIONS_PATH)
+    stored = tokens.revocations_to_configmap_data(world.identity.revocations)
+    assert reply.text == stored[tokens.REVOCATIONS_CONFIGMAP_KEY]
+    assert minted.token not in reply.text
+    assert tokens.revocations_from_configmap_data(stored).jtis == {minted.jti}
+
+
+async def test_jwks_is_served_without_a_token(world: World) -> None:
+    now = utc_now()
+    old = tokens.generate_signing_key(now - timedelta(days=2))
+    ring = tokens.rotate(
+        tokens.KeyRing(active=old), tokens.generate_signing_key(now), now, ttl_seconds=600
+    )
+    world.identity.keyring = ring
+    async with httpx.AsyncClient(trust_env=False) as client:
+        reply = await client.get(base_url(world) + JWKS_PATH)
+        assert reply.status_code == 200
+        assert reply.headers["Content-Type"].startswith("application/json")
+        assert reply.json() == tokens.jwks(ring, utc_now())
+        assert old.kid in {k["kid"] for k in reply.json()["keys"]}
+        assert all("d" not in k for k in reply.json()["keys"])  # public halves only
+        # Once the retired key's verification window is over it is no longer published.
+        world.server._clock = lambda: now + timedelta(days=1)
+        later = (await client.get(base_url(world) + JWKS_PATH)).json()
+    assert later == tokens.jwks(ring, now + timedelta(days=1))
+    assert old.kid not in {k["kid"] for k in later["keys"]}
+
+
+async def test_jwks_is_503_until_the_keyring_is_loaded() -> None:
+    class Unloaded:
+        @property
+        def keyring(self) -> tokens.KeyRing:
+            raise RuntimeError("identity not loaded")
+
+        @property
+        def revocations(self) -> tokens.RevocationList:
+            return tokens.RevocationList()
+
+    server = HeartbeatServer(
+        RecordingSink(), PluginRegistry(), Unloaded(), SETTINGS, utc_now, port=0
+    )
+    await server.start()
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            base = f"http://127.0.0.1:{server.bound_port}"
+            reply = await client.get(base + JWKS_PATH)
+            assert reply.status_code == 503
+            assert reply.headers["Retry-After"] == "5"
+            assert (await client.get(base + REVOCATIONS_PATH)).status_code == 200
+    finally:
+        await server.stop()
+
+
+async def test_public_documents_are_read_only(world: World) -> None:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        for path in (REVOCATIONS_PATH, JWKS_PATH):
+            for method in ("POST", "PUT", "DELETE"):
+                reply = await client.request(method, base_url(world) + path, json={})
+                assert reply.status_code == 405, (method, path)

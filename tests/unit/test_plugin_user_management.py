@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -304,6 +306,69 @@ def test_unreadable_revocation_list_fails_closed(
     env = {**env, "revoked": tmp_path / "does-not-exist.json"}
     reply = _client(env).get("/api/users/alice", headers=bearer(mint(ring).token))
     assert reply.status_code == 401
+
+
+@pytest.fixture
+def revocations_server() -> Iterator[tuple[str, list[str]]]:
+    """The operator's ``GET /plugins/revocations`` on 127.0.0.1, serving ``revoked``."""
+    revoked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            listed = tokens.RevocationList(
+                {j: datetime.now(UTC) + timedelta(hours=1) for j in revoked}
+            )
+            body = tokens.revocations_to_configmap_data(listed)[tokens.REVOCATIONS_CONFIGMAP_KEY]
+            self.send_response(200 if self.path == "/plugins/revocations" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/plugins/revocations", revoked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _client_from_env(env: dict[str, Path], **variables: str) -> TestClient:
+    """The app configured the way its container is: ``Config.from_env``."""
+    from user_management.app import Config, create_app  # noqa: PLC0415
+
+    config = Config.from_env(
+        {
+            "VIVIFIED_JWKS_FILE": str(env["jwks"]),
+            "USER_MANAGEMENT_DB": str(env["db"]),
+            "PLUGIN_TOKEN_FILE": str(env["db"].parent / "token"),
+            **variables,
+        }
+    )
+    return TestClient(create_app(config))
+
+
+def test_revocations_url_from_the_operator_is_honoured(
+    env: dict[str, Path], ring: tokens.KeyRing, revocations_server: tuple[str, list[str]]
+) -> None:
+    url, revoked = revocations_server
+    minted, fine = mint(ring), mint(ring)
+    revoked.append(minted.jti)
+    client = _client_from_env(env, VIVIFIED_REVOCATIONS_URL=url)
+    assert client.get("/api/users/alice", headers=bearer(minted.token)).status_code == 401
+    assert client.get("/api/users/alice", headers=bearer(fine.token)).status_code == 404
+
+
+def test_unreachable_revocations_url_fails_closed(
+    env: dict[str, Path], ring: tokens.KeyRing, revocations_server: tuple[str, list[str]]
+) -> None:
+    url, _ = revocations_server
+    client = _client_from_env(env, VIVIFIED_REVOCATIONS_URL=url.replace("/revocations", "/nope"))
+    assert client.get("/api/users/alice", headers=bearer(mint(ring).token)).status_code == 401
 
 
 def test_caller_without_pii_trait_is_forbidden(env: dict[str, Path], ring: tokens.KeyRing) -> None:

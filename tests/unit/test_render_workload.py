@@ -10,6 +10,7 @@ from tests.seed import user_management_manifest
 
 from vivified.render import (
     ANNOTATION_MANIFEST_HASH,
+    RESERVED_ENV_NAMES,
     PluginInstance,
     render_deployment,
     render_service,
@@ -254,6 +255,43 @@ def test_the_heartbeat_url_reaches_plugins_only_when_configured() -> None:
     assert "VIVIFIED_HEARTBEAT_URL" not in env_of(container())
     url = "http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
     assert env_of(container(heartbeat_url=url))["VIVIFIED_HEARTBEAT_URL"] == url
+
+
+def test_revocations_and_jwks_urls_come_from_the_heartbeat_url() -> None:
+    plain = env_of(container())
+    assert "VIVIFIED_REVOCATIONS_URL" not in plain
+    assert "VIVIFIED_JWKS_URL" not in plain
+    env = env_of(
+        container(
+            heartbeat_url="http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
+        )
+    )
+    base = "http://vivified-heartbeat.vivified-system.svc:8081"
+    assert env["VIVIFIED_REVOCATIONS_URL"] == base + "/plugins/revocations"
+    assert env["VIVIFIED_JWKS_URL"] == base + "/plugins/jwks"
+    assert env["VIVIFIED_JWKS_FILE"] == "/var/run/vivified/jwks.json"  # the mount stays
+    proxied = env_of(container(heartbeat_url="https://ops.example:9443/viv/plugins/heartbeat"))
+    assert proxied["VIVIFIED_REVOCATIONS_URL"] == "https://ops.example:9443/viv/plugins/revocations"
+    assert proxied["VIVIFIED_JWKS_URL"] == "https://ops.example:9443/viv/plugins/jwks"
+
+
+def test_revocations_and_jwks_urls_cannot_be_overridden_by_user_env() -> None:
+    assert {"VIVIFIED_REVOCATIONS_URL", "VIVIFIED_JWKS_URL", "VIVIFIED_HEARTBEAT_URL"} <= (
+        RESERVED_ENV_NAMES
+    )
+    spec = make_spec().model_copy(
+        update={
+            "env": [
+                EnvVar.model_construct(name="VIVIFIED_REVOCATIONS_URL", value="http://evil/"),
+                EnvVar.model_construct(name="VIVIFIED_JWKS_URL", value="http://evil/"),
+            ]
+        }
+    )
+    url = "http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
+    env = container(make_plugin(spec), heartbeat_url=url)["env"]
+    values = [e["value"] for e in env if e["name"].endswith(("REVOCATIONS_URL", "JWKS_URL"))]
+    assert len(values) == 2
+    assert not any("evil" in v for v in values)
 
 
 def test_user_env_follows_operator_env_in_order() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from vivified.sdk import (
     CoreClient,
     JwksCache,
     RevocationFile,
+    RevocationUrl,
     StaticRevocations,
     TokenAuth,
     TokenFile,
@@ -502,6 +504,198 @@ def test_verifier_from_env(tmp_path: Path) -> None:
     defaults = TokenVerifier.from_env({})
     assert (defaults.issuer, defaults.audience) == (ISS, AUD)
     assert defaults.revocations is None
+
+
+# --------------------------------------------------------------------------------------------
+# RevocationUrl (the operator's GET /plugins/revocations)
+# --------------------------------------------------------------------------------------------
+
+REVOCATIONS_URL = "http://vivified-heartbeat.test:8081/plugins/revocations"
+
+
+def revocation_document(*jtis: str) -> str:
+    listed = tokens.RevocationList({j: NOW + timedelta(hours=1) for j in jtis})
+    return tokens.revocations_to_configmap_data(listed)[tokens.REVOCATIONS_CONFIGMAP_KEY]
+
+
+class RevocationServer:
+    """``httpx.MockTransport`` playing the operator: serves ``revoked`` or fails."""
+
+    def __init__(self, *jtis: str) -> None:
+        self.revoked = list(jtis)
+        self.down = False
+        self.status = 200
+        self.hits = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.hits += 1
+        assert request.url == REVOCATIONS_URL
+        assert "Authorization" not in request.headers
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(self.status, text=revocation_document(*self.revoked))
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(self.handler))
+
+
+def url_verifier(
+    tmp_path: Path, server: RevocationServer, clock: Clock, **kwargs: Any
+) -> tuple[TokenVerifier, tokens.KeyRing]:
+    keys = ring()
+    write_jwks(tmp_path / "jwks.json", keys)
+    source = RevocationUrl(REVOCATIONS_URL, http=server.client(), monotonic=clock, **kwargs)
+    return verifier(JwksCache(file=tmp_path / "jwks.json"), revocations=source), keys
+
+
+def test_revocation_url_rejects_a_revoked_jti(tmp_path: Path) -> None:
+    server = RevocationServer("other")
+    v, keys = url_verifier(tmp_path, server, Clock())
+    revoked, fine = mint(keys), mint(keys)
+    server.revoked.append(revoked.jti)
+    with pytest.raises(TokenInvalid, match="revoked"):
+        v.verify(revoked.token)
+    assert v.verify(fine.token).jti == fine.jti
+    assert server.hits == 1  # cached between refreshes
+
+
+def test_revocation_url_accepts_a_plain_list_of_jtis(tmp_path: Path) -> None:
+    keys = ring()
+    write_jwks(tmp_path / "jwks.json", keys)
+    minted = mint(keys)
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, json=[minted.jti]))
+    )
+    v = verifier(
+        JwksCache(file=tmp_path / "jwks.json"),
+        revocations=RevocationUrl(REVOCATIONS_URL, http=client),
+    )
+    with pytest.raises(TokenInvalid, match="revoked"):
+        v.verify(minted.token)
+
+
+@pytest.mark.parametrize("failure", ["down", "500", "garbage", "too-large"])
+def test_revocation_url_never_loaded_refuses_every_token(tmp_path: Path, failure: str) -> None:
+    server = RevocationServer()
+    if failure == "down":
+        server.down = True
+    elif failure == "500":
+        server.status = 500
+    v, keys = url_verifier(tmp_path, server, Clock())
+    if failure == "garbage":
+        v.revocations = RevocationUrl(
+            REVOCATIONS_URL,
+            http=httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(200))),
+        )
+    elif failure == "too-large":
+        big = json.dumps([f"jti-{i:08d}" for i in range(20000)])
+        v.revocations = RevocationUrl(
+            REVOCATIONS_URL,
+            http=httpx.Client(
+                transport=httpx.MockTransport(lambda _: httpx.Response(200, text=big))
+            ),
+        )
+    with pytest.raises(TokenInvalid, match="revocation list unavailable"):
+        v.verify(mint(keys).token)
+
+
+def test_revocation_url_unreachable_for_real_refuses(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    keys = ring()
+    write_jwks(tmp_path / "jwks.json", keys)
+    v = verifier(
+        JwksCache(file=tmp_path / "jwks.json"),
+        revocations=RevocationUrl(f"http://127.0.0.1:{port}/plugins/revocations"),
+    )
+    with pytest.raises(TokenInvalid, match="revocation list unavailable"):
+        v.verify(mint(keys).token)
+
+
+def test_revocation_url_refresh_picks_up_new_revocations(tmp_path: Path) -> None:
+    server = RevocationServer()
+    clock = Clock()
+    v, keys = url_verifier(tmp_path, server, clock, refresh_seconds=15)
+    minted = mint(keys)
+    v.verify(minted.token)
+    server.revoked.append(minted.jti)
+    clock.now += 14
+    for _ in range(50):  # before the interval: the cached list, and no fetch per request
+        v.verify(minted.token)
+    assert server.hits == 1
+    clock.now += 1
+    with pytest.raises(TokenInvalid, match="revoked"):
+        v.verify(minted.token)
+    assert server.hits == 2
+
+
+def test_revocation_url_keeps_the_last_list_until_it_is_stale(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RevocationServer()
+    clock = Clock()
+    v, keys = url_verifier(
+        tmp_path, server, clock, refresh_seconds=15, max_stale_seconds=300, retry_seconds=2
+    )
+    minted = mint(keys)
+    v.verify(minted.token)
+    server.down = True
+    with caplog.at_level("INFO", logger="vivified.sdk"):
+        clock.now += 15
+        v.verify(minted.token)  # fetch failed; the list is 15 s old: still usable
+        clock.now += 1
+        v.verify(minted.token)
+        assert server.hits == 2  # failures are retried after retry_seconds, not per request
+        clock.now += 1
+        v.verify(minted.token)
+        assert server.hits == 3
+        clock.now += 284  # last good fetch 301 s ago
+        with pytest.raises(TokenInvalid, match="revocation list stale"):
+            v.verify(minted.token)
+        with pytest.raises(TokenInvalid, match="revocation list stale"):
+            v.verify(mint(keys).token)
+        server.down = False  # the operator is back: verification resumes at the next fetch
+        clock.now += 2
+        v.verify(minted.token)
+    assert caplog.text.count("revocation list fetch from") == 2  # failing, then working again
+    assert minted.token not in caplog.text
+
+
+def test_revocation_url_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="needs a URL"):
+        RevocationUrl("")
+    with pytest.raises(ValueError, match="max_stale_seconds"):
+        RevocationUrl(REVOCATIONS_URL, refresh_seconds=60, max_stale_seconds=30)
+
+
+def test_verifier_from_env_reads_the_revocations_url(tmp_path: Path) -> None:
+    keys = ring()
+    write_jwks(tmp_path / "jwks.json", keys)
+    revoked_by_url, revoked_by_file, fine = mint(keys), mint(keys), mint(keys)
+    server = RevocationServer(revoked_by_url.jti)
+    env = {
+        "VIVIFIED_JWKS_FILE": str(tmp_path / "jwks.json"),
+        "VIVIFIED_REVOCATIONS_URL": REVOCATIONS_URL,
+    }
+    v = TokenVerifier.from_env(env, clock=lambda: NOW, http=server.client())
+    assert isinstance(v.revocations, RevocationUrl)
+    assert v.revocations.url == REVOCATIONS_URL
+    with pytest.raises(TokenInvalid, match="revoked"):
+        v.verify(revoked_by_url.token)
+    v.verify(fine.token)
+    # File and URL together: revoked in either is revoked; either unusable refuses all.
+    (tmp_path / "revoked.json").write_text(json.dumps([revoked_by_file.jti]))
+    env["VIVIFIED_REVOCATIONS_FILE"] = str(tmp_path / "revoked.json")
+    both = TokenVerifier.from_env(env, clock=lambda: NOW, http=server.client())
+    for token in (revoked_by_url, revoked_by_file):
+        with pytest.raises(TokenInvalid, match="revoked"):
+            both.verify(token.token)
+    both.verify(fine.token)
+    server.down = True
+    down = TokenVerifier.from_env(env, clock=lambda: NOW, http=server.client())
+    with pytest.raises(TokenInvalid, match="revocation list unavailable"):
+        down.verify(fine.token)
 
 
 def test_sdk_does_not_import_the_operator_stack() -> None:

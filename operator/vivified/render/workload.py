@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from vivified.resource import RESERVED_ENV_NAMES as SPEC_RESERVED_ENV_NAMES
 from vivified.resource import RESERVED_ENV_PREFIX
@@ -18,9 +19,12 @@ from .quantities import container_resources, memory_quantity
 __all__ = [
     "CONTAINER_NAME",
     "ENV_CORE_URL",
+    "ENV_HEARTBEAT_URL",
     "ENV_JWKS_FILE",
+    "ENV_JWKS_URL",
     "ENV_PLUGIN_ID",
     "ENV_PLUGIN_PORT",
+    "ENV_REVOCATIONS_URL",
     "ENV_TOKEN_FILE",
     "PORT_NAME",
     "RESERVED_ENV_NAMES",
@@ -29,6 +33,7 @@ __all__ = [
     "TOKEN_VOLUME",
     "container_env",
     "is_reserved_env_name",
+    "operator_api_url",
     "render_deployment",
     "render_service",
     "render_service_account",
@@ -47,11 +52,17 @@ ENV_CORE_URL = "VIVIFIED_CORE_URL"
 ENV_HEARTBEAT_URL = "VIVIFIED_HEARTBEAT_URL"
 ENV_TOKEN_FILE = "PLUGIN_TOKEN_FILE"  # noqa: S105 - a variable name
 ENV_JWKS_FILE = "VIVIFIED_JWKS_FILE"
+#: Served next to the heartbeat API (``vivified.shell.heartbeat``); derived from its URL.
+ENV_REVOCATIONS_URL = "VIVIFIED_REVOCATIONS_URL"
+ENV_JWKS_URL = "VIVIFIED_JWKS_URL"
+HEARTBEAT_PATH = "/plugins/heartbeat"
+REVOCATIONS_PATH = "/plugins/revocations"
+JWKS_PATH = "/plugins/jwks"
 #: Names the operator sets; user ``env`` entries with these names (or the ``VIVIFIED_``
 #: prefix, which the spec validation rejects) are dropped rather than overriding them.
 RESERVED_ENV_NAMES: frozenset[str] = frozenset(
     {*SPEC_RESERVED_ENV_NAMES, ENV_PLUGIN_ID, ENV_PLUGIN_PORT, ENV_CORE_URL, ENV_TOKEN_FILE}
-    | {ENV_JWKS_FILE}
+    | {ENV_JWKS_FILE, ENV_HEARTBEAT_URL, ENV_REVOCATIONS_URL, ENV_JWKS_URL}
 )
 
 
@@ -70,6 +81,14 @@ def render_service_account(plugin: PluginInstance, settings: OperatorSettings) -
     }
 
 
+def operator_api_url(heartbeat_url: str, path: str) -> str:
+    """Another path on the heartbeat API's server: same scheme, host and port (and any
+    prefix a proxy puts before ``/plugins/heartbeat``)."""
+    parts = urlsplit(heartbeat_url)
+    prefix = parts.path[: -len(HEARTBEAT_PATH)] if parts.path.endswith(HEARTBEAT_PATH) else ""
+    return urlunsplit((parts.scheme, parts.netloc, prefix.rstrip("/") + path, "", ""))
+
+
 def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[dict[str, str]]:
     """Operator variables first, then the user's ``env`` (reserved names dropped; for a name
     given twice the last value wins, at the first position, as with ``kubectl``)."""
@@ -80,6 +99,17 @@ def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[di
     ]
     if settings.heartbeat_url:
         env.append({"name": ENV_HEARTBEAT_URL, "value": settings.heartbeat_url})
+        # Plugins in other namespaces cannot mount the operator's revocation ConfigMap; the
+        # SDK polls this URL instead (and refuses every token while it cannot).
+        env.append(
+            {
+                "name": ENV_REVOCATIONS_URL,
+                "value": operator_api_url(settings.heartbeat_url, REVOCATIONS_PATH),
+            }
+        )
+        env.append(
+            {"name": ENV_JWKS_URL, "value": operator_api_url(settings.heartbeat_url, JWKS_PATH)}
+        )
     if plugin.token_secret_name is not None:
         env.append({"name": ENV_TOKEN_FILE, "value": settings.token_file})
         env.append({"name": ENV_JWKS_FILE, "value": settings.jwks_file})

@@ -28,6 +28,7 @@ from .config import (
     ENV_JWKS_FILE,
     ENV_JWKS_URL,
     ENV_REVOCATIONS_FILE,
+    ENV_REVOCATIONS_URL,
     ENV_TOKEN_FILE,
 )
 from .token_file import TokenFile, TokenFileError
@@ -35,6 +36,7 @@ from .verify import (
     JwksCache,
     RevocationFile,
     RevocationSource,
+    RevocationUrl,
     StaticRevocations,
     TokenVerifier,
 )
@@ -49,11 +51,13 @@ __all__ = [
     "ENV_JWKS_FILE",
     "ENV_JWKS_URL",
     "ENV_REVOCATIONS_FILE",
+    "ENV_REVOCATIONS_URL",
     "ENV_TOKEN_FILE",
     "CoreClient",
     "JwksCache",
     "RevocationFile",
     "RevocationSource",
+    "RevocationUrl",
     "StaticRevocations",
     "TokenAuth",
     "TokenFile",

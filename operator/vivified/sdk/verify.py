@@ -9,13 +9,23 @@ its inputs fresh without hitting the disk or the network on every request.
   know — at most once per ``min_refresh_seconds``, so a flood of tokens with made-up key ids
   cannot turn into a flood of fetches — and otherwise every ``max_age_seconds``.
 * Revocations from a file in the operator's ``revoked.json`` format (or a JSON list of
-  jtis). When a revocation source is configured but has never been readable, every token is
-  rejected: failing open would accept revoked tokens.
+  jtis) and/or a URL serving the same document (in a cluster: the operator's
+  ``GET /plugins/revocations``, passed as ``VIVIFIED_REVOCATIONS_URL``). The URL is re-fetched
+  every ``refresh_seconds`` (default 15 s) from the verifying call itself, never more often.
+* Fail closed. When a revocation source is configured but has never been readable, or (URL)
+  the last successful fetch is older than ``max_stale_seconds`` (default 5 min), every token
+  is rejected. Profiles and other PHI/PII sit behind these tokens (HIPAA): a revoked token
+  must not keep working silently because the list could not be fetched, so an outage of the
+  revocation source is a visible outage (401s) rather than a quiet security gap. Staleness
+  bounds how long a revocation can go unseen.
+
+Tokens are never logged here; fetch failures are logged with the URL and the error only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -45,6 +55,7 @@ from .config import (
     ENV_JWKS_FILE,
     ENV_JWKS_URL,
     ENV_REVOCATIONS_FILE,
+    ENV_REVOCATIONS_URL,
     first,
     optional,
 )
@@ -53,9 +64,12 @@ __all__ = [
     "JwksCache",
     "RevocationFile",
     "RevocationSource",
+    "RevocationUrl",
     "StaticRevocations",
     "TokenVerifier",
 ]
+
+logger = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_TOKEN_LENGTH = 8 * 1024
@@ -206,13 +220,114 @@ class RevocationFile:
             return self._jtis
 
     def _load(self) -> frozenset[str]:
-        document = _read_json_file(self.path)
-        if isinstance(document, list):
-            if not all(isinstance(j, str) for j in document):
-                raise ValueError("revocation list must contain strings")
-            return frozenset(document)
-        text = json.dumps(document)
-        return revocations_from_configmap_data({REVOCATIONS_CONFIGMAP_KEY: text}).jtis
+        return _jtis_of(_read_json_file(self.path))
+
+
+def _jtis_of(document: Any) -> frozenset[str]:
+    """Revoked jtis from the operator's ``revoked.json`` document or a JSON list of jtis."""
+    if isinstance(document, list):
+        if not all(isinstance(j, str) for j in document):
+            raise ValueError("revocation list must contain strings")
+        return frozenset(document)
+    text = json.dumps(document)
+    return revocations_from_configmap_data({REVOCATIONS_CONFIGMAP_KEY: text}).jtis
+
+
+class RevocationUrl:
+    """The revocation list served over HTTP (the operator's ``GET /plugins/revocations``).
+
+    Fetched from the calling thread when the last attempt is ``refresh_seconds`` old (after
+    a failure: ``retry_seconds``), so a flood of requests never becomes a flood of fetches.
+    A failed fetch keeps the last good list, but only while it is younger than
+    ``max_stale_seconds``: never fetched, or stale, means every token is refused (see the
+    module docstring for why this fails closed).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        refresh_seconds: float = 15.0,
+        max_stale_seconds: float = 300.0,
+        retry_seconds: float = 2.0,
+        timeout_seconds: float = 5.0,
+        http: httpx.Client | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not url:
+            raise ValueError("RevocationUrl needs a URL")
+        if max_stale_seconds < refresh_seconds:
+            raise ValueError("max_stale_seconds must be at least refresh_seconds")
+        self.url = url
+        self._refresh = refresh_seconds
+        self._max_stale = max_stale_seconds
+        self._retry = min(retry_seconds, refresh_seconds)
+        self._timeout = timeout_seconds
+        self._http = http
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._jtis: frozenset[str] | None = None
+        self._loaded_at: float | None = None
+        self._attempted_at: float | None = None
+        self._failing = False
+        #: How many times the URL was fetched (tests and metrics).
+        self.fetches = 0
+
+    def _due(self, now: float) -> bool:
+        if self._attempted_at is None:
+            return True
+        wait = self._retry if self._failing else self._refresh
+        return now - self._attempted_at >= wait
+
+    def _fetch(self, now: float) -> None:
+        self._attempted_at = now
+        self.fetches += 1
+        client = self._http or httpx.Client(timeout=self._timeout, trust_env=False)
+        try:
+            response = client.get(self.url, headers={"Accept": "application/json"})
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            if len(response.content) > MAX_DOCUMENT_BYTES:
+                raise ValueError(f"larger than {MAX_DOCUMENT_BYTES} bytes")
+            jtis = _jtis_of(json.loads(response.content))
+        except (httpx.HTTPError, ValueError) as error:  # RevocationListError is a ValueError
+            if not self._failing:
+                logger.warning("revocation list fetch from %s failed: %s", self.url, error)
+            self._failing = True
+            return
+        finally:
+            if self._http is None:
+                client.close()
+        if self._failing:
+            logger.info("revocation list fetch from %s works again", self.url)
+        self._failing = False
+        self._jtis = jtis
+        self._loaded_at = self._monotonic()
+
+    def jtis(self) -> Collection[str]:
+        with self._lock:
+            now = self._monotonic()
+            if self._due(now):
+                self._fetch(now)
+                now = self._monotonic()
+            if self._jtis is None or self._loaded_at is None:
+                raise TokenInvalid("revocation list unavailable")
+            if now - self._loaded_at > self._max_stale:
+                raise TokenInvalid("revocation list stale")
+            return self._jtis
+
+
+class _AllRevocations:
+    """Several sources at once: a jti revoked by any is revoked; any unusable fails closed."""
+
+    def __init__(self, *sources: RevocationSource) -> None:
+        self.sources = sources
+
+    def jtis(self) -> Collection[str]:
+        merged: set[str] = set()
+        for source in self.sources:
+            merged.update(source.jtis())
+        return merged
 
 
 class TokenVerifier:
@@ -241,22 +356,47 @@ class TokenVerifier:
         environ: Mapping[str, str] | None = None,
         *,
         clock: Callable[[], datetime] = _utc_now,
+        revocations_refresh_seconds: float = 15.0,
+        revocations_max_stale_seconds: float = 300.0,
+        http: httpx.Client | None = None,
     ) -> TokenVerifier:
         """``VIVIFIED_JWKS_FILE`` (default ``/var/run/vivified/jwks.json``) and/or
-        ``VIVIFIED_JWKS_URL``; ``VIVIFIED_REVOCATIONS_FILE`` if set; issuer and audience from
+        ``VIVIFIED_JWKS_URL``; ``VIVIFIED_REVOCATIONS_FILE`` and/or
+        ``VIVIFIED_REVOCATIONS_URL`` if set (both: a jti in either is revoked, and either
+        unusable refuses every token); issuer and audience from
         ``VIVIFIED_TOKEN_ISSUER``/``TOKEN_ISSUER`` and ``VIVIFIED_TOKEN_AUDIENCE``/
-        ``TOKEN_AUDIENCE`` (defaults: the operator's)."""
+        ``TOKEN_AUDIENCE`` (defaults: the operator's). ``http`` is used for both URLs."""
         env = os.environ if environ is None else environ
         url = optional(env, ENV_JWKS_URL)
         file = optional(env, ENV_JWKS_FILE)
         if file is None and url is None:
             file = DEFAULT_JWKS_FILE
+        sources: list[RevocationSource] = []
         revocations_file = optional(env, ENV_REVOCATIONS_FILE)
+        if revocations_file:
+            sources.append(RevocationFile(revocations_file))
+        revocations_url = optional(env, ENV_REVOCATIONS_URL)
+        if revocations_url:
+            sources.append(
+                RevocationUrl(
+                    revocations_url,
+                    refresh_seconds=revocations_refresh_seconds,
+                    max_stale_seconds=revocations_max_stale_seconds,
+                    http=http,
+                )
+            )
+        revocations: RevocationSource | None
+        if not sources:
+            revocations = None
+        elif len(sources) == 1:
+            revocations = sources[0]
+        else:
+            revocations = _AllRevocations(*sources)
         return cls(
-            JwksCache(file=file, url=url),
+            JwksCache(file=file, url=url, http=http),
             audience=first(env, ENV_AUDIENCE, DEFAULT_AUDIENCE),
             issuer=first(env, ENV_ISSUER, DEFAULT_ISSUER),
-            revocations=RevocationFile(revocations_file) if revocations_file else None,
+            revocations=revocations,
             clock=clock,
         )
 

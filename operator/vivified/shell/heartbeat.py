@@ -14,6 +14,16 @@ its metrics are sanitised like probe metrics before they reach the status.
 413    body larger than 16 KiB
 415    Content-Type is not application/json
 =====  =============================================================================
+
+The same server publishes, unauthenticated and read-only, what plugins need to verify the
+tokens *they* receive (public data: key ids, public keys, revoked token ids and expiries):
+
+* ``GET /plugins/revocations``: the revocation list document exactly as stored in the
+  ``vivified-revoked-tokens`` ConfigMap (``revoked.json``), ``Cache-Control: no-store``.
+  Plugins in other namespaces cannot mount that ConfigMap; the SDK polls this instead
+  (``VIVIFIED_REVOCATIONS_URL``).
+* ``GET /plugins/jwks``: the public JWKS (``VIVIFIED_JWKS_URL``); 503 until the key ring is
+  loaded.
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ from vivified.settings import OperatorSettings
 
 __all__ = [
     "HEARTBEAT_PATH",
+    "JWKS_PATH",
     "MAX_HEARTBEAT_BYTES",
+    "REVOCATIONS_PATH",
     "HeartbeatServer",
     "HeartbeatSink",
     "KeySource",
@@ -41,6 +53,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_PATH = "/plugins/heartbeat"
+REVOCATIONS_PATH = "/plugins/revocations"
+JWKS_PATH = "/plugins/jwks"
 MAX_HEARTBEAT_BYTES = 16 * 1024
 MAX_TOKEN_LENGTH = 8 * 1024
 
@@ -99,12 +113,16 @@ class HeartbeatServer:
         self._runner: web.AppRunner | None = None
         self._jwks_for: tokens.KeyRing | None = None
         self._jwks: Mapping[str, Any] = {"keys": []}
+        self._revoked_for: tokens.RevocationList | None = None
+        self._revoked_text = ""
         self.bound_port: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_HEARTBEAT_BYTES)
         app.router.add_post(HEARTBEAT_PATH, self.handle)
+        app.router.add_get(REVOCATIONS_PATH, self.handle_revocations)
+        app.router.add_get(JWKS_PATH, self.handle_jwks)
         return app
 
     async def start(self) -> None:
@@ -140,13 +158,40 @@ class HeartbeatServer:
             await runner.cleanup()
 
     # -- the request ---------------------------------------------------------------------------
-    def _current_jwks(self) -> Mapping[str, Any]:
+    def _current_jwks(self, ring: tokens.KeyRing | None = None) -> Mapping[str, Any]:
         """The key ring's JWKS, recomputed only when the ring changes (loading keys is slow)."""
-        ring = self._keys.keyring
+        ring = self._keys.keyring if ring is None else ring
         if ring is not self._jwks_for:
             self._jwks = tokens.jwks(ring)
             self._jwks_for = ring
         return self._jwks
+
+    # -- public, read-only documents -----------------------------------------------------------
+    async def handle_revocations(self, request: web.Request) -> web.Response:
+        """The revocation list as stored in its ConfigMap. Never cached by clients."""
+        del request
+        revocations = self._keys.revocations
+        if revocations is not self._revoked_for:
+            data = tokens.revocations_to_configmap_data(revocations)
+            self._revoked_text = data[tokens.REVOCATIONS_CONFIGMAP_KEY]
+            self._revoked_for = revocations
+        return web.Response(
+            text=self._revoked_text,
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def handle_jwks(self, request: web.Request) -> web.Response:
+        """``tokens.jwks(keyring, now)``: retired keys past ``retire_until`` left out."""
+        del request
+        try:
+            ring = self._keys.keyring
+        except RuntimeError:  # key ring not loaded yet
+            return _error(503, "the operator is starting", **{"Retry-After": "5"})
+        moment = self._clock()
+        gone = {r.kid for r in ring.retired if r.retire_until <= moment}
+        keys = [k for k in self._current_jwks(ring)["keys"] if k["kid"] not in gone]
+        return web.json_response({"keys": keys})
 
     def _verify(self, request: web.Request) -> tokens.VerifiedToken | web.Response:
         header = request.headers.get("Authorization", "")
