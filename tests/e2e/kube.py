@@ -149,34 +149,18 @@ class Cluster:
         ]
 
     def children(self, namespace: str, plugin_id: str) -> dict[str, list[str]]:
+        """Names of the plugin's children, by kind (found by label, as a user would)."""
+        listers = {
+            "ServiceAccount": self.core.list_namespaced_service_account,
+            "Secret": self.core.list_namespaced_secret,
+            "Deployment": self.apps.list_namespaced_deployment,
+            "Service": self.core.list_namespaced_service,
+            "NetworkPolicy": self.net.list_namespaced_network_policy,
+        }
         selector = f"vivified.dev/plugin={plugin_id}"
         return {
-            "ServiceAccount": [
-                o.metadata.name
-                for o in self.core.list_namespaced_service_account(
-                    namespace, label_selector=selector
-                ).items
-            ],
-            "Secret": [
-                o.metadata.name
-                for o in self.core.list_namespaced_secret(namespace, label_selector=selector).items
-            ],
-            "Deployment": [
-                o.metadata.name
-                for o in self.apps.list_namespaced_deployment(
-                    namespace, label_selector=selector
-                ).items
-            ],
-            "Service": [
-                o.metadata.name
-                for o in self.core.list_namespaced_service(namespace, label_selector=selector).items
-            ],
-            "NetworkPolicy": [
-                o.metadata.name
-                for o in self.net.list_namespaced_network_policy(
-                    namespace, label_selector=selector
-                ).items
-            ],
+            kind: [o.metadata.name for o in lister(namespace, label_selector=selector).items]
+            for kind, lister in listers.items()
         }
 
     def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:

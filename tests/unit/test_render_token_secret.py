@@ -25,6 +25,7 @@ from vivified.render import (
 )
 from vivified.resource import PluginSpec
 from vivified.settings import OperatorSettings
+from vivified.shell.informer import MANAGED_SELECTOR
 from vivified.tokens import (
     KeyRing,
     MintedToken,
@@ -247,3 +248,14 @@ def test_operator_objects_follow_settings(ring: KeyRing) -> None:
         ("platform", "pub"),
         ("platform", "revoked"),
     ]
+
+
+def test_operator_objects_are_not_selected_as_plugin_children(ring: KeyRing) -> None:
+    # The informer lists children by this label; the signing key must never be cached there.
+    key, value = MANAGED_SELECTOR.split("=")
+    for obj in (
+        render_signing_key_secret(ring, SETTINGS),
+        render_jwks_configmap(jwks(ring), SETTINGS),
+        render_revocations_configmap(RevocationList(), SETTINGS),
+    ):
+        assert obj["metadata"]["labels"].get(key) != value

@@ -23,9 +23,11 @@ __all__ = [
     "render_signing_key_secret",
 ]
 
+#: Deliberately *not* ``managed-by=vivified-operator``: that label selects plugin children for
+#: the operator's informer, which must never cache the signing key a second time.
 PLATFORM_LABELS: Mapping[str, str] = {
-    "app.kubernetes.io/component": "operator",
-    "app.kubernetes.io/managed-by": "vivified-operator",
+    "app.kubernetes.io/component": "identity",
+    "app.kubernetes.io/managed-by": "vivified-operator-identity",
     "app.kubernetes.io/part-of": "vivified",
 }
 

@@ -16,24 +16,19 @@ from typing import Any
 
 from vivified import tokens
 from vivified.diff import needs_apply, stamped
+from vivified.render import (
+    render_jwks_configmap,
+    render_revocations_configmap,
+    render_signing_key_secret,
+)
 from vivified.settings import OperatorSettings
 from vivified.shell.kube import Kube, KubeError
 
 logger = logging.getLogger(__name__)
 
-IDENTITY_LABELS = {
-    "app.kubernetes.io/part-of": "vivified",
-    "app.kubernetes.io/component": "identity",
-    "app.kubernetes.io/managed-by": "vivified-operator-identity",
-}
-
 
 def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (data or {}).items()}
-
-
-def _encode(data: Mapping[str, str]) -> dict[str, str]:
-    return {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
 
 
 class Identity:
@@ -59,33 +54,6 @@ class Identity:
     def revocations(self) -> tokens.RevocationList:
         return self._revocations
 
-    def _secret(self, keyring: tokens.KeyRing) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": self._settings.signing_key_secret,
-                "namespace": self._settings.operator_namespace,
-                "labels": dict(IDENTITY_LABELS),
-            },
-            "type": "Opaque",
-            "data": _encode(tokens.keyring_to_secret_data(keyring)),
-        }
-
-    def _configmap(self, name: str, data: Mapping[str, str]) -> dict[str, Any]:
-        return stamped(
-            {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {
-                    "name": name,
-                    "namespace": self._settings.operator_namespace,
-                    "labels": dict(IDENTITY_LABELS),
-                },
-                "data": dict(data),
-            }
-        )
-
     async def load(self) -> None:
         """Load (or create) the key ring, rotate it when due, and publish JWKS."""
         async with self._lock:
@@ -95,7 +63,7 @@ class Identity:
             if live is None:
                 keyring = tokens.KeyRing(active=tokens.generate_signing_key(now))
                 try:
-                    await self._kube.create(self._secret(keyring))
+                    await self._kube.create(render_signing_key_secret(keyring, self._settings))
                     logger.info("created signing key %s", keyring.active.kid)
                 except KubeError as error:
                     if error.status != 409:
@@ -120,7 +88,7 @@ class Identity:
                 rotated = tokens.rotate(rotated, upcoming, now, self._settings.token_ttl_seconds)
                 logger.info("rotated signing key to %s", rotated.active.kid)
             if live is not None and rotated != keyring:
-                secret = self._secret(rotated)
+                secret = render_signing_key_secret(rotated, self._settings)
                 secret["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
                 await self._kube.request(
                     "PUT",
@@ -128,10 +96,7 @@ class Identity:
                     body=secret,
                 )
             self._keyring = rotated
-            await self._publish(
-                self._settings.jwks_configmap,
-                tokens.jwks_to_configmap_data(tokens.jwks(rotated, now)),
-            )
+            await self._publish(render_jwks_configmap(tokens.jwks(rotated, now), self._settings))
             live_revoked = await self._kube.get(
                 "ConfigMap", ns, self._settings.revocations_configmap
             )
@@ -139,9 +104,10 @@ class Identity:
                 (live_revoked or {}).get("data")
             )
 
-    async def _publish(self, name: str, data: Mapping[str, str]) -> None:
-        desired = self._configmap(name, data)
-        live = await self._kube.get("ConfigMap", self._settings.operator_namespace, name)
+    async def _publish(self, configmap: Mapping[str, Any]) -> None:
+        desired = stamped(configmap)
+        meta = desired["metadata"]
+        live = await self._kube.get("ConfigMap", meta["namespace"], meta["name"])
         if needs_apply(desired, live):
             await self._kube.apply(desired, field_manager=self._settings.field_manager)
 
@@ -153,10 +119,7 @@ class Identity:
             )
             if updated == self._revocations:
                 return
-            await self._publish(
-                self._settings.revocations_configmap,
-                tokens.revocations_to_configmap_data(updated),
-            )
+            await self._publish(render_revocations_configmap(updated, self._settings))
             self._revocations = updated
             logger.info("revoked token %s", jti)
 

@@ -131,19 +131,14 @@ class Reconciler:
                 self._health.untrack(key)
             return None
         body = entry.body
-        errors = self._errors(key, body, entry.plugin_id)
-        if errors:
+        report = validate_spec(body.get("spec"), self._policy)
+        errors = tuple(
+            sorted({*report.errors, *identity_violations(key, entry.plugin_id, self._registry)})
+        )
+        if errors or report.spec is None:
             await self._hold_invalid(key, body, errors)
             return None
-        spec = PluginSpec.model_validate(body["spec"])
-        return await self._converge(key, body, spec)
-
-    def _errors(
-        self, key: PluginKey, body: Mapping[str, Any], plugin_id: str | None
-    ) -> tuple[Violation, ...]:
-        report = validate_spec(body.get("spec"), self._policy)
-        errors = [*report.errors, *identity_violations(key, plugin_id, self._registry)]
-        return tuple(sorted(set(errors)))
+        return await self._converge(key, body, report.spec)
 
     async def _hold_invalid(
         self, key: PluginKey, body: Mapping[str, Any], errors: tuple[Violation, ...]
