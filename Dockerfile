@@ -16,12 +16,14 @@ WORKDIR /src
 RUN python -m venv /opt/vivified
 ENV PATH=/opt/vivified/bin:$PATH
 RUN pip install --no-cache-dir pip==25.3
-# Only what `pip install .` reads: the build configuration and the package.
+# Only what `pip install` reads: the build configuration, the package and the SDK.
 COPY pyproject.toml README.md ./
 COPY operator ./operator
+COPY sdk/python ./sdk/python
 # pip compiles bytecode as it installs; it stays, since the read-only root filesystem of the
-# running container could not hold it, and pip itself goes.
-RUN pip install --no-cache-dir . \
+# running container could not hold it, and pip itself goes. The SDK (a dependency of the
+# operator, same version) comes from this repository.
+RUN pip install --no-cache-dir ./sdk/python . \
  && pip uninstall --yes pip \
  && vivified --version
 

@@ -5,17 +5,18 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-PY_SOURCES := $(wildcard operator tests bench plugins hack)
+PY_SOURCES := $(wildcard operator sdk tests bench plugins hack)
 
 .PHONY: help install lint typecheck unit test demo crds clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# The SDK (sdk/python) comes from this repository: the operator depends on it, same version.
+$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e ./sdk/python -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv with the operator and its dev tools
@@ -28,13 +29,13 @@ typecheck: install ## mypy --strict on the package
 	mypy
 
 unit: install ## Unit tests only (no cluster)
-	pytest tests/unit
+	pytest tests/unit sdk/python/tests
 
 crds: install ## Regenerate crds/ from the pydantic models
 	vivified crd > crds/vivified.dev_vivifiedplugins.yaml
 
 test: lint typecheck ## Everything CI runs: lint, types, unit, integration and e2e tests
-	pytest tests
+	pytest tests sdk/python/tests
 
 demo: install cluster-up ## The main job end to end on the local cluster, narrated
 	hack/demo.sh

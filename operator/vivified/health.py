@@ -20,7 +20,6 @@ reach the custom resource's status.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from vivified.settings import OperatorSettings, split_host_port
 from vivified.status import Health, WorkloadFacts
+from vivified_sdk import loads_strict
 
 if TYPE_CHECKING:
     from vivified.resource import PluginSpec
@@ -343,33 +343,10 @@ def sanitize_metrics(document: object) -> dict[str, MetricValue]:
     return {k: found[k] for k in sorted(found)[:MAX_METRICS]}
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key[:40]!r}")
-        result[key] = value
-    return result
-
-
 def load_json(body: bytes) -> object:
-    """Strict JSON (no NaN/Infinity, no duplicate keys); ValueError on anything else."""
-    if len(body) > MAX_BODY_BYTES:
-        raise ValueError(f"body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        return json.loads(
-            body.decode("utf-8"),
-            parse_constant=_reject_constant,
-            object_pairs_hook=_no_duplicates,
-        )
-    except RecursionError:
-        raise ValueError("JSON is nested too deeply") from None
-    except UnicodeDecodeError:
-        raise ValueError("body is not UTF-8") from None
+    """Strict JSON (no NaN/Infinity, no duplicate keys; ``vivified_sdk.loads_strict``, the
+    helper plugins use too); ValueError on anything else."""
+    return loads_strict(body, max_bytes=MAX_BODY_BYTES)
 
 
 def metrics_from_body(body: bytes) -> dict[str, MetricValue] | None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, Strict
 from pydantic.alias_generators import to_camel
 
 from vivified.manifest import PORT_MAX, PORT_MIN, PluginManifest
+from vivified_sdk import contract
 
 GROUP = "vivified.dev"
 VERSION = "v1alpha1"
@@ -35,8 +36,10 @@ ENV_VALUE_MAX_LENGTH = 32768
 IMAGE_MAX_LENGTH = 512
 
 #: Environment variables the operator sets itself; users may not override them.
-RESERVED_ENV_NAMES = frozenset({"PLUGIN_ID", "PLUGIN_TOKEN_FILE", "VIVIFIED_CORE_URL"})
-RESERVED_ENV_PREFIX = "VIVIFIED_"
+RESERVED_ENV_NAMES = frozenset(
+    {contract.ENV_PLUGIN_ID, contract.ENV_TOKEN_FILE, contract.ENV_CORE_URL}
+)
+RESERVED_ENV_PREFIX = contract.RESERVED_ENV_PREFIX
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -62,9 +65,9 @@ class EnvVar(BaseModel):
         max_length=256,
         pattern=ENV_NAME_PATTERN,
         description=(
-            "Variable name (letters, digits and '_', not starting with a digit). PLUGIN_ID, "
-            "PLUGIN_TOKEN_FILE and names starting with VIVIFIED_ are set by the operator and "
-            "cannot be used."
+            "Variable name (letters, digits and '_', not starting with a digit). "
+            f"{contract.ENV_PLUGIN_ID}, {contract.ENV_TOKEN_FILE} and names starting with "
+            f"{contract.RESERVED_ENV_PREFIX} are set by the operator and cannot be used."
         ),
     )
     value: str = Field(

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+import vivified_sdk
+
 #: Languages with templates under ``vivified/templates/``.
 LANGUAGES = ("python",)
 #: Port the generated app listens on; also the manifest's health_check port.
@@ -147,6 +149,8 @@ def render_files(
         "version": manifest["version"],
         "port": str(APP_PORT),
         "image": resource["spec"]["image"],
+        # Scaffolds depend on the SDK alone, at the version shipped with this operator.
+        "sdk_version": vivified_sdk.__version__,
     }
     generated = [
         GeneratedFile("manifest.json", json.dumps(manifest, indent=2) + "\n"),

@@ -36,6 +36,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from vivified_sdk import contract
+
 __all__ = [
     "ENV_PREFIX",
     "PLUGIN_COMMON_LABELS",
@@ -51,6 +53,10 @@ __all__ = [
 ]
 
 ENV_PREFIX = "VIVIFIED_"
+#: The core's Service in the default release namespace (``vivified_sdk.contract``).
+_DEFAULT_CORE_URL = (
+    f"http://{contract.CORE_SERVICE_NAME}.vivified-system.svc:{contract.CORE_HTTP_PORT}"
+)
 
 DependencyPolicy = Literal["block", "warn"]
 DEPENDENCY_POLICIES: tuple[DependencyPolicy, ...] = ("block", "warn")
@@ -140,7 +146,7 @@ class OperatorSettings:
 
     # -- where things live -------------------------------------------------------------------
     operator_namespace: str = "vivified-system"
-    core_url: str = "http://vivified-core.vivified-system.svc:8080"
+    core_url: str = _DEFAULT_CORE_URL
     #: Container port of the core pods (NetworkPolicy egress). 0 = derive from ``core_url``.
     core_port: int = 0
     field_manager: str = "vivified-operator"
@@ -173,9 +179,9 @@ class OperatorSettings:
     # -- plugin identity tokens --------------------------------------------------------------
     token_ttl_seconds: int = 86400
     token_refresh_fraction: float = 0.8
-    token_issuer: str = "vivified-operator"  # noqa: S105
-    token_audience: str = "vivified-platform"  # noqa: S105
-    token_mount_dir: str = "/var/run/vivified"  # noqa: S105
+    token_issuer: str = contract.DEFAULT_ISSUER
+    token_audience: str = contract.DEFAULT_AUDIENCE
+    token_mount_dir: str = contract.MOUNT_DIR
     token_leeway_seconds: int = 30
     signing_key_secret: str = "vivified-signing-key"  # noqa: S105
     #: Age after which the operator rotates the signing key.
@@ -251,12 +257,12 @@ class OperatorSettings:
     @property
     def token_file(self) -> str:
         """Absolute path of the token file inside plugin containers."""
-        return self.token_mount_dir.rstrip("/") + "/token"
+        return self.token_mount_dir.rstrip("/") + "/" + contract.TOKEN_FILE_NAME
 
     @property
     def jwks_file(self) -> str:
         """Absolute path of the JWKS file inside plugin containers."""
-        return self.token_mount_dir.rstrip("/") + "/jwks.json"
+        return self.token_mount_dir.rstrip("/") + "/" + contract.JWKS_FILE_NAME
 
     # -- validation --------------------------------------------------------------------------
     def _validate(self) -> None:

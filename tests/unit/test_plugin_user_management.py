@@ -21,11 +21,11 @@ import yaml
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
+from vivified.sdk import JwksCache, RevocationFile, TokenVerifier
 
 from vivified import tokens
 from vivified.manifest import PluginManifest
 from vivified.policy import validate_manifest
-from vivified.sdk import JwksCache, RevocationFile, TokenVerifier
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "plugins" / "user-management"

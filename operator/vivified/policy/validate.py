@@ -13,6 +13,7 @@ from vivified.policy.rules import Findings, manifest_rules
 from vivified.policy.structure import did_you_mean, join_path, show, structural_violations
 from vivified.resource import PluginSpec
 from vivified.violations import Violation
+from vivified_sdk import contract
 
 _NUMBER = re.compile(r"([0-9]+)")
 _ENV_NAME_RE = re.compile(r.ENV_NAME_PATTERN)
@@ -182,7 +183,7 @@ def _spec_rules(raw: Mapping[str, object], out: Findings) -> None:
                 out.error(
                     path,
                     f"environment variable {show(name)} is set by the operator and cannot be "
-                    "overridden (reserved: PLUGIN_ID, PLUGIN_TOKEN_FILE, "
+                    f"overridden (reserved: {contract.ENV_PLUGIN_ID}, {contract.ENV_TOKEN_FILE}, "
                     f"{r.RESERVED_ENV_PREFIX}*)",
                 )
             if name in first:

@@ -15,6 +15,7 @@ from typing import Any
 
 from vivified.settings import OperatorSettings
 from vivified.tokens import MintedToken, format_rfc3339, parse_rfc3339
+from vivified_sdk import contract
 
 from .common import (
     ANNOTATION_TOKEN_EXPIRES_AT,
@@ -35,8 +36,9 @@ __all__ = [
     "render_token_secret",
 ]
 
-TOKEN_KEY = "token"  # noqa: S105 - a data key
-JWKS_KEY = "jwks.json"
+#: Data keys = file names in the plugin's mount (``vivified_sdk.contract``).
+TOKEN_KEY = contract.TOKEN_FILE_NAME
+JWKS_KEY = contract.JWKS_FILE_NAME
 
 
 def _b64(text: str) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 from vivified.resource import RESERVED_ENV_NAMES as SPEC_RESERVED_ENV_NAMES
 from vivified.resource import RESERVED_ENV_PREFIX
 from vivified.settings import OperatorSettings
+from vivified_sdk import contract
 
 from .common import ANNOTATION_MANIFEST_HASH, child_names, object_metadata, plugin_labels
 from .common import selector_labels as _selector
@@ -46,18 +47,19 @@ TOKEN_VOLUME = "vivified-token"  # noqa: S105 - a volume name
 #: 0440: readable by the owner and by the pod's fsGroup (the plugin process), nobody else.
 SECRET_DEFAULT_MODE = 0o440
 
-ENV_PLUGIN_ID = "PLUGIN_ID"
-ENV_PLUGIN_PORT = "VIVIFIED_PLUGIN_PORT"
-ENV_CORE_URL = "VIVIFIED_CORE_URL"
-ENV_HEARTBEAT_URL = "VIVIFIED_HEARTBEAT_URL"
-ENV_TOKEN_FILE = "PLUGIN_TOKEN_FILE"  # noqa: S105 - a variable name
-ENV_JWKS_FILE = "VIVIFIED_JWKS_FILE"
+# The operator<->plugin contract (names the plugin's SDK reads): ``vivified_sdk.contract``.
+ENV_PLUGIN_ID = contract.ENV_PLUGIN_ID
+ENV_PLUGIN_PORT = contract.ENV_PLUGIN_PORT
+ENV_CORE_URL = contract.ENV_CORE_URL
+ENV_HEARTBEAT_URL = contract.ENV_HEARTBEAT_URL
+ENV_TOKEN_FILE = contract.ENV_TOKEN_FILE
+ENV_JWKS_FILE = contract.ENV_JWKS_FILE
 #: Served next to the heartbeat API (``vivified.shell.heartbeat``); derived from its URL.
-ENV_REVOCATIONS_URL = "VIVIFIED_REVOCATIONS_URL"
-ENV_JWKS_URL = "VIVIFIED_JWKS_URL"
-HEARTBEAT_PATH = "/plugins/heartbeat"
-REVOCATIONS_PATH = "/plugins/revocations"
-JWKS_PATH = "/plugins/jwks"
+ENV_REVOCATIONS_URL = contract.ENV_REVOCATIONS_URL
+ENV_JWKS_URL = contract.ENV_JWKS_URL
+HEARTBEAT_PATH = contract.OPERATOR_HEARTBEAT_PATH
+REVOCATIONS_PATH = contract.OPERATOR_REVOCATIONS_PATH
+JWKS_PATH = contract.OPERATOR_JWKS_PATH
 #: Names the operator sets; user ``env`` entries with these names (or the ``VIVIFIED_``
 #: prefix, which the spec validation rejects) are dropped rather than overriding them.
 RESERVED_ENV_NAMES: frozenset[str] = frozenset(

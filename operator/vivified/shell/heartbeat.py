@@ -38,6 +38,7 @@ from aiohttp import web
 from vivified import tokens
 from vivified.health import Health, Heartbeat, HeartbeatError, load_json, parse_heartbeat
 from vivified.settings import OperatorSettings
+from vivified_sdk import TokenInvalid, TokenVerifier, VerifiedToken, VerifierUnavailable, contract
 
 __all__ = [
     "HEARTBEAT_PATH",
@@ -52,11 +53,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_PATH = "/plugins/heartbeat"
-REVOCATIONS_PATH = "/plugins/revocations"
-JWKS_PATH = "/plugins/jwks"
+HEARTBEAT_PATH = contract.OPERATOR_HEARTBEAT_PATH
+REVOCATIONS_PATH = contract.OPERATOR_REVOCATIONS_PATH
+JWKS_PATH = contract.OPERATOR_JWKS_PATH
 MAX_HEARTBEAT_BYTES = 16 * 1024
-MAX_TOKEN_LENGTH = 8 * 1024
 
 PluginKey = tuple[str, str]
 
@@ -81,6 +81,35 @@ class HeartbeatSink(Protocol):
     """Receives verified heartbeats (``vivified.shell.monitor.HealthMonitor``)."""
 
     def record_heartbeat(self, key: PluginKey, beat: Heartbeat) -> Health | None: ...
+
+
+class _RingKeys:
+    """The key ring's JWKS as a verifier key source (the SDK's ``JwksSource``)."""
+
+    def __init__(self, current: Callable[[], Mapping[str, Any]]) -> None:
+        self._current = current
+
+    def document(self) -> Mapping[str, Any]:
+        try:
+            return self._current()
+        except RuntimeError:  # key ring not loaded yet
+            raise VerifierUnavailable("the operator is starting") from None
+
+    def missing(self, kid: str) -> None:
+        del kid  # the ring is in memory: nothing to fetch
+
+
+class _RingRevocations:
+    """The operator's revocation list as a verifier revocation source."""
+
+    def __init__(self, keys: KeySource) -> None:
+        self._keys = keys
+
+    def jtis(self) -> tokens.RevocationList:
+        try:
+            return self._keys.revocations
+        except RuntimeError:
+            raise VerifierUnavailable("the operator is starting") from None
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -116,6 +145,15 @@ class HeartbeatServer:
         self._revoked_for: tokens.RevocationList | None = None
         self._revoked_text = ""
         self.bound_port: int | None = None
+        # The SDK's verifier, fed from memory: the same checks plugins and the core run.
+        self._verifier = TokenVerifier(
+            _RingKeys(self._current_jwks),
+            audience=settings.token_audience,
+            issuer=settings.token_issuer,
+            revocations=_RingRevocations(keys),
+            leeway=settings.token_leeway_seconds,
+            clock=clock,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -193,31 +231,22 @@ class HeartbeatServer:
         keys = [k for k in self._current_jwks(ring)["keys"] if k["kid"] not in gone]
         return web.json_response({"keys": keys})
 
-    def _verify(self, request: web.Request) -> tokens.VerifiedToken | web.Response:
+    def _verify(self, request: web.Request) -> VerifiedToken | web.Response:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+        if scheme.lower() != "bearer" or not token.strip():
             return _error(401, "a plugin token is required", **{"WWW-Authenticate": "Bearer"})
         try:
-            return tokens.verify_plugin_token(
-                token,
-                self._current_jwks(),
-                audience=self._settings.token_audience,
-                issuer=self._settings.token_issuer,
-                revoked_jtis=self._keys.revocations,
-                now=self._clock(),
-                leeway=self._settings.token_leeway_seconds,
-            )
-        except tokens.TokenInvalid as invalid:
+            return self._verifier.verify(token.strip())
+        except VerifierUnavailable:
+            return _error(503, "the operator is starting", **{"Retry-After": "5"})
+        except TokenInvalid as invalid:
             logger.info("heartbeat refused: %s", invalid.reason)
             return _error(
                 401,
                 f"invalid token: {invalid.reason}",
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        except RuntimeError:  # key ring not loaded yet
-            return _error(503, "the operator is starting", **{"Retry-After": "5"})
 
     async def handle(self, request: web.Request) -> web.Response:
         verified = self._verify(request)

@@ -1,6 +1,8 @@
-"""Plugin identity tokens: ES256 signing keys, key rotation, JWKS, mint/verify, revocation.
+"""Plugin identity tokens: ES256 signing keys, key rotation, JWKS, minting, revocation.
 
-Pure functions: no Kubernetes I/O and no wall clock (``now`` is always passed in).
+Pure functions: no Kubernetes I/O and no wall clock (``now`` is always passed in). The verify
+half (``verify_plugin_token``, ``VerifiedToken``, ``TokenInvalid``, revocation parsing) lives
+in the SDK (``vivified_sdk``) and is re-exported here, so there is one verifier.
 """
 
 from __future__ import annotations

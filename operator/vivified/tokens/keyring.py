@@ -32,6 +32,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from vivified_sdk import contract
+
 from .keys import (
     CURVE,
     KeyMaterialError,
@@ -62,7 +64,7 @@ __all__ = [
 ]
 
 KEYRING_SECRET_KEY = "keyring.json"  # noqa: S105 - a data key
-JWKS_CONFIGMAP_KEY = "jwks.json"
+JWKS_CONFIGMAP_KEY = contract.JWKS_FILE_NAME
 DEFAULT_ROTATION_GRACE_SECONDS = 60
 _FORMAT_VERSION = 1
 

@@ -12,6 +12,8 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from vivified_sdk import contract
+
 from .timeutil import require_aware
 
 __all__ = [
@@ -28,7 +30,7 @@ __all__ = [
     "public_jwk_members",
 ]
 
-ALGORITHM = "ES256"
+ALGORITHM = contract.SIGNING_ALGORITHM
 CURVE = "P-256"
 _COORD_BYTES = 32
 

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from .timeutil import format_rfc3339, parse_rfc3339, require_aware
+from vivified_sdk import RevocationListError, parse_revocations
+from vivified_sdk import contract as c
+
+from .timeutil import format_rfc3339, require_aware
 
 __all__ = [
     "REVOCATIONS_CONFIGMAP_KEY",
@@ -28,12 +31,8 @@ __all__ = [
     "revoke",
 ]
 
-REVOCATIONS_CONFIGMAP_KEY = "revoked.json"
-_FORMAT_VERSION = 1
-
-
-class RevocationListError(ValueError):
-    """The stored revocation list is unreadable."""
+REVOCATIONS_CONFIGMAP_KEY = c.REVOCATIONS_FILE_NAME
+_FORMAT_VERSION = c.REVOCATIONS_FORMAT_VERSION
 
 
 @dataclass(frozen=True)
@@ -116,17 +115,4 @@ def revocations_from_configmap_data(data: Mapping[str, str] | None) -> Revocatio
         document = json.loads(data[REVOCATIONS_CONFIGMAP_KEY])
     except (ValueError, TypeError):
         raise RevocationListError(f"{REVOCATIONS_CONFIGMAP_KEY} is not valid JSON") from None
-    if not isinstance(document, dict) or document.get("version") != _FORMAT_VERSION:
-        raise RevocationListError(f"{REVOCATIONS_CONFIGMAP_KEY} has an unsupported format")
-    revoked = document.get("revoked")
-    if not isinstance(revoked, dict):
-        raise RevocationListError("revoked must be an object of jti -> RFC 3339 expiry")
-    entries: dict[str, datetime] = {}
-    for jti, exp in revoked.items():
-        if not jti or not isinstance(exp, str):
-            raise RevocationListError(f"revoked entry {jti!r} is malformed")
-        try:
-            entries[jti] = parse_rfc3339(exp)
-        except ValueError:
-            raise RevocationListError(f"revoked entry {jti!r} has a bad expiry") from None
-    return RevocationList(entries)
+    return RevocationList(parse_revocations(document))  # the SDK's parser: one reading

@@ -7,7 +7,7 @@
 =====================  ==========================================================  =======
 
 Callers authenticate with a platform-issued plugin token (``Authorization: Bearer``),
-verified by ``vivified.sdk.TokenVerifier``: ES256 signature against the mounted JWKS,
+verified by ``vivified_sdk.TokenVerifier``: ES256 signature against the mounted JWKS,
 issuer, audience, expiry, revocation (the operator's ``VIVIFIED_REVOCATIONS_URL``; fails
 closed). Profiles are PII, so by default the caller's token must
 also carry the ``handles_pii`` trait (``USER_MANAGEMENT_REQUIRED_TRAIT``; empty = any
@@ -32,7 +32,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from vivified.sdk import CoreClient, TokenFile, TokenInvalid, TokenVerifier, VerifiedToken
+from vivified_sdk import CoreClient, TokenFile, TokenInvalid, TokenVerifier, VerifiedToken, contract
 
 from . import MANIFEST
 from .store import ProfileStore, StoreUnavailable
@@ -86,9 +86,9 @@ class Config:
         return cls(
             verifier=TokenVerifier.from_env(env),
             db_path=env.get("USER_MANAGEMENT_DB") or DEFAULT_DB,
-            plugin_id=env.get("PLUGIN_ID") or str(MANIFEST["id"]),
+            plugin_id=env.get(contract.ENV_PLUGIN_ID) or str(MANIFEST["id"]),
             required_trait=trait or None,
-            heartbeat_url=env.get("VIVIFIED_HEARTBEAT_URL") or None,
+            heartbeat_url=env.get(contract.ENV_HEARTBEAT_URL) or None,
             heartbeat_interval_seconds=float(env.get("USER_MANAGEMENT_HEARTBEAT_SECONDS") or 30.0),
             token_file=TokenFile.from_env(env),
         )
@@ -119,7 +119,7 @@ async def _read_body(request: Request) -> bytes:
 
 async def _heartbeats(url: str, token_file: TokenFile, config: Config) -> None:
     """Tell the operator we are alive (passive monitoring), if it gave us an address."""
-    core_url = os.environ.get("VIVIFIED_CORE_URL") or url
+    core_url = os.environ.get(contract.ENV_CORE_URL) or url
     async with CoreClient(core_url, token_file=token_file, heartbeat_url=url) as core:
         while True:
             try:
@@ -259,6 +259,10 @@ def create_app(config: Config | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The verifier refreshes JWKS/revocation URLs in a background thread (never in a
+        # request); until its first revocation list arrives it refuses every token.
+        cfg.verifier.start()
+        await asyncio.to_thread(cfg.verifier.wait_ready, 5.0)
         beat = None
         if cfg.heartbeat_url and cfg.token_file is not None:
             beat = asyncio.create_task(_heartbeats(cfg.heartbeat_url, cfg.token_file, cfg))
@@ -269,6 +273,7 @@ def create_app(config: Config | None = None) -> FastAPI:
                 beat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
+            await asyncio.to_thread(cfg.verifier.stop)
 
     api = FastAPI(
         title=str(MANIFEST["name"]),

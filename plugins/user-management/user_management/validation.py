@@ -8,10 +8,10 @@ no nesting, no duplicate keys, no NaN/Infinity.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from typing import Any
+
+from vivified_sdk import StrictJSONError, loads_strict
 
 __all__ = [
     "MAX_ATTRIBUTES",
@@ -51,19 +51,6 @@ def validate_user_id(user_id: str) -> str:
     return user_id
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise MalformedJson("duplicate key in JSON object")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise MalformedJson(f"{name} is not allowed in JSON")
-
-
 def _check_value(name: str, value: object) -> Attribute:
     if isinstance(value, bool):
         return value
@@ -94,17 +81,9 @@ def parse_attributes(body: bytes) -> dict[str, Attribute]:
     if len(body) > MAX_BODY_BYTES:
         raise InvalidInput(f"body larger than {MAX_BODY_BYTES} bytes")
     try:
-        document = json.loads(
-            body.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except RecursionError:
-        raise MalformedJson("JSON nested too deeply") from None
-    except UnicodeDecodeError:
-        raise MalformedJson("body is not UTF-8") from None
-    except json.JSONDecodeError as error:
-        raise MalformedJson(f"invalid JSON: {error.msg}") from None
+        document = loads_strict(body, max_bytes=MAX_BODY_BYTES)  # the SDK's strict JSON
+    except StrictJSONError as error:
+        raise MalformedJson(str(error)) from None
     if not isinstance(document, dict):
         raise InvalidInput("body must be a JSON object of attribute names to values")
     if len(document) > MAX_ATTRIBUTES:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import DEFAULT_TOKEN_FILE, ENV_TOKEN_FILE
+from . import contract as c
 
 __all__ = ["TokenFile", "TokenFileError"]
 
@@ -27,7 +27,7 @@ class TokenFileError(RuntimeError):
 class TokenFile:
     """``read()`` returns the current token; ``repr`` never shows it."""
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_TOKEN_FILE) -> None:
+    def __init__(self, path: str | os.PathLike[str] = c.DEFAULT_TOKEN_FILE) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._signature: tuple[int, int, int, int] | None = None
@@ -36,7 +36,7 @@ class TokenFile:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> TokenFile:
         env = os.environ if environ is None else environ
-        return cls(env.get(ENV_TOKEN_FILE) or DEFAULT_TOKEN_FILE)
+        return cls(env.get(c.ENV_TOKEN_FILE) or c.DEFAULT_TOKEN_FILE)
 
     def __repr__(self) -> str:
         return f"TokenFile({str(self.path)!r})"

@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
-from .config import ENV_CORE_URL, ENV_HEARTBEAT_URL, optional
-from .token_file import TokenFile
+from . import contract as c
+from ._env import optional
+from ._token_file import TokenFile
 
 __all__ = ["CoreClient", "TokenAuth"]
 
@@ -68,13 +69,13 @@ class CoreClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> CoreClient:
         env = os.environ if environ is None else environ
-        base_url = optional(env, ENV_CORE_URL)
+        base_url = optional(env, c.ENV_CORE_URL)
         if base_url is None:
-            raise RuntimeError(f"{ENV_CORE_URL} is not set")
+            raise RuntimeError(f"{c.ENV_CORE_URL} is not set")
         return cls(
             base_url,
             token_file=TokenFile.from_env(env),
-            heartbeat_url=optional(env, ENV_HEARTBEAT_URL),
+            heartbeat_url=optional(env, c.ENV_HEARTBEAT_URL),
             transport=transport,
         )
 
@@ -97,7 +98,7 @@ class CoreClient:
         """``POST`` a heartbeat to ``VIVIFIED_HEARTBEAT_URL`` (the operator's heartbeat API,
         docs/health.md). Raises ``RuntimeError`` when no heartbeat URL is configured."""
         if self.heartbeat_url is None:
-            raise RuntimeError(f"{ENV_HEARTBEAT_URL} is not set")
+            raise RuntimeError(f"{c.ENV_HEARTBEAT_URL} is not set")
         body: dict[str, Any] = {"status": status}
         if metrics:
             body["metrics"] = dict(metrics)

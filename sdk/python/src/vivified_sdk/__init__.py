@@ -1,0 +1,69 @@
+"""The Vivified plugin SDK: the platform contract, token verification, calls to the core.
+
+Depends on PyJWT (with cryptography) and httpx only. The public surface is what ``__all__``
+lists (pinned by a test); modules starting with ``_`` are private and may change.
+
+    from vivified_sdk import CoreClient, TokenVerifier
+
+    verifier = TokenVerifier.from_env()      # the variables the operator sets
+    verifier.start()                         # background refresh of JWKS/revocation URLs
+    caller = verifier.verify_authorization(request.headers.get("Authorization"))
+
+    async with CoreClient.from_env() as core:  # VIVIFIED_CORE_URL + the mounted token
+        await core.heartbeat("healthy")
+
+Where the lanes' client functions go: ``_invoke`` (operator lane), ``_events`` (event lane),
+``_egress`` (proxy lane); each is re-exported here.
+"""
+
+from __future__ import annotations
+
+from . import contract
+from ._client import CoreClient, TokenAuth
+from ._errors import TokenInvalid, VerifierUnavailable
+from ._revocations import RevocationListError, parse_revocations
+from ._sources import (
+    JwksFile,
+    JwksSource,
+    JwksUrl,
+    RevocationFile,
+    RevocationSource,
+    RevocationUrl,
+    StaticJwks,
+    StaticRevocations,
+)
+from ._strict_json import StrictJSONError, loads_strict
+from ._token import VerifiedToken, subject_for, verify_plugin_token
+from ._token_file import TokenFile, TokenFileError
+from ._verifier import TokenVerifier
+from .contract import PROTOCOL_VERSION
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "CoreClient",
+    "JwksFile",
+    "JwksSource",
+    "JwksUrl",
+    "RevocationFile",
+    "RevocationListError",
+    "RevocationSource",
+    "RevocationUrl",
+    "StaticJwks",
+    "StaticRevocations",
+    "StrictJSONError",
+    "TokenAuth",
+    "TokenFile",
+    "TokenFileError",
+    "TokenInvalid",
+    "TokenVerifier",
+    "VerifiedToken",
+    "VerifierUnavailable",
+    "__version__",
+    "contract",
+    "loads_strict",
+    "parse_revocations",
+    "subject_for",
+    "verify_plugin_token",
+]

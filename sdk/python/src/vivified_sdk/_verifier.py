@@ -1,0 +1,194 @@
+"""``TokenVerifier``: verifies the plugin tokens callers present, from snapshots only.
+
+``verify()`` reads the current keys and revocation list and checks the token; it never does
+network I/O and never waits on a lock held across a fetch. URL sources are refreshed by a
+background thread started with ``start()`` (or ``with`` / ``async with`` the verifier). Until
+the first revocation list is loaded, and once it is older than its limit, every token is
+refused with ``VerifierUnavailable`` (fail closed; see ``_sources``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+
+import httpx
+
+from . import contract as c
+from ._env import first, optional
+from ._errors import TokenInvalid
+from ._refresh import Refresher
+from ._sources import (
+    JwksFile,
+    JwksSource,
+    JwksUrl,
+    RevocationFile,
+    RevocationSource,
+    RevocationUrl,
+    all_jwks,
+    all_revocations,
+    polled_parts,
+)
+from ._token import UnknownKey, VerifiedToken, check_token_shape, verify_plugin_token
+
+__all__ = ["TokenVerifier"]
+
+#: An ``Authorization`` header longer than this cannot hold a token we would accept.
+_MAX_HEADER = 16 * 1024
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TokenVerifier:
+    """Verifies incoming plugin tokens. Thread-safe; usable from sync and async code."""
+
+    def __init__(
+        self,
+        jwks: JwksSource,
+        *,
+        audience: str = c.DEFAULT_AUDIENCE,
+        issuer: str = c.DEFAULT_ISSUER,
+        revocations: RevocationSource | None = None,
+        leeway: int = 30,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.jwks = jwks
+        self.audience = audience
+        self.issuer = issuer
+        self.revocations = revocations
+        self.leeway = leeway
+        self._clock = clock
+        self._refresher = Refresher(polled_parts(jwks, revocations))
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        revocations_refresh_seconds: float = 15.0,
+        revocations_max_stale_seconds: float = 300.0,
+        http: httpx.Client | None = None,
+    ) -> TokenVerifier:
+        """From the variables the operator sets (``vivified_sdk.contract``): keys from
+        ``VIVIFIED_JWKS_FILE`` (default: the mounted ``jwks.json``) and/or
+        ``VIVIFIED_JWKS_URL``; revocations from ``VIVIFIED_REVOCATIONS_FILE`` and/or
+        ``VIVIFIED_REVOCATIONS_URL`` (both: a jti in either is revoked, either unusable refuses
+        every token); issuer and audience from ``VIVIFIED_TOKEN_ISSUER``/``TOKEN_ISSUER`` and
+        ``VIVIFIED_TOKEN_AUDIENCE``/``TOKEN_AUDIENCE``. Call ``start()`` to fetch URLs."""
+        env = os.environ if environ is None else environ
+        jwks_url = optional(env, c.ENV_JWKS_URL)
+        jwks_file = optional(env, c.ENV_JWKS_FILE)
+        if jwks_file is None and jwks_url is None:
+            jwks_file = c.DEFAULT_JWKS_FILE
+        keys: list[JwksSource] = []
+        if jwks_file is not None:
+            keys.append(JwksFile(jwks_file))
+        if jwks_url is not None:
+            keys.append(JwksUrl(jwks_url, http=http))
+        lists: list[RevocationSource] = []
+        revocations_file = optional(env, c.ENV_REVOCATIONS_FILE)
+        if revocations_file is not None:
+            lists.append(RevocationFile(revocations_file))
+        revocations_url = optional(env, c.ENV_REVOCATIONS_URL)
+        if revocations_url is not None:
+            lists.append(
+                RevocationUrl(
+                    revocations_url,
+                    refresh_seconds=revocations_refresh_seconds,
+                    max_stale_seconds=revocations_max_stale_seconds,
+                    http=http,
+                )
+            )
+        return cls(
+            all_jwks(*keys),
+            audience=first(env, (c.ENV_AUDIENCE, c.ENV_AUDIENCE_ALIAS), c.DEFAULT_AUDIENCE),
+            issuer=first(env, (c.ENV_ISSUER, c.ENV_ISSUER_ALIAS), c.DEFAULT_ISSUER),
+            revocations=all_revocations(*lists),
+            clock=clock,
+        )
+
+    # -- background refresh ----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """Whether the background refresh thread runs (False when nothing needs fetching)."""
+        return self._refresher.running
+
+    def start(self) -> None:
+        """Start refreshing URL sources in the background. Returns at once; idempotent."""
+        self._refresher.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the background refresh (waits up to ``timeout`` for a fetch in flight)."""
+        self._refresher.stop(timeout)
+
+    def wait_ready(self, timeout: float | None = 5.0) -> bool:
+        """Block until every URL source was tried once; False on timeout. Not for request
+        handlers: call it at startup if the first requests should not be refused."""
+        return self._refresher.wait_ready(timeout)
+
+    def refresh_now(self) -> None:
+        """Fetch every URL source now, in this thread (blocking: scripts, tests, CLIs)."""
+        self._refresher.refresh_now()
+
+    def __enter__(self) -> TokenVerifier:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> TokenVerifier:
+        """Start, and wait (off the event loop) up to 5 s for the first fetches."""
+        self.start()
+        await asyncio.to_thread(self.wait_ready, 5.0)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    # -- verification ----------------------------------------------------------------------------
+    def verify(self, token: object) -> VerifiedToken:
+        """Every check of docs/tokens.md. Raises only ``TokenInvalid`` (reason safe to log);
+        ``VerifierUnavailable`` (a subclass) when keys or revocations cannot be trusted."""
+        shaped = check_token_shape(token)
+        revoked = self.revocations.jtis() if self.revocations is not None else ()
+        try:
+            return verify_plugin_token(
+                shaped,
+                self.jwks.document(),
+                audience=self.audience,
+                issuer=self.issuer,
+                revoked_jtis=revoked,
+                now=self._clock(),
+                leeway=self.leeway,
+            )
+        except UnknownKey as unknown:
+            self.jwks.missing(unknown.kid)  # non-blocking: wakes the refresher
+            raise TokenInvalid(unknown.reason) from None
+
+    def verify_authorization(self, header: object) -> VerifiedToken:
+        """Verify an ``Authorization: Bearer <token>`` header value (``None`` = absent)."""
+        if header is None:
+            raise TokenInvalid("missing bearer token")
+        if not isinstance(header, str) or len(header) > _MAX_HEADER:
+            raise TokenInvalid("malformed authorization header")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise TokenInvalid("missing bearer token")
+        return self.verify(token.strip())

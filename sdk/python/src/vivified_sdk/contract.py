@@ -1,0 +1,156 @@
+"""The operator <-> plugin contract: every name both sides must spell the same way.
+
+This module is the single home of these names. The operator imports them to render a plugin's
+Deployment, token Secret and tokens; the SDK reads them inside the plugin. Nothing else may
+spell them again (the operator's test suite greps for it), so renaming one here changes both
+sides at once.
+
+``PROTOCOL_VERSION`` is versioned apart from the package: its major number is the core's API
+path prefix (``/v1``), a minor bump only adds names. Only constants live here (no I/O, no
+imports beyond the standard library), so the module can be read by anything.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "API_PREFIX",
+    "CLAIM_AUDIENCE",
+    "CLAIM_DATA_CLASSIFICATION",
+    "CLAIM_EXPIRES_AT",
+    "CLAIM_ISSUED_AT",
+    "CLAIM_ISSUER",
+    "CLAIM_JTI",
+    "CLAIM_NOT_BEFORE",
+    "CLAIM_PLUGIN_ID",
+    "CLAIM_SUBJECT",
+    "CLAIM_TRAITS",
+    "CLAIM_TYPE",
+    "CLAIM_VERSION",
+    "CORE_EVENTS_PATH",
+    "CORE_HEARTBEAT_PATH",
+    "CORE_HTTP_PORT",
+    "CORE_HTTP_PORT_NAME",
+    "CORE_INVOKE_PATH",
+    "CORE_JWKS_PATH",
+    "CORE_PLUGINS_PATH",
+    "CORE_PROXY_PORT",
+    "CORE_PROXY_PORT_NAME",
+    "CORE_REVOCATIONS_PATH",
+    "CORE_SERVICE_NAME",
+    "DEFAULT_AUDIENCE",
+    "DEFAULT_ISSUER",
+    "DEFAULT_JWKS_FILE",
+    "DEFAULT_TOKEN_FILE",
+    "ENV_AUDIENCE",
+    "ENV_AUDIENCE_ALIAS",
+    "ENV_CORE_URL",
+    "ENV_HEARTBEAT_URL",
+    "ENV_ISSUER",
+    "ENV_ISSUER_ALIAS",
+    "ENV_JWKS_FILE",
+    "ENV_JWKS_URL",
+    "ENV_PLUGIN_ID",
+    "ENV_PLUGIN_PORT",
+    "ENV_REVOCATIONS_FILE",
+    "ENV_REVOCATIONS_URL",
+    "ENV_TOKEN_FILE",
+    "JWKS_FILE_NAME",
+    "MOUNT_DIR",
+    "OPERATOR_HEARTBEAT_PATH",
+    "OPERATOR_JWKS_PATH",
+    "OPERATOR_REVOCATIONS_PATH",
+    "PROTOCOL_VERSION",
+    "REQUIRED_CLAIMS",
+    "RESERVED_ENV_PREFIX",
+    "REVOCATIONS_FILE_NAME",
+    "REVOCATIONS_FORMAT_VERSION",
+    "SIGNING_ALGORITHM",
+    "SUBJECT_PREFIX",
+    "TOKEN_FILE_NAME",
+    "TOKEN_TYPE",
+]
+
+#: The protocol's version, not the package's: major = the core's path prefix.
+PROTOCOL_VERSION: Final = "1.0"
+API_PREFIX: Final = "/v" + PROTOCOL_VERSION.split(".", 1)[0]
+
+# -- environment variables the operator sets in every plugin container ---------------------------
+#: ``VIVIFIED_*`` names are reserved for the operator: ``spec.env`` cannot set them.
+RESERVED_ENV_PREFIX: Final = "VIVIFIED_"
+ENV_PLUGIN_ID: Final = "PLUGIN_ID"
+ENV_PLUGIN_PORT: Final = "VIVIFIED_PLUGIN_PORT"
+ENV_CORE_URL: Final = "VIVIFIED_CORE_URL"
+ENV_HEARTBEAT_URL: Final = "VIVIFIED_HEARTBEAT_URL"
+ENV_TOKEN_FILE: Final = "PLUGIN_TOKEN_FILE"  # noqa: S105 - a variable name
+ENV_JWKS_FILE: Final = "VIVIFIED_JWKS_FILE"
+ENV_JWKS_URL: Final = "VIVIFIED_JWKS_URL"
+ENV_REVOCATIONS_FILE: Final = "VIVIFIED_REVOCATIONS_FILE"
+ENV_REVOCATIONS_URL: Final = "VIVIFIED_REVOCATIONS_URL"
+#: Issuer and audience the plugin's verifier expects. The unreserved aliases let a plugin owner
+#: override them through ``spec.env`` (which cannot set ``VIVIFIED_*``).
+ENV_ISSUER: Final = "VIVIFIED_TOKEN_ISSUER"
+ENV_ISSUER_ALIAS: Final = "TOKEN_ISSUER"
+ENV_AUDIENCE: Final = "VIVIFIED_TOKEN_AUDIENCE"
+ENV_AUDIENCE_ALIAS: Final = "TOKEN_AUDIENCE"
+
+# -- the token Secret, mounted as a directory (never subPath, so re-minted tokens appear) --------
+MOUNT_DIR: Final = "/var/run/vivified"
+TOKEN_FILE_NAME: Final = "token"  # noqa: S105 - a file name
+JWKS_FILE_NAME: Final = "jwks.json"
+#: The revocation list document: ``{"revoked": {jti: RFC 3339 expiry}, "version": 1}``.
+REVOCATIONS_FILE_NAME: Final = "revoked.json"
+REVOCATIONS_FORMAT_VERSION: Final = 1
+DEFAULT_TOKEN_FILE: Final = MOUNT_DIR + "/" + TOKEN_FILE_NAME
+DEFAULT_JWKS_FILE: Final = MOUNT_DIR + "/" + JWKS_FILE_NAME
+
+# -- the core (DESIGN.md "The core's interfaces"); paths are relative to VIVIFIED_CORE_URL ------
+CORE_SERVICE_NAME: Final = "vivified-core"
+CORE_HTTP_PORT: Final = 8080
+CORE_HTTP_PORT_NAME: Final = "http"
+CORE_PROXY_PORT: Final = 3128
+CORE_PROXY_PORT_NAME: Final = "proxy"
+CORE_HEARTBEAT_PATH: Final = API_PREFIX + "/heartbeat"
+CORE_JWKS_PATH: Final = API_PREFIX + "/jwks"
+CORE_REVOCATIONS_PATH: Final = API_PREFIX + "/revocations"
+CORE_PLUGINS_PATH: Final = API_PREFIX + "/plugins"
+#: ``{METHOD} /v1/invoke/{target}/{operation}[/{rest}]``
+CORE_INVOKE_PATH: Final = API_PREFIX + "/invoke"
+#: ``POST /v1/events`` with a CloudEvents 1.0 structured JSON body.
+CORE_EVENTS_PATH: Final = API_PREFIX + "/events"
+#: Served by the operator's heartbeat API until the core takes these over (issue 16); plugins
+#: receive full URLs (``VIVIFIED_HEARTBEAT_URL`` ...), never these paths.
+OPERATOR_HEARTBEAT_PATH: Final = "/plugins/heartbeat"
+OPERATOR_JWKS_PATH: Final = "/plugins/jwks"
+OPERATOR_REVOCATIONS_PATH: Final = "/plugins/revocations"
+
+# -- plugin identity tokens (docs/tokens.md) -----------------------------------------------------
+SIGNING_ALGORITHM: Final = "ES256"
+DEFAULT_ISSUER: Final = "vivified-operator"
+DEFAULT_AUDIENCE: Final = "vivified-platform"
+TOKEN_TYPE: Final = "plugin"  # noqa: S105 - the type claim's value
+SUBJECT_PREFIX: Final = "plugin:"
+CLAIM_ISSUER: Final = "iss"
+CLAIM_SUBJECT: Final = "sub"
+CLAIM_AUDIENCE: Final = "aud"
+CLAIM_ISSUED_AT: Final = "iat"
+CLAIM_NOT_BEFORE: Final = "nbf"
+CLAIM_EXPIRES_AT: Final = "exp"
+CLAIM_JTI: Final = "jti"
+CLAIM_PLUGIN_ID: Final = "plugin_id"
+CLAIM_TYPE: Final = "type"
+CLAIM_TRAITS: Final = "traits"
+CLAIM_DATA_CLASSIFICATION: Final = "data_classification"
+CLAIM_VERSION: Final = "version"
+REQUIRED_CLAIMS: Final[tuple[str, ...]] = (
+    CLAIM_ISSUER,
+    CLAIM_SUBJECT,
+    CLAIM_AUDIENCE,
+    CLAIM_ISSUED_AT,
+    CLAIM_NOT_BEFORE,
+    CLAIM_EXPIRES_AT,
+    CLAIM_JTI,
+    CLAIM_PLUGIN_ID,
+    CLAIM_TYPE,
+)
