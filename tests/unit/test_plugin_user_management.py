@@ -21,11 +21,11 @@ import yaml
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
-from vivified.sdk import JwksCache, RevocationFile, TokenVerifier
 
 from vivified import tokens
 from vivified.manifest import PluginManifest
 from vivified.policy import validate_manifest
+from vivified_sdk import JwksFile, RevocationFile, TokenVerifier
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "plugins" / "user-management"
@@ -76,7 +76,7 @@ def _client(env: dict[str, Path], **overrides: Any) -> TestClient:
     from user_management.app import Config, create_app  # noqa: PLC0415
 
     verifier = TokenVerifier(
-        JwksCache(file=env["jwks"]),
+        JwksFile(env["jwks"]),
         audience=AUD,
         issuer=ISS,
         revocations=RevocationFile(env["revoked"]),
@@ -358,17 +358,19 @@ def test_revocations_url_from_the_operator_is_honoured(
     url, revoked = revocations_server
     minted, fine = mint(ring), mint(ring)
     revoked.append(minted.jti)
-    client = _client_from_env(env, VIVIFIED_REVOCATIONS_URL=url)
-    assert client.get("/api/users/alice", headers=bearer(minted.token)).status_code == 401
-    assert client.get("/api/users/alice", headers=bearer(fine.token)).status_code == 404
+    # Entering the client runs the app's lifespan: the verifier's background refresh.
+    with _client_from_env(env, VIVIFIED_REVOCATIONS_URL=url) as client:
+        assert client.get("/api/users/alice", headers=bearer(minted.token)).status_code == 401
+        assert client.get("/api/users/alice", headers=bearer(fine.token)).status_code == 404
 
 
 def test_unreachable_revocations_url_fails_closed(
     env: dict[str, Path], ring: tokens.KeyRing, revocations_server: tuple[str, list[str]]
 ) -> None:
     url, _ = revocations_server
-    client = _client_from_env(env, VIVIFIED_REVOCATIONS_URL=url.replace("/revocations", "/nope"))
-    assert client.get("/api/users/alice", headers=bearer(mint(ring).token)).status_code == 401
+    nope = url.replace("/revocations", "/nope")
+    with _client_from_env(env, VIVIFIED_REVOCATIONS_URL=nope) as client:
+        assert client.get("/api/users/alice", headers=bearer(mint(ring).token)).status_code == 401
 
 
 def test_caller_without_pii_trait_is_forbidden(env: dict[str, Path], ring: tokens.KeyRing) -> None:

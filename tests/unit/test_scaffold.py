@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import vivified_sdk
 from vivified.cli import main
 from vivified.scaffold import ScaffoldError, build_manifest, create_plugin, render_files
 
@@ -101,17 +102,21 @@ def test_app_is_python_with_health_and_example_endpoint(billing: Path) -> None:
     assert '@app.get("/api/hello")' in source
     assert '"plugin": PLUGIN_ID' in source
     assert '"uptime"' in source
-    assert 'os.environ.get("PLUGIN_ID", "billing")' in source
+    assert 'os.environ.get(contract.ENV_PLUGIN_ID, "billing")' in source
     # the example endpoint is authenticated, as the manifest promises
     assert "Depends(require_caller)" in source
     # verification is the SDK's (ES256 only, JWKS, issuer, audience, expiry, revocation)
-    assert "from vivified.sdk import" in source
+    assert "from vivified_sdk import" in source
     assert "TokenVerifier.from_env()" in source
+    assert "async with VERIFIER:" in source  # background refresh while the app serves
 
 
 def test_requirements_include_the_sdk(billing: Path) -> None:
     text = (billing / "requirements.txt").read_text(encoding="utf-8")
-    assert re.search(r"^vivified-operator==\S+$", text, re.MULTILINE)
+    assert re.search(rf"^vivified-sdk=={re.escape(vivified_sdk.__version__)}$", text, re.MULTILINE)
+    # the SDK alone: never the operator distribution (kopf, the Kubernetes client, ...)
+    assert "vivified-operator" not in text
+    assert not re.search(r"^(kopf|kubernetes|pyyaml|pydantic)\b", text, re.MULTILINE | re.I)
 
 
 def test_requirements_are_pinned(billing: Path) -> None:
