@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ EXPECTED_FILES = {
     "plugin.yaml",
     "app/__init__.py",
     "app/main.py",
+    "tests/__init__.py",
+    "tests/test_app.py",
     "requirements.txt",
     "Dockerfile",
     "README.md",
@@ -220,54 +224,16 @@ def test_every_valid_name_yields_a_valid_manifest(name: str) -> None:
     assert build_manifest(name)["id"] == name
 
 
-def test_generated_app_serves_health_and_authenticates(
-    billing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Runs the generated app in-process (only where FastAPI is installed)."""
+def test_the_scaffolds_own_tests_pass(billing: Path) -> None:
+    """The generated app, run by the generated tests (FastAPI, the SDK and pytest are here;
+    tests/integration/test_sdk_distribution.py runs them in a venv with nothing else)."""
     pytest.importorskip("fastapi")
-    import importlib  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-    import time  # noqa: PLC0415
-
-    import jwt  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from fastapi.testclient import TestClient  # noqa: PLC0415
-    from jwt.algorithms import ECAlgorithm  # noqa: PLC0415
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
-    jwk["kid"] = "k1"
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps({"keys": [jwk]}), encoding="utf-8")
-    monkeypatch.setenv("VIVIFIED_JWKS_FILE", str(jwks))
-    monkeypatch.syspath_prepend(str(billing))
-    for name in ("app", "app.main"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    client = TestClient(importlib.import_module("app.main").app)
-
-    health = client.get("/health").json()
-    assert health["status"] == "healthy"
-    assert health["plugin"] == "billing"
-    assert client.get("/api/hello").status_code == 401
-
-    now = int(time.time())
-    claims = {
-        "iss": "vivified-operator",
-        "aud": "vivified-platform",
-        "sub": "plugin:caller",
-        "plugin_id": "caller",
-        "type": "plugin",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 60,
-        "jti": "0" * 32,
-    }
-    good = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"})
-    reply = client.get("/api/hello", headers={"Authorization": f"Bearer {good}"})
-    assert reply.status_code == 200
-    assert reply.json()["caller"] == "caller"
-    wrong_aud = jwt.encode({**claims, "aud": "x"}, key, algorithm="ES256", headers={"kid": "k1"})
-    reply = client.get("/api/hello", headers={"Authorization": f"Bearer {wrong_aud}"})
-    assert reply.status_code == 401
-    for name in ("app", "app.main"):
-        sys.modules.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=billing,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout

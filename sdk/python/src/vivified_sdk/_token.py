@@ -2,12 +2,20 @@
 
 Input is untrusted and may be anything (non-ASCII, lone surrogates, control bytes, megabytes),
 so the token's shape — three dotted base64url segments, at most ``MAX_TOKEN_LENGTH`` — is
-checked before PyJWT sees it, and any exception other than ``TokenInvalid`` is turned into one:
-the only answer is a verified token or a refusal.
+checked first, and any exception other than ``TokenInvalid`` is turned into one: the only
+answer is a verified token or a refusal.
+
+Only compact ES256 JWS is accepted, so the decoding is done here (strict base64url, strict
+JSON, the ECDSA check by ``cryptography``) rather than by PyJWT's general decoder, whose
+per-character Python checks cost more than the signature itself; public keys parsed from the
+JWKS are cached by their members.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import logging
 import re
 from collections.abc import Collection, Mapping
@@ -16,9 +24,14 @@ from datetime import datetime
 from typing import Any
 
 import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from . import contract as c
 from ._errors import TokenInvalid
+from ._strict_json import StrictJSONError, loads_strict
 from ._time import MAX_EPOCH, from_epoch, require_aware, to_epoch
 
 __all__ = [
@@ -35,6 +48,7 @@ logger = logging.getLogger("vivified_sdk")
 MAX_TOKEN_LENGTH = 8 * 1024
 _SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", re.ASCII)
 _CURVE = "P-256"
+_KEY_MEMBERS = frozenset({"kty", "crv", "x", "y"})
 
 
 class UnknownKey(TokenInvalid):
@@ -88,63 +102,90 @@ def _find_jwk(jwks: Mapping[str, Any], kid: str) -> dict[str, Any]:
     raise UnknownKey(kid)
 
 
+def _b64decode(segment: str) -> bytes:
+    """Strict base64url (no padding, canonical: re-encoding gives the same text)."""
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenInvalid("malformed token") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        raise TokenInvalid("malformed token")
+    return raw
+
+
+def _json_object(segment: str) -> dict[str, Any]:
+    try:
+        document = loads_strict(_b64decode(segment), max_bytes=MAX_TOKEN_LENGTH)
+    except StrictJSONError:
+        raise TokenInvalid("malformed token") from None
+    if not isinstance(document, dict):
+        raise TokenInvalid("malformed token")
+    return document
+
+
 def unverified_kid(token: str) -> str:
     """The ``kid`` of a well-shaped token's header (not yet trusted)."""
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise TokenInvalid("malformed token") from None
+    header = _json_object(token.split(".", 1)[0])
     if header.get("alg") != c.SIGNING_ALGORITHM:
         raise TokenInvalid(f"algorithm not allowed (only {c.SIGNING_ALGORITHM})")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenInvalid("token header has no kid")
+    if header.get("crit") is not None:  # no extensions are understood (RFC 7515 4.1.11)
+        raise TokenInvalid("unsupported critical header")
     return kid
 
 
-def _signing_key(token: str, jwks: Mapping[str, Any]) -> tuple[str, Any]:
+@functools.lru_cache(maxsize=64)
+def _public_key(members: tuple[tuple[str, str], ...]) -> ec.EllipticCurvePublicKey:
+    key = jwt.PyJWK(dict(members), algorithm=c.SIGNING_ALGORITHM).key
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise TokenInvalid("key is not an ES256 key")
+    return key
+
+
+def _signing_key(token: str, jwks: Mapping[str, Any]) -> tuple[str, ec.EllipticCurvePublicKey]:
     """Header checks (ES256 only, kid present and published) -> ``(kid, public key)``."""
     kid = unverified_kid(token)
     jwk = _find_jwk(jwks, kid)
     alg = jwk.get("alg", c.SIGNING_ALGORITHM)
     if jwk.get("kty") != "EC" or jwk.get("crv") != _CURVE or alg != c.SIGNING_ALGORITHM:
         raise TokenInvalid("key is not an ES256 key")
+    members = tuple(sorted((k, v) for k, v in jwk.items() if k in _KEY_MEMBERS))
+    if not all(isinstance(v, str) for _, v in members):
+        raise TokenInvalid("key in JWKS is unusable")
     try:
-        return kid, jwt.PyJWK(jwk, algorithm=c.SIGNING_ALGORITHM).key
-    except jwt.PyJWTError:
+        return kid, _public_key(members)
+    except (jwt.PyJWTError, ValueError):
         raise TokenInvalid("key in JWKS is unusable") from None
 
 
-def _decode(token: str, key: Any, *, audience: str, issuer: str) -> dict[str, Any]:
-    """Signature, ``aud``, ``iss`` and the required claims (PyJWT's clock checks are off:
-    they read the wall clock; ``_check_times`` uses the injected ``now``)."""
+def _decode(
+    token: str, key: ec.EllipticCurvePublicKey, *, audience: str, issuer: str
+) -> dict[str, Any]:
+    """Signature (ES256: raw ``r || s``), then the payload's ``iss``, ``aud`` and required
+    claims. Times are checked by ``_check_times`` against the injected ``now``."""
+    header, payload, signature = token.split(".")
+    raw = _b64decode(signature)
+    if len(raw) != 64:
+        raise TokenInvalid("bad signature")
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key,
-            algorithms=[c.SIGNING_ALGORITHM],
-            audience=audience,
-            issuer=issuer,
-            options={
-                "verify_signature": True,
-                "verify_aud": True,
-                "verify_iss": True,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "require": list(c.REQUIRED_CLAIMS),
-            },
-        )
-    except jwt.MissingRequiredClaimError as exc:
-        raise TokenInvalid(f"missing claim {exc.claim}") from None
-    except jwt.InvalidSignatureError:
+        key.verify(der, f"{header}.{payload}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
         raise TokenInvalid("bad signature") from None
-    except jwt.InvalidAudienceError:
-        raise TokenInvalid("wrong audience") from None
-    except jwt.InvalidIssuerError:
-        raise TokenInvalid("wrong issuer") from None
-    except jwt.PyJWTError as exc:
-        raise TokenInvalid(f"invalid token ({type(exc).__name__})") from None
+    claims = _json_object(payload)
+    for name in c.REQUIRED_CLAIMS:
+        if name not in claims:
+            raise TokenInvalid(f"missing claim {name}")
+    if claims[c.CLAIM_ISSUER] != issuer:
+        raise TokenInvalid("wrong issuer")
+    aud = claims[c.CLAIM_AUDIENCE]
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise TokenInvalid("wrong audience")
+    if audience not in audiences:
+        raise TokenInvalid("wrong audience")
     return claims
 
 
@@ -206,6 +247,8 @@ def _verify(
     iat, nbf, exp = _check_times(claims, moment, leeway)
     plugin_id, jti = _check_identity(claims, revoked_jtis)
     aud = claims[c.CLAIM_AUDIENCE]
+    if not isinstance(claims[c.CLAIM_SUBJECT], str) or not isinstance(claims[c.CLAIM_ISSUER], str):
+        raise TokenInvalid("malformed token")
     version = claims.get(c.CLAIM_VERSION)
     return VerifiedToken(
         plugin_id=plugin_id,
