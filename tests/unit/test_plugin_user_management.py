@@ -152,6 +152,18 @@ def test_requirements_are_pinned() -> None:
     assert all("==" in line for line in lines)
 
 
+def test_image_installs_the_sdk_and_no_operator_code() -> None:
+    text = (PLUGIN_DIR / "Dockerfile").read_text()
+    copies = [line for line in text.splitlines() if line.startswith(("COPY", "ADD"))]
+    assert not [line for line in copies if "operator/" in line]
+    assert any("sdk/python/" in line for line in copies)
+    requirements = (PLUGIN_DIR / "requirements.txt").read_text()
+    assert "vivified-operator" not in requirements
+    sources = "".join(p.read_text() for p in (PLUGIN_DIR / "user_management").glob("*.py"))
+    assert "from vivified." not in sources
+    assert "import vivified." not in sources
+
+
 def test_dockerfile_is_multi_stage_non_root_without_caches() -> None:
     text = (PLUGIN_DIR / "Dockerfile").read_text()
     assert text.count("FROM ") >= 2
