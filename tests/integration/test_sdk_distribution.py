@@ -8,6 +8,7 @@ cache, as ``make install`` gets them). The SDK itself always comes from this rep
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -54,8 +55,13 @@ def _site_packages_bytes(python: Path) -> int:
 @pytest.fixture(scope="module")
 def sdk_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv holding ``pip install ./sdk/python`` and nothing else."""
-    python = _venv(tmp_path_factory.mktemp("sdk") / "venv")
-    _run(python, "-m", "pip", "install", "--quiet", SDK)
+    root = tmp_path_factory.mktemp("sdk")
+    # pip builds in the source tree; a copy keeps build/ out of the checkout.
+    source = shutil.copytree(
+        SDK, root / "python", ignore=shutil.ignore_patterns("build", "*.egg-info")
+    )
+    python = _venv(root / "venv")
+    _run(python, "-m", "pip", "install", "--quiet", source)
     return python
 
 
