@@ -210,6 +210,9 @@ class OperatorSettings:
     #: ``/plugins/revocations`` and ``/plugins/jwks`` reach plugins as ``VIVIFIED_REVOCATIONS_URL``
     #: and ``VIVIFIED_JWKS_URL``.
     heartbeat_url: str = ""
+    #: Seconds between two full resyncs: every plugin is reconciled again even without an
+    #: event, the safety net behind the watches (an unchanged plugin costs no write). 0 = off.
+    resync_seconds: int = 600
 
     def __post_init__(self) -> None:
         for name in (
@@ -345,6 +348,7 @@ class OperatorSettings:
             "token_leeway_seconds",
             "signing_key_publish_ahead_seconds",
             "unhealthy_disable_after",
+            "resync_seconds",
         ):
             v = getattr(self, name)
             need(_is_int(v) and v >= 0, name, f"must be an integer >= 0, got {v!r}")

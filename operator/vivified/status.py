@@ -67,6 +67,8 @@ class TokenFacts:
     secret_name: str
     key_id: str
     expires_at: str
+    jti: str | None = None
+    """The token's id: what deletion revokes when the Secret is already gone."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ def derive_status(
                 "secretName": facts.token.secret_name,
                 "keyId": facts.token.key_id,
                 "expiresAt": facts.token.expires_at,
+                "jti": facts.token.jti,
             }
             if facts.token is not None
             else None

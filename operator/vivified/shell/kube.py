@@ -8,12 +8,14 @@ that an unchanged plugin causes none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -23,6 +25,31 @@ from kubernetes import config as k8s_config
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_SCOPE: ContextVar[Counter[str] | None] = ContextVar("vivified_write_scope", default=None)
+
+
+@contextlib.contextmanager
+def counting_writes() -> Iterator[Counter[str]]:
+    """Count the writes made by this task (and tasks it starts) only.
+
+    Concurrent reconciles share one client; a delta of its global counter would include the
+    other reconciles' writes. A context variable follows the task, not the client.
+    """
+    scope: Counter[str] = Counter()
+    token = _SCOPE.set(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPE.reset(token)
+
+
+def record_write(writes: Counter[str], method: str, path: str) -> None:
+    """Count one write in the client's total and in the current task's scope, if any."""
+    writes[f"{method} {path}"] += 1
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope[f"{method} {path}"] += 1
 
 
 @dataclass(frozen=True)
@@ -93,6 +120,55 @@ def _load_configuration(kubeconfig: str | None) -> k8s_client.Configuration:
     return configuration
 
 
+class KubeApi(Protocol):
+    """What the operator's parts need from the API server; ``Kube`` and the tests' fake cluster."""
+
+    writes: Counter[str]
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: object = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    async def list(
+        self, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str, force: bool = True
+    ) -> dict[str, Any]: ...
+
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def delete(
+        self, kind: str, namespace: str | None, name: str, *, resource_version: str | None = None
+    ) -> bool: ...
+
+    def watch(
+        self,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        resource_version: str,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
 class Kube:
     """Async access to the API server with the operator's credentials."""
 
@@ -148,7 +224,7 @@ class Kube:
             headers["Content-Type"] = content_type
             content = json.dumps(body, separators=(",", ":"))
         if method in WRITE_METHODS:
-            self.writes[f"{method} {path}"] += 1
+            record_write(self.writes, method, path)
         response = await self._http.request(
             method,
             path,

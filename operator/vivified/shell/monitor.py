@@ -57,7 +57,7 @@ from vivified.health import (
 )
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
-from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, Kube, KubeError
+from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, Kube, KubeApi, KubeError
 from vivified.status import WorkloadFacts
 
 __all__ = [
@@ -275,7 +275,7 @@ class HealthMonitor:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         events: EventRecorder,
         settings: OperatorSettings,
         clock: Callable[[], datetime],
@@ -293,7 +293,9 @@ class HealthMonitor:
         self._concurrency = concurrency or settings.probe_concurrency
         self._network: NetworkProber | None = None
         if prober is None:
-            self._network = NetworkProber(kube, max_connections=self._concurrency)
+            self._network = NetworkProber(
+                kube if isinstance(kube, Kube) else None, max_connections=self._concurrency
+            )
             prober = self._network
         self._prober: Prober = prober
         self._workloads = workloads

@@ -35,7 +35,7 @@ from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
-from vivified.shell.kube import Kube
+from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, KubeApi, KubeError
 from vivified.shell.monitor import HealthMonitor
 from vivified.status import PluginFacts, TokenFacts, WorkloadFacts, derive_status, status_changed
 from vivified.violations import Violation
@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 
 CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
+#: The finalizer kopf adds (shell.main sets kopf's finalizer name to it) and clean-up removes.
+FINALIZER = "vivified.dev/finalizer"
 
 
 def token_secret_name(plugin_id: str) -> str:
@@ -79,6 +81,11 @@ def workload_facts(deployment: Mapping[str, Any] | None) -> WorkloadFacts:
     )
 
 
+def namespace_terminating(error: KubeError) -> bool:
+    """Whether the API server refused a create because the namespace is being deleted."""
+    return error.status == 403 and "being terminated" in error.message
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """The public facts recorded on a live token Secret."""
@@ -101,7 +108,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        kube: Kube,
+        kube: KubeApi,
         informer: Informer,
         registry: PluginRegistry,
         identity: Identity,
@@ -126,11 +133,16 @@ class Reconciler:
     async def reconcile(self, key: PluginKey) -> float | None:
         """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
         entry = self._registry.get(key)
-        if entry is None or (entry.body.get("metadata") or {}).get("deletionTimestamp"):
+        if entry is None:
             if self._health is not None:
                 self._health.untrack(key)
             return None
         body = entry.body
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            # Straight to clean-up, whatever the children do: in a namespace being deleted they
+            # are going too, and re-creating them is refused (and would block the deletion).
+            await self.clean_up(key, body)
+            return None
         report = validate_spec(body.get("spec"), self._policy)
         errors = tuple(
             sorted({*report.errors, *identity_violations(key, entry.plugin_id, self._registry)})
@@ -138,7 +150,14 @@ class Reconciler:
         if errors or report.spec is None:
             await self._hold_invalid(key, body, errors)
             return None
-        return await self._converge(key, body, report.spec)
+        try:
+            return await self._converge(key, body, report.spec)
+        except KubeError as error:
+            if not namespace_terminating(error):
+                raise
+            # Its children are going with the namespace; the plugin's own deletion follows.
+            logger.info("%s/%s: namespace is being deleted; children not re-created", *key)
+            return None
 
     async def _hold_invalid(
         self, key: PluginKey, body: Mapping[str, Any], errors: tuple[Violation, ...]
@@ -269,6 +288,7 @@ class Reconciler:
                 secret_name=secret_name,
                 key_id=state.kid,
                 expires_at=tokens.format_rfc3339(state.expires_at),
+                jti=state.jti,
             ),
             requeue,
         )
@@ -293,7 +313,11 @@ class Reconciler:
         return True
 
     async def finalize(self, key: PluginKey, body: Mapping[str, Any]) -> None:
-        """On deletion: revoke the plugin's token (children go by garbage collection)."""
+        """On deletion: revoke the plugin's token (children go by garbage collection).
+
+        The token is found in the cached Secret or, when the Secret is already gone (a namespace
+        being deleted removes it first), in the status, which records the token's id.
+        """
         if self._health is not None:
             self._health.untrack(key)
         namespace, name = key
@@ -303,3 +327,38 @@ class Reconciler:
             info = TokenInfo.from_secret(secret)
             if info is not None:
                 await self._identity.revoke(info.state.jti, info.state.expires_at)
+        recorded = (body.get("status") or {}).get("token") or {}
+        jti, expires = recorded.get("jti"), recorded.get("expiresAt")
+        if isinstance(jti, str) and jti and isinstance(expires, str):
+            try:
+                await self._identity.revoke(jti, tokens.parse_rfc3339(expires))
+            except ValueError:
+                logger.warning("%s/%s: recorded token expiry unreadable: %r", *key, expires)
+
+    async def clean_up(self, key: PluginKey, body: Mapping[str, Any]) -> None:
+        """A plugin being deleted: revoke its token, release its id, remove our finalizer."""
+        await self.finalize(key, body)
+        self._on_affected(self._registry.release(key))
+        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return
+        namespace, name = key
+        remaining = [f for f in finalizers if f != FINALIZER]
+        try:
+            await self._kube.request(
+                "PATCH",
+                KINDS["VivifiedPlugin"].path(namespace, name),
+                # The resourceVersion makes it a compare-and-swap: another finalizer removed
+                # meanwhile means a conflict and a retry, never a finalizer put back.
+                body={
+                    "metadata": {
+                        "finalizers": remaining or None,
+                        "resourceVersion": body["metadata"].get("resourceVersion"),
+                    }
+                },
+                content_type=MERGE_PATCH_CONTENT_TYPE,
+            )
+        except KubeError as error:
+            if error.status != 404:
+                raise
+        logger.info("%s/%s deleted: token revoked, finalizer removed", namespace, name)
