@@ -7,12 +7,15 @@ import asyncio
 import logging
 import os
 import secrets
+import sys
 
 import kopf
 
-from vivified.settings import OperatorSettings
+from vivified.settings import OperatorSettings, SettingsError
 from vivified.shell.handlers import build_registry
+from vivified.shell.reconciler import FINALIZER
 from vivified.shell.runtime import Runtime
+from vivified.shell.startup import StartupError, check_namespace, in_cluster, probe_settings
 from vivified.shell.webhook import WebhookSettings, configure_admission
 
 PREFIX = "vivified.dev"
@@ -21,7 +24,7 @@ PREFIX = "vivified.dev"
 def kopf_settings() -> kopf.OperatorSettings:
     """kopf's bookkeeping lives under our own prefix, and only warnings become Events."""
     settings = kopf.OperatorSettings()
-    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
@@ -50,11 +53,18 @@ async def operate(
     liveness_endpoint: str | None = None,
     settings: OperatorSettings | None = None,
 ) -> None:
-    """Run until cancelled."""
-    runtime = Runtime(
-        settings=settings or OperatorSettings.from_env(os.environ),
-        namespaces=namespaces,
+    """Run until cancelled; ``StartupError`` when the cluster is not set up for it."""
+    settings = probe_settings(
+        settings or OperatorSettings.from_env(os.environ),
+        os.environ,
+        inside=in_cluster(os.environ),
     )
+    runtime = Runtime(settings=settings, namespaces=namespaces)
+    try:
+        await check_namespace(runtime.kube, settings)
+    except BaseException:
+        await runtime.kube.close()
+        raise
     registry = build_registry(runtime)
     settings_ = kopf_settings()
     # Admission webhook (issue 5, shell/webhook.py): served when VIVIFIED_WEBHOOK_PORT is set.
@@ -82,5 +92,9 @@ def run_operator(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     namespaces = list(getattr(args, "namespace", None) or [])
     liveness = getattr(args, "liveness", None)
-    asyncio.run(operate(namespaces, liveness_endpoint=liveness))
+    try:
+        asyncio.run(operate(namespaces, liveness_endpoint=liveness))
+    except (StartupError, SettingsError) as error:
+        print(f"vivified operator: {error}", file=sys.stderr)
+        return 2
     return 0
