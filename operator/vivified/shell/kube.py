@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextvars import ContextVar
@@ -19,8 +18,8 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+
+from vivified.shell import credentials as creds
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
@@ -111,15 +110,6 @@ def _raise_for(response: httpx.Response) -> None:
     raise KubeError(response.status_code, reason, message)
 
 
-def _load_configuration(kubeconfig: str | None) -> k8s_client.Configuration:
-    configuration = k8s_client.Configuration()
-    try:
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return configuration
-
-
 class KubeApi(Protocol):
     """What the operator's parts need from the API server; ``Kube`` and the tests' fake cluster."""
 
@@ -173,18 +163,12 @@ class Kube:
     """Async access to the API server with the operator's credentials."""
 
     def __init__(
-        self, configuration: k8s_client.Configuration, *, user_agent: str = "vivified-operator"
+        self, credentials: creds.Credentials, *, user_agent: str = "vivified-operator"
     ) -> None:
-        self._configuration = configuration
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-        if configuration.cert_file and configuration.key_file:
-            context.load_cert_chain(configuration.cert_file, configuration.key_file)
-        if not configuration.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        self.credentials = credentials
         self._http = httpx.AsyncClient(
-            base_url=configuration.host,
-            verify=context,
+            base_url=credentials.server,
+            verify=credentials.ssl_context(),
             headers={"User-Agent": user_agent, "Accept": "application/json"},
             timeout=httpx.Timeout(30.0),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
@@ -194,19 +178,14 @@ class Kube:
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
         """In-cluster service account when present, else ``$KUBECONFIG`` / ``kubeconfig``."""
-        return cls(_load_configuration(kubeconfig))
+        return cls(creds.load(kubeconfig))
 
     async def close(self) -> None:
         await self._http.aclose()
 
     def _auth_headers(self) -> dict[str, str]:
-        cfg = self._configuration
-        if cfg.refresh_api_key_hook is not None:
-            cfg.refresh_api_key_hook(cfg)
-        token = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix(
-            "BearerToken"
-        )
-        return {"Authorization": token} if token else {}
+        token = self.credentials.bearer()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def request(
         self,

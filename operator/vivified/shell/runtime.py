@@ -129,7 +129,7 @@ class Runtime:
         while True:
             await asyncio.sleep(period)
             keys = self.registry.keys()
-            logger.debug("resync: %d plugin(s)", len(keys))
+            logger.info("resync: %d plugin(s) queued", len(keys))
             self.enqueue_all(set(keys))
 
     async def stop(self) -> None:
