@@ -139,9 +139,7 @@ class PluginSpec(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 Phase = Literal["Pending", "Active", "Disabled", "Invalid"]
-PHASES: tuple[str, ...] = ("Pending", "Active", "Disabled", "Invalid")
 Health = Literal["unknown", "healthy", "degraded", "unhealthy"]
-HEALTH_STATES: tuple[str, ...] = ("unknown", "healthy", "degraded", "unhealthy")
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 _DATE_TIME: dict[str, JsonValue] = {"format": "date-time"}

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from vivified.names import is_dns1123_label, is_dns1123_subdomain, is_label_key, is_label_value
 
 __all__ = [
     "ENV_PREFIX",
@@ -75,13 +76,6 @@ PLUGIN_COMMON_LABELS: Mapping[str, str] = MappingProxyType(
 #: Label key whose value is the plugin id; present on every plugin pod.
 PLUGIN_ID_LABEL = "vivified.dev/plugin"
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
 
 class SettingsError(ValueError):
     """A setting has an unusable value. ``name`` is the field or the environment variable."""
@@ -101,15 +95,8 @@ def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(sorted(value.items())))
 
 
-def _label_key_ok(key: str) -> bool:
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
-
-
-def _label_value_ok(value: str) -> bool:
-    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+_label_key_ok = is_label_key
+_label_value_ok = is_label_value
 
 
 def parse_selector(text: str) -> dict[str, str]:
@@ -270,7 +257,7 @@ class OperatorSettings:
         for name in ("operator_namespace",):
             v = getattr(self, name)
             need(
-                isinstance(v, str) and len(v) <= 63 and bool(_DNS1123_LABEL.match(v)),
+                isinstance(v, str) and is_dns1123_label(v),
                 name,
                 f"must be a Kubernetes namespace name (DNS-1123 label), got {v!r}",
             )
@@ -281,7 +268,7 @@ class OperatorSettings:
         ):
             v = getattr(self, name)
             need(
-                isinstance(v, str) and len(v) <= 253 and bool(_DNS1123_SUBDOMAIN.match(v)),
+                isinstance(v, str) and is_dns1123_subdomain(v),
                 name,
                 f"must be a Kubernetes object name (DNS-1123 subdomain), got {v!r}",
             )
@@ -497,13 +484,7 @@ class OperatorSettings:
 
 def _plugin_ref_ok(key: str) -> bool:
     namespace, slash, name = key.partition("/")
-    return (
-        bool(slash)
-        and len(namespace) <= 63
-        and bool(_DNS1123_LABEL.match(namespace))
-        and len(name) <= 253
-        and bool(_DNS1123_SUBDOMAIN.match(name))
-    )
+    return bool(slash) and is_dns1123_label(namespace) and is_dns1123_subdomain(name)
 
 
 def _is_ip(text: str) -> bool:
@@ -533,7 +514,7 @@ def split_host_port(address: str) -> tuple[str, int] | None:
             return None
     if _is_ip(host):
         return (host, port) if ipaddress.ip_address(host).version == 4 else None
-    if len(host) <= 253 and _DNS1123_SUBDOMAIN.match(host):
+    if is_dns1123_subdomain(host):
         return host, port
     return None
 
