@@ -30,6 +30,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from vivified.resource import status_patch_body
 from vivified.settings import OperatorSettings, split_host_port
 from vivified.status import Health, WorkloadFacts
 
@@ -717,14 +718,14 @@ def _stamp(value: datetime | None) -> str | None:
 
 def status_fields(state: HealthState) -> dict[str, Any]:
     """The health-owned status fields for ``state`` (None = field absent)."""
-    return {
-        "health": state.health.value,
-        "consecutiveFailures": state.consecutive_failures,
-        "lastError": state.last_error,
-        "lastProbeTime": _stamp(state.last_probe_time),
-        "lastHeartbeatTime": _stamp(state.last_heartbeat_time),
-        "metrics": dict(state.metrics) or None,
-    }
+    return status_patch_body(
+        health=state.health.value,
+        consecutive_failures=state.consecutive_failures,
+        last_error=state.last_error,
+        last_probe_time=_stamp(state.last_probe_time),
+        last_heartbeat_time=_stamp(state.last_heartbeat_time),
+        metrics=dict(state.metrics) or None,
+    )
 
 
 def _metrics_patch(new: object, old: object) -> dict[str, Any] | None:

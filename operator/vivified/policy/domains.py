@@ -131,12 +131,13 @@ def _inet_aton(text: str) -> int | None:
         except ValueError:
             return None
     *head, last = values
-    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
+    room = 8 * (4 - len(head))
+    if any(v > 255 for v in head) or last >= 1 << room:
         return None
     result = 0
     for v in head:
-        result = result * 256 + v
-    return result * 256 ** (4 - len(head)) + last
+        result = (result << 8) | v
+    return (result << room) | last
 
 
 def _ip_reason(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, shown: str) -> str:

@@ -55,6 +55,7 @@ from vivified.health import (
     status_fields,
     status_patch,
 )
+from vivified.resource import status_patch_body
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
 from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, Kube, KubeApi, KubeError
@@ -606,13 +607,13 @@ class HealthMonitor:
 
     async def _clear(self, entry: _Entry) -> None:
         async with entry.lock:
-            patch: dict[str, Any] = {
-                "health": Health.UNKNOWN.value,
-                "consecutiveFailures": None,
-                "lastError": None,
-                "lastProbeTime": None,
-                "metrics": None,
-            }
+            patch = status_patch_body(
+                health=Health.UNKNOWN.value,
+                consecutive_failures=None,
+                last_error=None,
+                last_probe_time=None,
+                metrics=None,
+            )
             namespace, name = entry.key
             try:
                 await self._kube.patch_status(KIND, namespace, name, patch)
