@@ -38,6 +38,7 @@ from vivified.shell.informer import Informer
 from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, KubeApi, KubeError
 from vivified.shell.monitor import HealthMonitor
 from vivified.status import PluginFacts, TokenFacts, WorkloadFacts, derive_status, status_changed
+from vivified.tokens.renewal import LiveToken, RenewalInput, refresh_in, renewal_reason
 from vivified.violations import Violation
 
 logger = logging.getLogger(__name__)
@@ -250,17 +251,25 @@ class Reconciler:
         now = self._clock()
         claims = claims_fingerprint(manifest)
         state = info.state if info is not None else None
-        current = (
-            info is not None
-            and state is not None
-            and state.kid in self._identity.keyring.kids
-            and info.claims == claims
-            and state.jti not in self._identity.revocations
-            and not tokens.needs_remint(
-                state.issued_at, state.expires_at, now, self._settings.token_refresh_fraction
+        reason = renewal_reason(
+            RenewalInput(
+                live=None
+                if info is None
+                else LiveToken(
+                    info.state.jti,
+                    info.state.kid,
+                    info.state.issued_at,
+                    info.state.expires_at,
+                    info.claims,
+                ),
+                claims=claims,
+                signing_kids=self._identity.keyring.kids,
+                revoked=self._identity.revocations,
+                now=now,
+                refresh_fraction=self._settings.token_refresh_fraction,
             )
         )
-        if not current or state is None:
+        if reason is not None or state is None:
             minted = self._identity.mint(manifest)
             secret = render_token_secret(
                 instance, minted, self._settings, jwks=tokens.jwks(self._identity.keyring, now)
@@ -276,13 +285,13 @@ class Reconciler:
             await self._events.normal(
                 body,
                 "TokenIssued",
-                f"token {minted.jti} issued with key {minted.kid}, expires "
+                f"token {minted.jti} issued with key {minted.kid} ({reason}), expires "
                 f"{tokens.format_rfc3339(minted.expires_at)}",
             )
             state = TokenSecretState(minted.jti, minted.kid, minted.issued_at, minted.expires_at)
-        lifetime = state.expires_at - state.issued_at
-        refresh_at = state.issued_at + lifetime * self._settings.token_refresh_fraction
-        requeue = max((refresh_at - now).total_seconds(), 1.0)
+        requeue = refresh_in(
+            state.issued_at, state.expires_at, now, self._settings.token_refresh_fraction
+        )
         return (
             TokenFacts(
                 secret_name=secret_name,
