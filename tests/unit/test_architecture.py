@@ -26,6 +26,7 @@ PURE = (
     "vivified.registry",
     "vivified.render",
     "vivified.resource",
+    "vivified.schedule",
     "vivified.settings",
     "vivified.status",
     "vivified.tokens",
