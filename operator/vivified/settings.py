@@ -587,3 +587,32 @@ def _parser_for(f_type: object) -> Callable[[str], Any]:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     f.name: _parser_for(f.type) for f in fields(OperatorSettings)
 }
+
+
+#: Which section each setting belongs to (``vivified operator --print-settings``); first
+#: matching prefix wins, the rest are workload defaults.
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tokens", ("token_", "signing_key_", "jwks_", "revocations_")),
+    ("health", ("health_", "unhealthy_", "heartbeat_")),
+    ("probes", ("probe_",)),
+    ("network", ("platform_", "dns_", "core_port")),
+    ("dependencies", ("dependency_",)),
+    ("core", ("core_url", "operator_namespace", "field_manager", "resync_")),
+)
+#: Settings whose values are credentials: shown masked. (None today: the settings name Secrets,
+#: they never hold one; the set is here so that adding one cannot leak it.)
+SECRET_SETTINGS: frozenset[str] = frozenset()
+
+
+def settings_by_section(settings: OperatorSettings) -> dict[str, dict[str, str]]:
+    """Every effective setting as ``VIVIFIED_*`` text, grouped by section, secrets masked."""
+    env = settings.to_env()
+    grouped: dict[str, dict[str, str]] = {name: {} for name, _ in SECTIONS}
+    grouped["workloads"] = {}
+    for f in fields(settings):
+        section = next(
+            (name for name, prefixes in SECTIONS if f.name.startswith(prefixes)), "workloads"
+        )
+        value = "********" if f.name in SECRET_SETTINGS else env[env_var_name(f.name)]
+        grouped[section][env_var_name(f.name)] = value
+    return grouped
