@@ -15,6 +15,7 @@ from typing import Any
 from tests.fake_cluster import FakeCluster
 from tests.fake_operator import NAMESPACE, FakeOperator, plugin_body
 
+from vivified.objects import slim
 from vivified.registry import PluginRegistry
 
 
@@ -127,3 +128,17 @@ async def test_an_idle_resync_writes_nothing() -> None:
 
     assert len(operator.reconciles) == runs + 3
     assert operator.cluster.write_count == writes
+
+
+def test_cached_copies_keep_no_token_and_no_kopf_copy_of_the_spec() -> None:
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "p-token", "annotations": {"vivified.dev/token-jti": "j"}},
+        "data": {"token": "c2VjcmV0"},
+    }
+    plugin = plugin_body("p")
+    plugin["metadata"]["annotations"] = {"vivified.dev/last-handled-configuration": "{...}"}
+    assert "data" not in slim(secret)
+    assert slim(secret)["metadata"]["annotations"] == {"vivified.dev/token-jti": "j"}
+    assert slim(plugin)["metadata"]["annotations"] == {}
+    assert plugin["metadata"]["annotations"], "the input is left alone"
