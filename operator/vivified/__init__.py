@@ -9,7 +9,7 @@ Layers, and what may import what (``tests/unit/test_architecture.py`` enforces t
     dataplane/   the core service's servers and lanes (aiohttp); never imports shell/
      |
     pure core    names (leaf) <- manifest, resource <- policy/ <- render/, tokens/, status,
-                 dependencies, registry, diff, objects, health, schedule, admission,
+                 dependencies, registry, diff, objects, plan, health, schedule, admission,
                  settings, crd, workqueue, audit/, violations.  No I/O library (sockets, HTTP, kopf,
                  kubernetes, subprocess); decisions take their inputs, clock included, as
                  arguments.  Never imports shell/, dataplane/ or the CLI.

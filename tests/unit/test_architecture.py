@@ -22,6 +22,7 @@ PURE = (
     "vivified.manifest",
     "vivified.names",
     "vivified.objects",
+    "vivified.plan",
     "vivified.policy",
     "vivified.registry",
     "vivified.render",

@@ -18,16 +18,16 @@ from typing import Any
 from vivified import tokens
 from vivified.admission import identity_violations
 from vivified.dependencies import analyze
-from vivified.diff import needs_apply, stamped
+from vivified.diff import stamped
 from vivified.health import probe_target
 from vivified.manifest import PluginManifest
+from vivified.plan import children_to_apply, plan_instance, token_secret_name
 from vivified.policy import PolicyConfig, validate_spec
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.render import (
     PluginInstance,
     TokenSecretState,
     read_token_secret_state,
-    render_children,
     render_token_secret,
 )
 from vivified.resource import PluginSpec
@@ -47,10 +47,6 @@ logger = logging.getLogger(__name__)
 CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
 #: The finalizer kopf adds (shell.main sets kopf's finalizer name to it) and clean-up removes.
 FINALIZER = "vivified.dev/finalizer"
-
-
-def token_secret_name(plugin_id: str) -> str:
-    return f"{plugin_id}-token"
 
 
 def claims_fingerprint(manifest: PluginManifest) -> str:
@@ -189,16 +185,7 @@ class Reconciler:
         manifest = spec.manifest
         verdict = analyze(manifest.id, self._registry.graph(), self._registry.active_ids())
         block = self._settings.dependency_policy == "block"
-        instance = PluginInstance(
-            name=name,
-            namespace=namespace,
-            uid=body["metadata"]["uid"],
-            generation=int(body["metadata"].get("generation", 0)),
-            spec=spec,
-            run=spec.enabled and (verdict.ready or not block),
-            enabled=spec.enabled,
-            token_secret_name=token_secret_name(manifest.id) if spec.enabled else None,
-        )
+        instance = plan_instance(key, body["metadata"], spec, verdict, self._settings)
         if self._health is not None:
             target = probe_target(spec, self._settings) if instance.should_run else None
             if target is None:
@@ -207,18 +194,12 @@ class Reconciler:
                 self._health.track(key, target, body)
         token, requeue = await self._ensure_token(body, instance, manifest)
         changed: list[str] = []
-        for obj in render_children(instance, self._settings):
-            desired = stamped(obj)
-            meta = desired["metadata"]
-            live = self._informer.get(desired["kind"], meta["namespace"], meta["name"])
-            if needs_apply(desired, live):
-                applied = await self._kube.apply(
-                    desired, field_manager=self._settings.field_manager
-                )
-                self._informer.observe(desired["kind"], applied)
-                changed.append(
-                    f"{desired['kind']} {meta['name']} {'updated' if live else 'created'}"
-                )
+        for child in children_to_apply(instance, self._settings, self._informer.get):
+            applied = await self._kube.apply(
+                child.desired, field_manager=self._settings.field_manager
+            )
+            self._informer.observe(child.desired["kind"], applied)
+            changed.append(child.describe())
         if changed:
             await self._events.normal(body, "ChildrenApplied", "; ".join(changed))
         facts = PluginFacts(
