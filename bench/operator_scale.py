@@ -32,13 +32,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "operator"))
 
 from vivified.render import PluginInstance, render_children  # noqa: E402
 from vivified.resource import PluginSpec  # noqa: E402
 from vivified.settings import OperatorSettings  # noqa: E402
-from vivified.shell.kube import Kube, KubeError  # noqa: E402
+from vivified.shell.kube import APPLY_CONTENT_TYPE, Kube, KubeError  # noqa: E402
 
 
 def plugin(plugin_id: str) -> dict[str, Any]:
@@ -263,6 +265,15 @@ async def main() -> None:
     args = parser.parse_args()
     kube = Kube.from_environment(args.kubeconfig)
     run = uuid.uuid4().hex[:6]
+    crd = yaml.safe_load((REPO / "crds" / "vivified.dev_vivifiedplugins.yaml").read_text())
+    await kube.request(
+        "PATCH",
+        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
+        params={"fieldManager": "bench", "force": "true"},
+        body=crd,
+        content_type=APPLY_CONTENT_TYPE,
+    )
+    await asyncio.sleep(2.0)  # until it is served
     try:
         await make_namespace(kube, "vivified-system")
     except KubeError as error:
