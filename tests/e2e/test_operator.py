@@ -324,8 +324,16 @@ def test_deleting_a_namespace_with_active_plugins_completes_and_revokes_their_to
             return error.status == 404
         return False
 
-    wait_for("namespace deleted", gone, timeout=30)
-    assert time.monotonic() - started < 30
+    # The operator's part: once the namespace controller marks the plugins for deletion, they
+    # go at once (no finalizer stripping by the test). The rest is the controller's own pace,
+    # which on a loaded 2-core machine can take tens of seconds.
+    wait_for(
+        "plugins released",
+        lambda: all(cluster.plugin(namespace, n) is None for n in ("ns-a", "ns-b")),
+        timeout=90,
+    )
+    wait_for("namespace deleted", gone, timeout=120)
+    assert time.monotonic() - started < 120
     assert set(jtis) <= revoked(cluster)
 
 
