@@ -1,13 +1,21 @@
 """Benchmark: how long until N plugins are all Active, against the floor of creating their
 children directly — both on the same API server, in one run.
 
-    python bench/operator_scale.py [--plugins 300] [--kubeconfig .cluster/kubeconfig]
+    python bench/operator_scale.py [--plugins 300] [--runs 1] [--kubeconfig .cluster/kubeconfig]
 
 The floor applies exactly the child objects the operator would (same renderer) with a tight
 concurrent client loop, then waits until every Deployment is Available. The operator run applies
 N VivifiedPlugins at once and waits until every one reports phase Active. The ratio
 operator/floor is the overhead of validation, tokens, status and the watch round trips. The
 operator's peak RSS (VmHWM) is read from /proc. Not a test: it prints numbers.
+
+Writes are counted from the test cluster's audit log (``.cluster/logs/audit.log``), so kopf's
+requests count too: per new plugin until all are Active, against the floor of one write per child
+plus the token Secret and one status write; and per plugin during one idle resync after that
+(``VIVIFIED_RESYNC_SECONDS``, short here), which should be zero. Probes are off
+(``overrides`` mode): kwok's pods serve nothing, and health writes would blur the count.
+``--runs N`` repeats the operator run (fresh namespace, fresh operator) to show it converges
+every time; the floor runs once.
 """
 
 from __future__ import annotations
@@ -24,13 +32,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "operator"))
 
 from vivified.render import PluginInstance, render_children  # noqa: E402
 from vivified.resource import PluginSpec  # noqa: E402
 from vivified.settings import OperatorSettings  # noqa: E402
-from vivified.shell.kube import Kube, KubeError  # noqa: E402
+from vivified.shell.credentials import load as load_credentials  # noqa: E402
+from vivified.shell.kube import APPLY_CONTENT_TYPE, Kube, KubeError  # noqa: E402
 
 
 def plugin(plugin_id: str) -> dict[str, Any]:
@@ -73,13 +84,22 @@ async def count(kube: Kube, namespace: str, check: Any) -> int:
     return sum(1 for item in (await kube.list(*check[0], namespace))["items"] if check[1](item))
 
 
-async def wait_until(kube: Kube, namespace: str, kind: str, done: Any, n: int) -> float:
+class NotConvergedError(Exception):
+    """Fewer than all were done when the time ran out."""
+
+
+async def wait_until(
+    kube: Kube, namespace: str, kind: str, done: Any, n: int, *, timeout: float = 1200.0
+) -> float:
     start = time.monotonic()
     while True:
         items = (await kube.list(kind, namespace))["items"]
-        if sum(1 for i in items if done(i)) >= n:
+        finished = sum(1 for i in items if done(i))
+        if finished >= n:
             return time.monotonic() - start
-        await asyncio.sleep(0.25)
+        if time.monotonic() - start > timeout:
+            raise NotConvergedError(f"{finished}/{n} {kind} done after {timeout:.0f}s")
+        await asyncio.sleep(1.0 if n > 300 else 0.25)
 
 
 def deployment_available(item: dict[str, Any]) -> bool:
@@ -108,6 +128,48 @@ async def floor(kube: Kube, n: int, namespace: str) -> float:
     return time.monotonic() - start
 
 
+AGENTS = ("vivified-operator", "kopf")
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+AUDIT_LOG = REPO / ".cluster" / "logs" / "audit.log"
+
+
+def audit_offset() -> int:
+    return AUDIT_LOG.stat().st_size if AUDIT_LOG.exists() else 0
+
+
+def audited_writes(offset: int, namespace: str) -> dict[str, int]:
+    """The operator's and kopf's writes in ``namespace`` since ``offset``, by resource."""
+    found: dict[str, int] = {}
+    if not AUDIT_LOG.exists() or AUDIT_LOG.stat().st_size < offset:
+        return {"audit-log-rotated": 1}
+    with AUDIT_LOG.open("rb") as stream:
+        stream.seek(offset)
+        for line in stream:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            ref = event.get("objectRef", {})
+            if (
+                event.get("verb") in WRITE_VERBS
+                and ref.get("namespace") == namespace
+                and event.get("userAgent", "").startswith(AGENTS)
+                and event.get("responseStatus", {}).get("code", 200) < 400
+            ):
+                resource = ref.get("resource", "") + (
+                    "/" + ref["subresource"] if ref.get("subresource") else ""
+                )
+                found[resource] = found.get(resource, 0) + 1
+    return found
+
+
+def floor_writes_per_plugin(namespace: str) -> int:
+    """One write per child object, the token Secret, and one status write."""
+    spec = PluginSpec.model_validate(plugin("p0")["spec"])
+    instance = PluginInstance.preview(spec, namespace=namespace, with_token=True)
+    return len(render_children(instance, OperatorSettings())) + 2
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -115,9 +177,18 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def operator_run(kube: Kube, n: int, namespace: str, kubeconfig: str) -> tuple[float, float]:
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "VIVIFIED_OPERATOR_NAMESPACE": "vivified-system"}
-    log = open(REPO / ".cluster" / "bench-operator.log", "wb")  # noqa: SIM115
+async def operator_run(
+    kube: Kube, n: int, namespace: str, kubeconfig: str, resync_seconds: int
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "VIVIFIED_OPERATOR_NAMESPACE": "vivified-system",
+        "VIVIFIED_PROBE_MODE": "overrides",
+        "VIVIFIED_RESYNC_SECONDS": str(resync_seconds),
+    }
+    log_path = REPO / ".cluster" / "bench-operator.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "vivified", "operator", "--namespace", namespace],
         env=env,
@@ -126,10 +197,11 @@ async def operator_run(kube: Kube, n: int, namespace: str, kubeconfig: str) -> t
         cwd=REPO,
     )
     try:
-        while b"caches synced" not in (REPO / ".cluster" / "bench-operator.log").read_bytes():
+        while b"caches synced" not in log_path.read_bytes():
             if process.poll() is not None:
                 raise RuntimeError("operator exited; see .cluster/bench-operator.log")
             await asyncio.sleep(0.2)
+        offset = audit_offset()
         start = time.monotonic()
         await gather_limited(
             [
@@ -147,43 +219,110 @@ async def operator_run(kube: Kube, n: int, namespace: str, kubeconfig: str) -> t
             n,
         )
         elapsed = time.monotonic() - start
-        return elapsed, peak_rss_mib(process.pid)
+        await asyncio.sleep(2.0)  # let the last status writes land in the log
+        converge_writes = audited_writes(offset, namespace)
+        # One idle resync: wait for the next "resync" line, then for its reconciles to finish.
+        idle_offset = audit_offset()
+        seen = log_path.read_bytes().count(b"resync:")
+        deadline = time.monotonic() + resync_seconds * 3 + 30
+        while log_path.read_bytes().count(b"resync:") <= seen and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(max(5.0, n / 100))
+        idle_writes = audited_writes(idle_offset, namespace)
+        return {
+            "seconds": elapsed,
+            "rss": peak_rss_mib(process.pid),
+            "converge_writes": converge_writes,
+            "idle_writes": idle_writes,
+        }
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # a loaded machine: do not lose the numbers for it
+            process.kill()
+            process.wait()
         log.close()
+
+
+def summary(result: dict[str, Any], n: int, floor_per_plugin: int) -> dict[str, Any]:
+    writes = result["converge_writes"]
+    events = writes.get("events", 0)
+    objects = sum(v for k, v in writes.items() if k != "events")
+    return {
+        "operator_seconds": round(result["seconds"], 2),
+        "operator_peak_rss_mib": round(result["rss"], 1),
+        "writes_per_new_plugin": round(objects / n, 2),
+        "writes_per_new_plugin_over_floor": round(objects / n / floor_per_plugin, 2),
+        "events_per_new_plugin": round(events / n, 2),
+        "writes_by_resource": writes,
+        "idle_resync_writes_per_plugin": round(sum(result["idle_writes"].values()) / n, 3),
+    }
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plugins", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=1, help="operator runs (the floor runs once)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor")
+    parser.add_argument("--resync-seconds", type=int, default=30)
     parser.add_argument("--kubeconfig", default=str(REPO / ".cluster" / "kubeconfig"))
     args = parser.parse_args()
-    kube = Kube.from_environment(args.kubeconfig)
+    # Its own user agent: the audit-log count must not mistake the bench's creates for the
+    # operator's writes.
+    kube = Kube(load_credentials(args.kubeconfig), user_agent="vivified-bench")
     run = uuid.uuid4().hex[:6]
-    floor_ns, operator_ns = f"bench-floor-{run}", f"bench-operator-{run}"
+    crd = yaml.safe_load((REPO / "crds" / "vivified.dev_vivifiedplugins.yaml").read_text())
+    await kube.request(
+        "PATCH",
+        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
+        params={"fieldManager": "bench", "force": "true"},
+        body=crd,
+        content_type=APPLY_CONTENT_TYPE,
+    )
+    await asyncio.sleep(2.0)  # until it is served
     try:
         await make_namespace(kube, "vivified-system")
     except KubeError as error:
         if error.status != 409:
             raise
-    for ns in (floor_ns, operator_ns):
-        await make_namespace(kube, ns)
+    floor_seconds = None
+    if not args.no_floor:
+        floor_ns = f"bench-floor-{run}"
+        await make_namespace(kube, floor_ns)
+        try:
+            floor_seconds = await floor(kube, args.plugins, floor_ns)
+        finally:
+            await kube.delete("Namespace", None, floor_ns)
+    per_plugin = floor_writes_per_plugin("x")
+    runs = []
     try:
-        floor_seconds = await floor(kube, args.plugins, floor_ns)
-        operator_seconds, rss = await operator_run(kube, args.plugins, operator_ns, args.kubeconfig)
+        for i in range(args.runs):
+            ns = f"bench-operator-{run}-{i}"
+            await make_namespace(kube, ns)
+            try:
+                result = await operator_run(
+                    kube, args.plugins, ns, args.kubeconfig, args.resync_seconds
+                )
+            finally:
+                await kube.delete("Namespace", None, ns)
+            runs.append(summary(result, args.plugins, per_plugin))
+            print(json.dumps({"run": i + 1, **runs[-1]}), flush=True)
     finally:
-        for ns in (floor_ns, operator_ns):
-            await kube.delete("Namespace", None, ns)
         await kube.close()
     print(
         json.dumps(
             {
                 "plugins": args.plugins,
-                "floor_seconds": round(floor_seconds, 2),
-                "operator_seconds": round(operator_seconds, 2),
-                "ratio_operator_over_floor": round(operator_seconds / floor_seconds, 2),
-                "operator_peak_rss_mib": round(rss, 1),
+                "runs_converged": len(runs),
+                "floor_seconds": round(floor_seconds, 2) if floor_seconds else None,
+                "floor_writes_per_plugin": per_plugin,
+                "ratio_operator_over_floor": [
+                    round(r["operator_seconds"] / floor_seconds, 2) for r in runs
+                ]
+                if floor_seconds
+                else None,
+                "runs": runs,
             },
             indent=2,
         )

@@ -530,6 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.upper,
         help="log verbosity (default: INFO)",
     )
+    op.add_argument(
+        "--print-settings",
+        action="store_true",
+        help="print the effective settings by section (secrets masked) and exit",
+    )
     op.set_defaults(func=cmd_operator)
     return parser
 

@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from vivified.names import normalize_domain
+
 # --------------------------------------------------------------------------------------------
 # Limits (single source for the models, the CRD schema and the policy's error messages)
 # --------------------------------------------------------------------------------------------
@@ -366,8 +368,6 @@ class PluginManifest(_Model):
         Names are normalised (IDNA A-labels, lowercase) and de-duplicated, in first-seen order.
         Entries that are not valid host names are skipped (the policy reports them).
         """
-        from vivified.policy.domains import normalize_domain  # noqa: PLC0415 (import cycle)
-
         seen: dict[str, None] = {}
         for raw in (*self.allowed_domains, *self.security.allowed_domains):
             name = normalize_domain(raw)

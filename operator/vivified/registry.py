@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vivified.objects import is_older, slim
+
 PluginKey = tuple[str, str]
 """(namespace, name) of a VivifiedPlugin."""
 
@@ -25,6 +27,8 @@ class PluginEntry:
     phase: str | None
     created: str
     body: Mapping[str, Any]
+    deleting: bool = False
+    """Marked for deletion: it holds no id and counts as no one's dependency any more."""
 
 
 def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
@@ -45,6 +49,7 @@ def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
         phase=phase if isinstance(phase, str) else None,
         created=str(created or ""),
         body=body,
+        deleting=isinstance(metadata, Mapping) and bool(metadata.get("deletionTimestamp")),
     )
 
 
@@ -76,9 +81,15 @@ class PluginRegistry:
         return list(self._entries)
 
     def upsert(self, key: PluginKey, body: Mapping[str, Any]) -> set[PluginKey]:
-        """Record ``body``; return the *other* plugins whose verdict this may change."""
+        """Record ``body``; return the *other* plugins whose verdict this may change.
+
+        An older copy than the one held (a late write response, a lagging watch) is ignored:
+        reconcile must never read a state that the index has already seen replaced.
+        """
         before = self._entries.get(key)
-        after = _entry(key, body)
+        if before is not None and is_older(body, before.body):
+            return set()
+        after = _entry(key, slim(dict(body)))
         self._index(before, add=False)
         self._entries[key] = after
         self._index(after, add=True)
@@ -86,9 +97,19 @@ class PluginRegistry:
             before.plugin_id == after.plugin_id
             and before.phase == after.phase
             and before.dependencies == after.dependencies
+            and before.deleting == after.deleting
         ):
             return set()
         return self._affected_by(before, after)
+
+    def release(self, key: PluginKey) -> set[PluginKey]:
+        """A plugin being deleted gives up its id now; return the plugins this may change."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return set()
+        if not entry.deleting:
+            self._entries[key] = PluginEntry(**{**entry.__dict__, "deleting": True})
+        return self._affected_by(entry)
 
     def remove(self, key: PluginKey) -> set[PluginKey]:
         """Forget ``key``; return the plugins whose verdict this may change."""
@@ -109,7 +130,11 @@ class PluginRegistry:
 
     def owner_of(self, plugin_id: str) -> PluginKey | None:
         """The plugin that holds ``plugin_id``: the oldest claimant, ties broken by key."""
-        claimants = [self._entries[k] for k in self._by_id.get(plugin_id, ())]
+        claimants = [
+            self._entries[k]
+            for k in self._by_id.get(plugin_id, ())
+            if not self._entries[k].deleting
+        ]
         if not claimants:
             return None
         return min(claimants, key=lambda e: (e.created or "~", e.key)).key

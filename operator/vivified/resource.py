@@ -142,9 +142,7 @@ class PluginSpec(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 Phase = Literal["Pending", "Active", "Disabled", "Invalid"]
-PHASES: tuple[str, ...] = ("Pending", "Active", "Disabled", "Invalid")
 Health = Literal["unknown", "healthy", "degraded", "unhealthy"]
-HEALTH_STATES: tuple[str, ...] = ("unknown", "healthy", "degraded", "unhealthy")
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 _DATE_TIME: dict[str, JsonValue] = {"format": "date-time"}
@@ -225,4 +223,19 @@ class PluginStatus(_StatusModel):
     )
     metrics: dict[str, Any] | None = Field(
         default=None, description="Free-form metrics reported by the plugin's health endpoint."
+    )
+
+
+def status_patch_body(**fields: Any) -> dict[str, Any]:
+    """What a status writer sends: ``PluginStatus`` built by field name, dumped by alias.
+
+    Only the fields given are in the result (a ``None`` given stays: in a merge patch it removes
+    the field), so the model that generates the CRD is the one every writer goes through; a
+    field it does not know fails here instead of being pruned by the API server in silence.
+    """
+    unknown = set(fields) - set(PluginStatus.model_fields)
+    if unknown:
+        raise ValueError(f"not status fields: {sorted(unknown)}")
+    return PluginStatus.model_validate(fields).model_dump(
+        mode="json", by_alias=True, exclude_unset=True
     )

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from vivified.names import is_dns1123_label, is_dns1123_subdomain, is_label_key, is_label_value
 from vivified_sdk import contract
 
 __all__ = [
@@ -81,13 +81,6 @@ PLUGIN_COMMON_LABELS: Mapping[str, str] = MappingProxyType(
 #: Label key whose value is the plugin id; present on every plugin pod.
 PLUGIN_ID_LABEL = "vivified.dev/plugin"
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-)
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-
 
 class SettingsError(ValueError):
     """A setting has an unusable value. ``name`` is the field or the environment variable."""
@@ -107,15 +100,8 @@ def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(sorted(value.items())))
 
 
-def _label_key_ok(key: str) -> bool:
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
-        return False
-    return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
-
-
-def _label_value_ok(value: str) -> bool:
-    return len(value) <= 63 and bool(_LABEL_VALUE.match(value))
+_label_key_ok = is_label_key
+_label_value_ok = is_label_value
 
 
 def parse_selector(text: str) -> dict[str, str]:
@@ -216,6 +202,9 @@ class OperatorSettings:
     #: ``/plugins/revocations`` and ``/plugins/jwks`` reach plugins as ``VIVIFIED_REVOCATIONS_URL``
     #: and ``VIVIFIED_JWKS_URL``.
     heartbeat_url: str = ""
+    #: Seconds between two full resyncs: every plugin is reconciled again even without an
+    #: event, the safety net behind the watches (an unchanged plugin costs no write). 0 = off.
+    resync_seconds: int = 600
 
     def __post_init__(self) -> None:
         for name in (
@@ -273,7 +262,7 @@ class OperatorSettings:
         for name in ("operator_namespace",):
             v = getattr(self, name)
             need(
-                isinstance(v, str) and len(v) <= 63 and bool(_DNS1123_LABEL.match(v)),
+                isinstance(v, str) and is_dns1123_label(v),
                 name,
                 f"must be a Kubernetes namespace name (DNS-1123 label), got {v!r}",
             )
@@ -284,7 +273,7 @@ class OperatorSettings:
         ):
             v = getattr(self, name)
             need(
-                isinstance(v, str) and len(v) <= 253 and bool(_DNS1123_SUBDOMAIN.match(v)),
+                isinstance(v, str) and is_dns1123_subdomain(v),
                 name,
                 f"must be a Kubernetes object name (DNS-1123 subdomain), got {v!r}",
             )
@@ -351,6 +340,7 @@ class OperatorSettings:
             "token_leeway_seconds",
             "signing_key_publish_ahead_seconds",
             "unhealthy_disable_after",
+            "resync_seconds",
         ):
             v = getattr(self, name)
             need(_is_int(v) and v >= 0, name, f"must be an integer >= 0, got {v!r}")
@@ -499,13 +489,7 @@ class OperatorSettings:
 
 def _plugin_ref_ok(key: str) -> bool:
     namespace, slash, name = key.partition("/")
-    return (
-        bool(slash)
-        and len(namespace) <= 63
-        and bool(_DNS1123_LABEL.match(namespace))
-        and len(name) <= 253
-        and bool(_DNS1123_SUBDOMAIN.match(name))
-    )
+    return bool(slash) and is_dns1123_label(namespace) and is_dns1123_subdomain(name)
 
 
 def _is_ip(text: str) -> bool:
@@ -535,7 +519,7 @@ def split_host_port(address: str) -> tuple[str, int] | None:
             return None
     if _is_ip(host):
         return (host, port) if ipaddress.ip_address(host).version == 4 else None
-    if len(host) <= 253 and _DNS1123_SUBDOMAIN.match(host):
+    if is_dns1123_subdomain(host):
         return host, port
     return None
 
@@ -608,3 +592,32 @@ def _parser_for(f_type: object) -> Callable[[str], Any]:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     f.name: _parser_for(f.type) for f in fields(OperatorSettings)
 }
+
+
+#: Which section each setting belongs to (``vivified operator --print-settings``); first
+#: matching prefix wins, the rest are workload defaults.
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tokens", ("token_", "signing_key_", "jwks_", "revocations_")),
+    ("health", ("health_", "unhealthy_", "heartbeat_")),
+    ("probes", ("probe_",)),
+    ("network", ("platform_", "dns_", "core_port")),
+    ("dependencies", ("dependency_",)),
+    ("core", ("core_url", "operator_namespace", "field_manager", "resync_")),
+)
+#: Settings whose values are credentials: shown masked. (None today: the settings name Secrets,
+#: they never hold one; the set is here so that adding one cannot leak it.)
+SECRET_SETTINGS: frozenset[str] = frozenset()
+
+
+def settings_by_section(settings: OperatorSettings) -> dict[str, dict[str, str]]:
+    """Every effective setting as ``VIVIFIED_*`` text, grouped by section, secrets masked."""
+    env = settings.to_env()
+    grouped: dict[str, dict[str, str]] = {name: {} for name, _ in SECTIONS}
+    grouped["workloads"] = {}
+    for f in fields(settings):
+        section = next(
+            (name for name, prefixes in SECTIONS if f.name.startswith(prefixes)), "workloads"
+        )
+        value = "********" if f.name in SECRET_SETTINGS else env[env_var_name(f.name)]
+        grouped[section][env_var_name(f.name)] = value
+    return grouped

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from vivified.dependencies import DependencyVerdict
+from vivified.resource import status_patch_body
 from vivified.violations import Violation
 
 
@@ -67,6 +68,8 @@ class TokenFacts:
     secret_name: str
     key_id: str
     expires_at: str
+    jti: str | None = None
+    """The token's id: what deletion revokes when the Secret is already gone."""
 
 
 @dataclass(frozen=True)
@@ -222,28 +225,34 @@ def derive_status(
         now,
         facts.generation,
     )
-    status: dict[str, Any] = {
-        "observedGeneration": facts.generation,
+    token = (
+        None
+        if facts.token is None
+        else {
+            k: v
+            for k, v in (
+                ("secret_name", facts.token.secret_name),
+                ("key_id", facts.token.key_id),
+                ("expires_at", facts.token.expires_at),
+                ("jti", facts.token.jti),
+            )
+            if v is not None
+        }
+    )
+    fields: dict[str, Any] = {
+        "observed_generation": facts.generation,
         "phase": phase.value,
         "ready": f"{w.ready_replicas}/{w.desired_replicas}",
-        "readyReplicas": w.ready_replicas,
+        "ready_replicas": w.ready_replicas,
         "conditions": conditions,
-        "validationErrors": [v.to_dict() for v in facts.errors],
-        "token": (
-            {
-                "secretName": facts.token.secret_name,
-                "keyId": facts.token.key_id,
-                "expiresAt": facts.token.expires_at,
-            }
-            if facts.token is not None
-            else None
-        ),
+        "validation_errors": [v.to_dict() for v in facts.errors],
+        "token": token,
     }
     # Health fields belong to the health monitor, which patches them on its own schedule;
     # resending a cached copy here could undo a newer probe result. Only seed the default.
     if "health" not in previous:
-        status["health"] = Health.UNKNOWN.value
-    return status
+        fields["health"] = Health.UNKNOWN.value
+    return status_patch_body(**fields)
 
 
 def status_changed(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.exceptions import ApiException
 from tests.cluster_support import KubeCluster
 from tests.e2e.conftest import OPERATOR_NAMESPACE, StartOperator
 from tests.e2e.kube import (
@@ -299,6 +300,41 @@ def test_deleting_the_plugin_removes_children_and_revokes_its_token(
         lambda: all(not names for names in cluster.children(namespace, "goner").values()),
         timeout=30,
     )
+
+
+def test_deleting_a_namespace_with_active_plugins_completes_and_revokes_their_tokens(
+    cluster: Cluster, namespace: str, start_operator: StartOperator
+) -> None:
+    # The namespace controller deletes the children first; the operator must not re-create
+    # them (refused: the namespace is terminating) but clean up each plugin and let it go.
+    start_operator(namespace)
+    for name in ("ns-a", "ns-b"):
+        cluster.apply_plugin(namespace, plugin_body(name))
+    jtis = []
+    for name in ("ns-a", "ns-b"):
+        cluster.wait_phase(namespace, name, "Active")
+        jtis.append(token_of(cluster, namespace, name)[1]["vivified.dev/token-jti"])
+    started = time.monotonic()
+    cluster.core.delete_namespace(namespace)
+
+    def gone() -> bool:
+        try:
+            cluster.core.read_namespace(namespace)
+        except ApiException as error:
+            return error.status == 404
+        return False
+
+    # The operator's part: once the namespace controller marks the plugins for deletion, they
+    # go at once (no finalizer stripping by the test). The rest is the controller's own pace,
+    # which on a loaded 2-core machine can take tens of seconds.
+    wait_for(
+        "plugins released",
+        lambda: all(cluster.plugin(namespace, n) is None for n in ("ns-a", "ns-b")),
+        timeout=90,
+    )
+    wait_for("namespace deleted", gone, timeout=120)
+    assert time.monotonic() - started < 120
+    assert set(jtis) <= revoked(cluster)
 
 
 def test_render_prints_what_the_operator_creates(

@@ -13,8 +13,8 @@ from typing import Any, cast
 import kopf
 import pytest
 import yaml
+from tests.cluster_support import self_signed_certificate
 
-from cluster_support import self_signed_certificate
 from vivified.policy import PolicyConfig
 from vivified.registry import PluginRegistry
 from vivified.settings import SettingsError

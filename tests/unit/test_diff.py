@@ -1,6 +1,7 @@
 """Containment decides whether a child must be applied: server defaults never cause a write."""
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,11 @@ def test_types_must_agree() -> None:
 
 
 def test_stamped_objects_carry_a_stable_fingerprint() -> None:
-    obj = {"kind": "Service", "metadata": {"name": "a", "annotations": {"k": "v"}}, "spec": {}}
+    obj: dict[str, Any] = {
+        "kind": "Service",
+        "metadata": {"name": "a", "annotations": {"k": "v"}},
+        "spec": {},
+    }
     first, second = stamped(obj), stamped(dict(obj))
     assert first == second
     assert first["metadata"]["annotations"]["k"] == "v"

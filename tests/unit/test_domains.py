@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vivified.policy import PolicyConfig, check_domain, normalize_domain
-from vivified.policy.domains import load_default_blocked_domains, parse_blocked_domains
+from vivified.policy.config import load_default_blocked_domains, parse_blocked_domains
 
 ACCEPTED = [
     "api.stripe.com",

@@ -209,7 +209,7 @@ def test_direct_mode_dials_the_service() -> None:
 def test_overrides_win_in_every_mode() -> None:
     for mode in ("direct", "apiserver-proxy", "overrides"):
         s = OperatorSettings(
-            probe_mode=mode,  # type: ignore[arg-type]
+            probe_mode=mode,
             probe_address_overrides={"team-a/user-management": "127.0.0.1:18080"},
         )
         address = ProbeAddressResolver(s).resolve(("team-a", PID), _target())

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib import resources
 
-from vivified.policy.domains import load_default_blocked_domains, parse_blocked_domains
+import idna
 
 #: At most this many errors are returned by default (hostile input can produce thousands).
 DEFAULT_MAX_ERRORS = 200
+
+
+def parse_blocked_domains(lines: Iterable[str]) -> frozenset[str]:
+    """Parse blocked-list text: one name per line, ``#`` starts a comment, blanks ignored.
+
+    Names are lower-cased and IDNA-normalised where possible (IP entries kept verbatim).
+    """
+    out: set[str] = set()
+    for line in lines:
+        entry = line.split("#", 1)[0].strip().lower().rstrip(".")
+        if not entry:
+            continue
+        out.add(_normalize_blocked_entry(entry))
+    return frozenset(out)
+
+
+def _normalize_blocked_entry(entry: str) -> str:
+    try:
+        return idna.encode(entry, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return entry
+
+
+def load_default_blocked_domains() -> frozenset[str]:
+    """The package's ``data/blocked_domains.txt``."""
+    text = resources.files("vivified").joinpath("data/blocked_domains.txt").read_text("utf-8")
+    return parse_blocked_domains(text.splitlines())
 
 
 @dataclass(frozen=True)

@@ -26,19 +26,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
-from collections.abc import Iterable
-from importlib import resources
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import idna
+from vivified.names import (
+    HOST_ONLY,
+    MAX_LABEL_LENGTH,
+    MAX_NAME_LENGTH,
+    host_syntax_problem,
+    normalize_domain,
+    to_a_label,
+)
+from vivified.policy.config import PolicyConfig, default_config
 
-if TYPE_CHECKING:
-    from vivified.policy.config import PolicyConfig
-
-MAX_NAME_LENGTH = 253
-MAX_LABEL_LENGTH = 63
+__all__ = ["blocked_entry", "check_domain", "normalize_domain"]
 
 #: Suffixes (without leading dot) whose names never denote a public external service.
 SPECIAL_USE_SUFFIXES: dict[str, str] = {
@@ -63,46 +63,7 @@ SPECIAL_USE_SUFFIXES: dict[str, str] = {
 CLUSTER_NAMES = frozenset({"kubernetes.default", "kubernetes.default.svc"})
 
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _HEX_LABEL_RE = re.compile(r"^0x[0-9a-f]*$")
-
-
-# --------------------------------------------------------------------------------------------
-# Blocked list (configuration)
-# --------------------------------------------------------------------------------------------
-
-
-def parse_blocked_domains(lines: Iterable[str]) -> frozenset[str]:
-    """Parse blocked-list text: one name per line, ``#`` starts a comment, blanks ignored.
-
-    Names are lower-cased and IDNA-normalised where possible (IP entries kept verbatim).
-    """
-    out: set[str] = set()
-    for line in lines:
-        entry = line.split("#", 1)[0].strip().lower().rstrip(".")
-        if not entry:
-            continue
-        out.add(_normalize_blocked_entry(entry))
-    return frozenset(out)
-
-
-def _normalize_blocked_entry(entry: str) -> str:
-    try:
-        return idna.encode(entry, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError, ValueError):
-        return entry
-
-
-def load_default_blocked_domains() -> frozenset[str]:
-    """The package's ``data/blocked_domains.txt``."""
-    text = resources.files("vivified").joinpath("data/blocked_domains.txt").read_text("utf-8")
-    return parse_blocked_domains(text.splitlines())
-
-
-def load_blocked_domains_file(path: str) -> frozenset[str]:
-    """A blocked list from a file in the same format as the packaged one."""
-    with open(path, encoding="utf-8") as fh:
-        return parse_blocked_domains(fh)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,12 +103,41 @@ def _as_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     # Shorthand IPv4 forms that inet_aton (and thus many resolvers and HTTP clients) accept:
     # 2130706433, 0x7f000001, 127.1, 0x7f.1, 0177.0.0.1 ...
     if candidate.isascii() and candidate and all(c.isalnum() or c == "." for c in candidate):
-        try:
-            packed = socket.inet_aton(candidate)
-        except (OSError, ValueError):
-            return None
-        return ipaddress.IPv4Address(packed)
+        value = _inet_aton(candidate)
+        return None if value is None else ipaddress.IPv4Address(value)
     return None
+
+
+def _inet_aton(text: str) -> int | None:
+    """The IPv4 address BSD ``inet_aton`` reads from ``text`` (1 to 4 parts), else None.
+
+    Each part is decimal, octal (leading 0) or hex (0x); the last part fills the bytes left,
+    so ``127.1`` is 127.0.0.1 and ``2130706433`` is too. Written out to keep sockets out of the
+    pure policy.
+    """
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    values: list[int] = []
+    for part in parts:
+        lowered = part.lower()
+        try:
+            if lowered.startswith("0x"):
+                values.append(int(lowered[2:], 16))
+            elif len(lowered) > 1 and lowered.startswith("0"):
+                values.append(int(lowered, 8))
+            else:
+                values.append(int(lowered, 10))
+        except ValueError:
+            return None
+    *head, last = values
+    room = 8 * (4 - len(head))
+    if any(v > 255 for v in head) or last >= 1 << room:
+        return None
+    result = 0
+    for v in head:
+        result = (result << 8) | v
+    return (result << room) | last
 
 
 def _ip_reason(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, shown: str) -> str:
@@ -160,41 +150,6 @@ def _ip_reason(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, shown: str) 
 # --------------------------------------------------------------------------------------------
 # Normalisation and the check
 # --------------------------------------------------------------------------------------------
-
-
-def _to_ascii(name: str) -> tuple[str | None, str | None]:
-    """(A-label form, None) or (None, reason)."""
-    try:
-        encoded = idna.encode(name, uts46=True, transitional=False).decode("ascii")
-    except idna.IDNAError as exc:
-        return None, f"is not a valid domain name ({_idna_message(exc)})"
-    except (UnicodeError, ValueError) as exc:
-        return None, f"is not a valid domain name ({type(exc).__name__})"
-    return encoded.lower(), None
-
-
-def _idna_message(exc: Exception) -> str:
-    text = str(exc)
-    if "Empty Label" in text:
-        return "empty label: leading, trailing or consecutive dots"
-    if "too long" in text.lower():
-        return f"a label is longer than {MAX_LABEL_LENGTH} characters or the name is too long"
-    if len(text) > 120:
-        text = text[:117] + "..."
-    return text
-
-
-def normalize_domain(name: object) -> str | None:
-    """The canonical (lowercase A-label) form of an acceptable host name, else ``None``.
-
-    Only the syntax is checked here (no blocked list); use :func:`check_domain` for policy.
-    """
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH * 4:
-        return None
-    if _syntax_reason(name) is not None:
-        return None
-    ascii_name, _ = _to_ascii(name)
-    return ascii_name
 
 
 def _host_hint(name: str) -> str:
@@ -210,30 +165,15 @@ def _host_hint(name: str) -> str:
 
 
 def _syntax_ok(host: str) -> bool:
-    return _syntax_reason(host) is None and ":" not in host and _to_ascii(host)[0] is not None
+    return host_syntax_problem(host) is None and ":" not in host and to_a_label(host)[0] is not None
 
 
 def _syntax_reason(name: str) -> str | None:
-    """Checks before IDNA: shape of a bare host name."""
-    if any(c.isspace() for c in name):
-        return "contains whitespace"
-    if not name.isprintable():
-        return "contains control or non-printable characters"
-    if "*" in name:
-        return "contains a wildcard; wildcards are not allowed, list each host name explicitly"
-    if _SCHEME_RE.match(name) or name.lower().startswith(("http:", "https:")):
-        return f"is a URL; list only the host name{_host_hint(name)}"
-    if "@" in name:
-        return f"contains user info ('@'); list only the host name{_host_hint(name)}"
-    for char, what in (
-        ("/", "a path"),
-        ("?", "a query"),
-        ("#", "a fragment"),
-        ("\\", "a backslash"),
-    ):
-        if char in name:
-            return f"contains {what}; list only the host name{_host_hint(name)}"
-    return None
+    """Checks before IDNA: shape of a bare host name, with a hint at the host when there is one."""
+    reason = host_syntax_problem(name)
+    if reason is not None and reason.endswith(HOST_ONLY):
+        return reason + _host_hint(name)
+    return reason
 
 
 def check_domain(name: object, config: PolicyConfig | None = None) -> str | None:
@@ -266,7 +206,7 @@ def check_domain(name: object, config: PolicyConfig | None = None) -> str | None
 
     if any(len(label) > MAX_LABEL_LENGTH for label in name.split(".")):
         return f"{shown} has a label longer than {MAX_LABEL_LENGTH} characters"
-    ascii_name, reason = _to_ascii(name)
+    ascii_name, reason = to_a_label(name)
     if ascii_name is None:
         return f"{shown} {reason}"
 
@@ -326,11 +266,7 @@ def blocked_entry(ascii_name: str, blocked: frozenset[str]) -> str | None:
 
 
 def _blocked(config: PolicyConfig | None) -> frozenset[str]:
-    if config is not None:
-        return config.blocked_domains
-    from vivified.policy.config import default_config  # noqa: PLC0415 (import cycle)
-
-    return default_config().blocked_domains
+    return (config or default_config()).blocked_domains
 
 
 def _show(value: str, limit: int = 80) -> str:

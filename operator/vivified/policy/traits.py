@@ -153,18 +153,3 @@ def canonical_traits(names: Iterable[str]) -> tuple[str, ...]:
     for name in names:
         seen.setdefault(canonical_trait(name), None)
     return tuple(seen)
-
-
-def required_closure(names: Iterable[str]) -> frozenset[str]:
-    """Every trait transitively required by ``names`` (not including ``names`` themselves)."""
-    present = set(names)
-    out: set[str] = set()
-    stack = [r for n in present if n in TRAITS for r in TRAITS[n].requires]
-    while stack:
-        req = stack.pop()
-        if req in out:
-            continue
-        out.add(req)
-        if req in TRAITS:
-            stack.extend(TRAITS[req].requires)
-    return frozenset(out)

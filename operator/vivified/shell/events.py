@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from vivified.shell.kube import Kube, KubeError
+from vivified.shell.kube import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ COMPONENT = "vivified-operator"
 class EventRecorder:
     """Posts core/v1 Events for a plugin."""
 
-    def __init__(self, kube: Kube, clock: Callable[[], datetime]) -> None:
+    def __init__(self, kube: KubeApi, clock: Callable[[], datetime]) -> None:
         self._kube = kube
         self._clock = clock
 

@@ -41,9 +41,18 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         kopf_objects.addFilter(_QUIET)
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # A private registry has none of kopf's default login handlers.
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # A private registry has none of kopf's default login handlers; ours logs kopf in with
+        # the credentials our own client uses (read again: a rotated token is picked up).
+        found = runtime.kube.credentials
+        return kopf.ConnectionInfo(
+            server=found.server,
+            ca_path=found.ca_file,
+            insecure=found.insecure or None,
+            token=found.bearer(),
+            certificate_path=found.cert_file,
+            private_key_path=found.key_file,
+        )
 
     @kopf.on.startup(registry=registry)
     async def start(**_: Any) -> None:

@@ -22,7 +22,7 @@ from vivified.render import (
     render_signing_key_secret,
 )
 from vivified.settings import OperatorSettings
-from vivified.shell.kube import Kube, KubeError
+from vivified.shell.kube import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Identity:
     """Loads or creates the key ring, rotates it, publishes JWKS, and keeps revocations."""
 
     def __init__(
-        self, kube: Kube, settings: OperatorSettings, clock: Callable[[], datetime]
+        self, kube: KubeApi, settings: OperatorSettings, clock: Callable[[], datetime]
     ) -> None:
         self._kube = kube
         self._settings = settings

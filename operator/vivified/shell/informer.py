@@ -14,7 +14,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from vivified.shell.kube import KINDS, Kube, KubeError
+from vivified.objects import is_older, slim
+from vivified.shell.kube import KINDS, KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class Informer:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         kinds: Iterable[str],
         namespaces: Iterable[str | None],
         on_change: OwnerCallback,
@@ -61,9 +62,24 @@ class Informer:
         ]
 
     def observe(self, kind: str, obj: dict[str, Any]) -> None:
-        """Record an object we just wrote, so a quick re-reconcile does not write it again."""
+        """Record an object we just wrote, so a quick re-reconcile does not write it again.
+
+        A write's response can reach us after a watch event that is newer than it (another
+        controller changed the object in between): the newer copy wins, or reconcile would read
+        a state that is already gone and no further event would ever correct it.
+        """
         obj.setdefault("kind", kind)
         self._store(kind, obj)
+
+    def apply_event(self, kind: str, event: Mapping[str, Any]) -> None:
+        """Fold one watch event (ADDED, MODIFIED, DELETED) into the cache and notify its owner."""
+        obj = dict(event.get("object") or {})
+        obj.setdefault("kind", kind)
+        if event.get("type") == "DELETED":
+            self._forget(kind, obj)
+        else:
+            self._store(kind, obj)
+        self._notify(obj)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         self._objects.pop((kind, namespace, name), None)
@@ -90,7 +106,10 @@ class Informer:
 
     def _store(self, kind: str, obj: dict[str, Any]) -> None:
         metadata = obj["metadata"]
-        self._objects[(kind, metadata.get("namespace", ""), metadata["name"])] = obj
+        key = (kind, metadata.get("namespace", ""), metadata["name"])
+        current = self._objects.get(key)
+        if current is None or not is_older(obj, current):
+            self._objects[key] = slim(obj)
 
     def _forget(self, kind: str, obj: Mapping[str, Any]) -> None:
         metadata = obj["metadata"]
@@ -151,12 +170,7 @@ class Informer:
                 version = obj.get("metadata", {}).get("resourceVersion", version)
                 if kind_of_event == "BOOKMARK":
                     continue
-                obj.setdefault("kind", kind)
-                if kind_of_event == "DELETED":
-                    self._forget(kind, obj)
-                else:
-                    self._store(kind, obj)
-                self._notify(obj)
+                self.apply_event(kind, event)
         except KubeError as error:
             if error.status == 410:
                 raise _WatchExpiredError from error

@@ -8,21 +8,47 @@ that an unchanged plugin causes none.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+
+from vivified.shell import credentials as creds
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_SCOPE: ContextVar[Counter[str] | None] = ContextVar("vivified_write_scope", default=None)
+
+
+@contextlib.contextmanager
+def counting_writes() -> Iterator[Counter[str]]:
+    """Count the writes made by this task (and tasks it starts) only.
+
+    Concurrent reconciles share one client; a delta of its global counter would include the
+    other reconciles' writes. A context variable follows the task, not the client.
+    """
+    scope: Counter[str] = Counter()
+    token = _SCOPE.set(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPE.reset(token)
+
+
+def record_write(writes: Counter[str], method: str, path: str) -> None:
+    """Count one write in the client's total and in the current task's scope, if any."""
+    writes[f"{method} {path}"] += 1
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope[f"{method} {path}"] += 1
 
 
 @dataclass(frozen=True)
@@ -84,31 +110,65 @@ def _raise_for(response: httpx.Response) -> None:
     raise KubeError(response.status_code, reason, message)
 
 
-def _load_configuration(kubeconfig: str | None) -> k8s_client.Configuration:
-    configuration = k8s_client.Configuration()
-    try:
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    except k8s_config.ConfigException:
-        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return configuration
+class KubeApi(Protocol):
+    """What the operator's parts need from the API server; ``Kube`` and the tests' fake cluster."""
+
+    writes: Counter[str]
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: object = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    async def list(
+        self, kind: str, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def apply(
+        self, obj: Mapping[str, Any], *, field_manager: str, force: bool = True
+    ) -> dict[str, Any]: ...
+
+    async def patch_status(
+        self, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def delete(
+        self, kind: str, namespace: str | None, name: str, *, resource_version: str | None = None
+    ) -> bool: ...
+
+    def watch(
+        self,
+        kind: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        resource_version: str,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
 
 
 class Kube:
     """Async access to the API server with the operator's credentials."""
 
     def __init__(
-        self, configuration: k8s_client.Configuration, *, user_agent: str = "vivified-operator"
+        self, credentials: creds.Credentials, *, user_agent: str = "vivified-operator"
     ) -> None:
-        self._configuration = configuration
-        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-        if configuration.cert_file and configuration.key_file:
-            context.load_cert_chain(configuration.cert_file, configuration.key_file)
-        if not configuration.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        self.credentials = credentials
         self._http = httpx.AsyncClient(
-            base_url=configuration.host,
-            verify=context,
+            base_url=credentials.server,
+            verify=credentials.ssl_context(),
             headers={"User-Agent": user_agent, "Accept": "application/json"},
             timeout=httpx.Timeout(30.0),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
@@ -118,19 +178,14 @@ class Kube:
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> Kube:
         """In-cluster service account when present, else ``$KUBECONFIG`` / ``kubeconfig``."""
-        return cls(_load_configuration(kubeconfig))
+        return cls(creds.load(kubeconfig))
 
     async def close(self) -> None:
         await self._http.aclose()
 
     def _auth_headers(self) -> dict[str, str]:
-        cfg = self._configuration
-        if cfg.refresh_api_key_hook is not None:
-            cfg.refresh_api_key_hook(cfg)
-        token = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix(
-            "BearerToken"
-        )
-        return {"Authorization": token} if token else {}
+        token = self.credentials.bearer()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def request(
         self,
@@ -148,7 +203,7 @@ class Kube:
             headers["Content-Type"] = content_type
             content = json.dumps(body, separators=(",", ":"))
         if method in WRITE_METHODS:
-            self.writes[f"{method} {path}"] += 1
+            record_write(self.writes, method, path)
         response = await self._http.request(
             method,
             path,

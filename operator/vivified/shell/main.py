@@ -7,12 +7,17 @@ import asyncio
 import logging
 import os
 import secrets
+import sys
+from collections.abc import Mapping
+from typing import TextIO
 
 import kopf
 
-from vivified.settings import OperatorSettings
+from vivified.settings import OperatorSettings, SettingsError, settings_by_section
 from vivified.shell.handlers import build_registry
+from vivified.shell.reconciler import FINALIZER
 from vivified.shell.runtime import Runtime
+from vivified.shell.startup import StartupError, check_namespace, in_cluster, probe_settings
 from vivified.shell.webhook import WebhookSettings, configure_admission
 
 PREFIX = "vivified.dev"
@@ -21,7 +26,7 @@ PREFIX = "vivified.dev"
 def kopf_settings() -> kopf.OperatorSettings:
     """kopf's bookkeeping lives under our own prefix, and only warnings become Events."""
     settings = kopf.OperatorSettings()
-    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
@@ -32,7 +37,7 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-def peering_from_env(environ: dict[str, str] | os._Environ[str]) -> tuple[str | None, int]:
+def peering_from_env(environ: Mapping[str, str]) -> tuple[str | None, int]:
     """kopf peering for HA: a peering name turns it on; each replica needs its own priority.
 
     Equal priorities make every replica pause (each sees an equal peer), so without an explicit
@@ -50,11 +55,18 @@ async def operate(
     liveness_endpoint: str | None = None,
     settings: OperatorSettings | None = None,
 ) -> None:
-    """Run until cancelled."""
-    runtime = Runtime(
-        settings=settings or OperatorSettings.from_env(os.environ),
-        namespaces=namespaces,
+    """Run until cancelled; ``StartupError`` when the cluster is not set up for it."""
+    settings = probe_settings(
+        settings or OperatorSettings.from_env(os.environ),
+        os.environ,
+        inside=in_cluster(os.environ),
     )
+    runtime = Runtime(settings=settings, namespaces=namespaces)
+    try:
+        await check_namespace(runtime.kube, settings)
+    except BaseException:
+        await runtime.kube.close()
+        raise
     registry = build_registry(runtime)
     settings_ = kopf_settings()
     # Admission webhook (issue 5, shell/webhook.py): served when VIVIFIED_WEBHOOK_PORT is set.
@@ -72,8 +84,38 @@ async def operate(
     )
 
 
+def print_settings(environ: Mapping[str, str], out: TextIO) -> None:
+    """The effective settings by section (what ``vivified operator`` would run with)."""
+    settings = probe_settings(
+        OperatorSettings.from_env(environ), environ, inside=in_cluster(environ)
+    )
+    sections = settings_by_section(settings)
+    name, _ = peering_from_env(environ)
+    sections["peering"] = {
+        "VIVIFIED_PEERING_NAME": name or "(standalone)",
+        "VIVIFIED_PEERING_PRIORITY": environ.get("VIVIFIED_PEERING_PRIORITY") or "(random)",
+    }
+    webhook = WebhookSettings.from_env(environ)
+    sections["webhook"] = {
+        "VIVIFIED_WEBHOOK_PORT": str(webhook.port) + (" (off)" if not webhook.enabled else ""),
+        "VIVIFIED_WEBHOOK_ADDR": webhook.addr,
+        "VIVIFIED_WEBHOOK_CERT_DIR": webhook.cert_dir or "",
+    }
+    for section, values in sections.items():
+        out.write(f"{section}:\n")
+        for key, value in values.items():
+            out.write(f"  {key}={value}\n")
+
+
 def run_operator(args: argparse.Namespace) -> int:
     """Entry point used by the CLI."""
+    if getattr(args, "print_settings", False):
+        try:
+            print_settings(os.environ, sys.stdout)
+        except (StartupError, SettingsError) as error:
+            print(f"vivified operator: {error}", file=sys.stderr)
+            return 2
+        return 0
     logging.basicConfig(
         level=getattr(logging, str(getattr(args, "log_level", "INFO")).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -82,5 +124,9 @@ def run_operator(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     namespaces = list(getattr(args, "namespace", None) or [])
     liveness = getattr(args, "liveness", None)
-    asyncio.run(operate(namespaces, liveness_endpoint=liveness))
+    try:
+        asyncio.run(operate(namespaces, liveness_endpoint=liveness))
+    except (StartupError, SettingsError) as error:
+        print(f"vivified operator: {error}", file=sys.stderr)
+        return 2
     return 0

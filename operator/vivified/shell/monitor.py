@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import heapq
 import logging
 import random
 from collections import deque
@@ -55,9 +54,16 @@ from vivified.health import (
     status_fields,
     status_patch,
 )
+from vivified.resource import status_patch_body
+from vivified.schedule import (
+    DueQueue,
+    first_due,
+    next_due,
+    retry_in_flight,
+)
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
-from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, Kube, KubeError
+from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, Kube, KubeApi, KubeError
 from vivified.status import WorkloadFacts
 
 __all__ = [
@@ -74,7 +80,6 @@ PluginKey = tuple[str, str]
 KIND = "VivifiedPlugin"
 #: New plugins get their first probe at a random moment within this many seconds (or the
 #: interval, if shorter), so a restarted operator does not probe every plugin at once.
-FIRST_PROBE_SPREAD_SECONDS = 5.0
 USER_AGENT = "vivified-operator-health"
 
 
@@ -275,7 +280,7 @@ class HealthMonitor:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeApi,
         events: EventRecorder,
         settings: OperatorSettings,
         clock: Callable[[], datetime],
@@ -293,13 +298,14 @@ class HealthMonitor:
         self._concurrency = concurrency or settings.probe_concurrency
         self._network: NetworkProber | None = None
         if prober is None:
-            self._network = NetworkProber(kube, max_connections=self._concurrency)
+            self._network = NetworkProber(
+                kube if isinstance(kube, Kube) else None, max_connections=self._concurrency
+            )
             prober = self._network
         self._prober: Prober = prober
         self._workloads = workloads
         self._entries: dict[PluginKey, _Entry] = {}
-        self._heap: list[tuple[float, int, PluginKey, int]] = []
-        self._sequence = 0
+        self._due: DueQueue[PluginKey] = DueQueue()
         self._generations = 0
         self._waiter: asyncio.Future[None] | None = None
         self._slots = asyncio.Semaphore(self._concurrency)
@@ -354,6 +360,13 @@ class HealthMonitor:
         entry = self._entries.pop(key, None)
         if entry is not None and clear_status:
             self._spawn(self._clear(entry))
+
+    def scheduled(self, key: PluginKey) -> int:
+        """How many live schedule entries ``key`` has (one while tracked, none after)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0
+        return self._due.generations(key).count(entry.generation) + int(entry.in_flight)
 
     def tracked(self, key: PluginKey) -> ProbeTarget | None:
         entry = self._entries.get(key)
@@ -422,10 +435,7 @@ class HealthMonitor:
         return asyncio.get_running_loop().time()
 
     def _push(self, entry: _Entry, due: float) -> None:
-        self._sequence += 1
-        item = (due, self._sequence, entry.key, entry.generation)
-        heapq.heappush(self._heap, item)
-        if self._heap[0] is item and self._waiter is not None:
+        if self._due.push(entry.key, entry.generation, due) and self._waiter is not None:
             _wake(self._waiter)
 
     def _schedule_first(self, entry: _Entry) -> None:
@@ -442,13 +452,12 @@ class HealthMonitor:
             now = self._now()
         except RuntimeError:  # tracked before the loop runs: start() picks it up
             now = 0.0
-        if target.kind is ProbeKind.HEARTBEAT:
-            # The first check is one interval away: a plugin gets that long to say hello.
-            delay = float(target.interval_seconds)
-        else:
-            spread = min(float(target.interval_seconds), FIRST_PROBE_SPREAD_SECONDS)
-            delay = self._random.uniform(0.0, spread)
-        self._push(entry, now + delay)
+        heartbeat = target.kind is ProbeKind.HEARTBEAT
+        fraction = self._random.random()
+        self._push(
+            entry,
+            first_due(now, float(target.interval_seconds), heartbeat=heartbeat, fraction=fraction),
+        )
 
     async def _sleep(self, when: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -464,14 +473,11 @@ class HealthMonitor:
 
     async def _run(self) -> None:
         while True:
-            if not self._heap:
-                await self._sleep(None)
+            popped = self._due.pop_due(self._now())
+            if popped is None:
+                await self._sleep(self._due.next_due())
                 continue
-            due, _, key, generation = self._heap[0]
-            if due > self._now():
-                await self._sleep(due)
-                continue
-            heapq.heappop(self._heap)
+            key, generation, due = popped
             entry = self._entries.get(key)
             if entry is None or entry.generation != generation:
                 continue
@@ -480,16 +486,16 @@ class HealthMonitor:
                 self._check_locally(entry, due)
                 continue
             if entry.in_flight:  # a probe of the previous target is still running
-                self._push(entry, self._now() + min(1.0, float(entry.target.interval_seconds)))
+                self._push(
+                    entry, retry_in_flight(self._now(), float(entry.target.interval_seconds))
+                )
                 continue
             await self._slots.acquire()
             entry.in_flight = True
             self._spawn(self._probe(entry, generation, due))
 
     def _next_due(self, entry: _Entry, due: float) -> float:
-        """Fixed rate: one interval after the previous due time; if that already passed
-        (the system is saturated), as soon as possible."""
-        return max(due + float(entry.target.interval_seconds), self._now())
+        return next_due(due, float(entry.target.interval_seconds), self._now())
 
     def _record_start(self, due: float) -> None:
         self.stats.checks += 1
@@ -604,13 +610,13 @@ class HealthMonitor:
 
     async def _clear(self, entry: _Entry) -> None:
         async with entry.lock:
-            patch: dict[str, Any] = {
-                "health": Health.UNKNOWN.value,
-                "consecutiveFailures": None,
-                "lastError": None,
-                "lastProbeTime": None,
-                "metrics": None,
-            }
+            patch = status_patch_body(
+                health=Health.UNKNOWN.value,
+                consecutive_failures=None,
+                last_error=None,
+                last_probe_time=None,
+                metrics=None,
+            )
             namespace, name = entry.key
             try:
                 await self._kube.patch_status(KIND, namespace, name, patch)

@@ -18,16 +18,16 @@ from typing import Any
 from vivified import tokens
 from vivified.admission import identity_violations
 from vivified.dependencies import analyze
-from vivified.diff import needs_apply, stamped
+from vivified.diff import stamped
 from vivified.health import probe_target
 from vivified.manifest import PluginManifest
+from vivified.plan import children_to_apply, plan_instance, token_secret_name
 from vivified.policy import PolicyConfig, validate_spec
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.render import (
     PluginInstance,
     TokenSecretState,
     read_token_secret_state,
-    render_children,
     render_token_secret,
 )
 from vivified.resource import PluginSpec
@@ -35,19 +35,18 @@ from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
-from vivified.shell.kube import Kube
+from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, KubeApi, KubeError
 from vivified.shell.monitor import HealthMonitor
 from vivified.status import PluginFacts, TokenFacts, WorkloadFacts, derive_status, status_changed
+from vivified.tokens.renewal import LiveToken, RenewalInput, refresh_in, renewal_reason
 from vivified.violations import Violation
 
 logger = logging.getLogger(__name__)
 
 
 CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
-
-
-def token_secret_name(plugin_id: str) -> str:
-    return f"{plugin_id}-token"
+#: The finalizer kopf adds (shell.main sets kopf's finalizer name to it) and clean-up removes.
+FINALIZER = "vivified.dev/finalizer"
 
 
 def claims_fingerprint(manifest: PluginManifest) -> str:
@@ -79,6 +78,11 @@ def workload_facts(deployment: Mapping[str, Any] | None) -> WorkloadFacts:
     )
 
 
+def namespace_terminating(error: KubeError) -> bool:
+    """Whether the API server refused a create because the namespace is being deleted."""
+    return error.status == 403 and "being terminated" in error.message
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """The public facts recorded on a live token Secret."""
@@ -101,7 +105,7 @@ class Reconciler:
     def __init__(
         self,
         *,
-        kube: Kube,
+        kube: KubeApi,
         informer: Informer,
         registry: PluginRegistry,
         identity: Identity,
@@ -126,11 +130,16 @@ class Reconciler:
     async def reconcile(self, key: PluginKey) -> float | None:
         """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
         entry = self._registry.get(key)
-        if entry is None or (entry.body.get("metadata") or {}).get("deletionTimestamp"):
+        if entry is None:
             if self._health is not None:
                 self._health.untrack(key)
             return None
         body = entry.body
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            # Straight to clean-up, whatever the children do: in a namespace being deleted they
+            # are going too, and re-creating them is refused (and would block the deletion).
+            await self.clean_up(key, body)
+            return None
         report = validate_spec(body.get("spec"), self._policy)
         errors = tuple(
             sorted({*report.errors, *identity_violations(key, entry.plugin_id, self._registry)})
@@ -138,7 +147,14 @@ class Reconciler:
         if errors or report.spec is None:
             await self._hold_invalid(key, body, errors)
             return None
-        return await self._converge(key, body, report.spec)
+        try:
+            return await self._converge(key, body, report.spec)
+        except KubeError as error:
+            if not namespace_terminating(error):
+                raise
+            # Its children are going with the namespace; the plugin's own deletion follows.
+            logger.info("%s/%s: namespace is being deleted; children not re-created", *key)
+            return None
 
     async def _hold_invalid(
         self, key: PluginKey, body: Mapping[str, Any], errors: tuple[Violation, ...]
@@ -169,16 +185,7 @@ class Reconciler:
         manifest = spec.manifest
         verdict = analyze(manifest.id, self._registry.graph(), self._registry.active_ids())
         block = self._settings.dependency_policy == "block"
-        instance = PluginInstance(
-            name=name,
-            namespace=namespace,
-            uid=body["metadata"]["uid"],
-            generation=int(body["metadata"].get("generation", 0)),
-            spec=spec,
-            run=spec.enabled and (verdict.ready or not block),
-            enabled=spec.enabled,
-            token_secret_name=token_secret_name(manifest.id) if spec.enabled else None,
-        )
+        instance = plan_instance(key, body["metadata"], spec, verdict, self._settings)
         if self._health is not None:
             target = probe_target(spec, self._settings) if instance.should_run else None
             if target is None:
@@ -187,18 +194,12 @@ class Reconciler:
                 self._health.track(key, target, body)
         token, requeue = await self._ensure_token(body, instance, manifest)
         changed: list[str] = []
-        for obj in render_children(instance, self._settings):
-            desired = stamped(obj)
-            meta = desired["metadata"]
-            live = self._informer.get(desired["kind"], meta["namespace"], meta["name"])
-            if needs_apply(desired, live):
-                applied = await self._kube.apply(
-                    desired, field_manager=self._settings.field_manager
-                )
-                self._informer.observe(desired["kind"], applied)
-                changed.append(
-                    f"{desired['kind']} {meta['name']} {'updated' if live else 'created'}"
-                )
+        for child in children_to_apply(instance, self._settings, self._informer.get):
+            applied = await self._kube.apply(
+                child.desired, field_manager=self._settings.field_manager
+            )
+            self._informer.observe(child.desired["kind"], applied)
+            changed.append(child.describe())
         if changed:
             await self._events.normal(body, "ChildrenApplied", "; ".join(changed))
         facts = PluginFacts(
@@ -231,17 +232,25 @@ class Reconciler:
         now = self._clock()
         claims = claims_fingerprint(manifest)
         state = info.state if info is not None else None
-        current = (
-            info is not None
-            and state is not None
-            and state.kid in self._identity.keyring.kids
-            and info.claims == claims
-            and state.jti not in self._identity.revocations
-            and not tokens.needs_remint(
-                state.issued_at, state.expires_at, now, self._settings.token_refresh_fraction
+        reason = renewal_reason(
+            RenewalInput(
+                live=None
+                if info is None
+                else LiveToken(
+                    info.state.jti,
+                    info.state.kid,
+                    info.state.issued_at,
+                    info.state.expires_at,
+                    info.claims,
+                ),
+                claims=claims,
+                signing_kids=self._identity.keyring.kids,
+                revoked=self._identity.revocations,
+                now=now,
+                refresh_fraction=self._settings.token_refresh_fraction,
             )
         )
-        if not current or state is None:
+        if reason is not None or state is None:
             minted = self._identity.mint(manifest)
             secret = render_token_secret(
                 instance, minted, self._settings, jwks=tokens.jwks(self._identity.keyring, now)
@@ -257,18 +266,19 @@ class Reconciler:
             await self._events.normal(
                 body,
                 "TokenIssued",
-                f"token {minted.jti} issued with key {minted.kid}, expires "
+                f"token {minted.jti} issued with key {minted.kid} ({reason}), expires "
                 f"{tokens.format_rfc3339(minted.expires_at)}",
             )
             state = TokenSecretState(minted.jti, minted.kid, minted.issued_at, minted.expires_at)
-        lifetime = state.expires_at - state.issued_at
-        refresh_at = state.issued_at + lifetime * self._settings.token_refresh_fraction
-        requeue = max((refresh_at - now).total_seconds(), 1.0)
+        requeue = refresh_in(
+            state.issued_at, state.expires_at, now, self._settings.token_refresh_fraction
+        )
         return (
             TokenFacts(
                 secret_name=secret_name,
                 key_id=state.kid,
                 expires_at=tokens.format_rfc3339(state.expires_at),
+                jti=state.jti,
             ),
             requeue,
         )
@@ -293,7 +303,11 @@ class Reconciler:
         return True
 
     async def finalize(self, key: PluginKey, body: Mapping[str, Any]) -> None:
-        """On deletion: revoke the plugin's token (children go by garbage collection)."""
+        """On deletion: revoke the plugin's token (children go by garbage collection).
+
+        The token is found in the cached Secret or, when the Secret is already gone (a namespace
+        being deleted removes it first), in the status, which records the token's id.
+        """
         if self._health is not None:
             self._health.untrack(key)
         namespace, name = key
@@ -303,3 +317,38 @@ class Reconciler:
             info = TokenInfo.from_secret(secret)
             if info is not None:
                 await self._identity.revoke(info.state.jti, info.state.expires_at)
+        recorded = (body.get("status") or {}).get("token") or {}
+        jti, expires = recorded.get("jti"), recorded.get("expiresAt")
+        if isinstance(jti, str) and jti and isinstance(expires, str):
+            try:
+                await self._identity.revoke(jti, tokens.parse_rfc3339(expires))
+            except ValueError:
+                logger.warning("%s/%s: recorded token expiry unreadable: %r", *key, expires)
+
+    async def clean_up(self, key: PluginKey, body: Mapping[str, Any]) -> None:
+        """A plugin being deleted: revoke its token, release its id, remove our finalizer."""
+        await self.finalize(key, body)
+        self._on_affected(self._registry.release(key))
+        finalizers = list((body.get("metadata") or {}).get("finalizers") or [])
+        if FINALIZER not in finalizers:
+            return
+        namespace, name = key
+        remaining = [f for f in finalizers if f != FINALIZER]
+        try:
+            await self._kube.request(
+                "PATCH",
+                KINDS["VivifiedPlugin"].path(namespace, name),
+                # The resourceVersion makes it a compare-and-swap: another finalizer removed
+                # meanwhile means a conflict and a retry, never a finalizer put back.
+                body={
+                    "metadata": {
+                        "finalizers": remaining or None,
+                        "resourceVersion": body["metadata"].get("resourceVersion"),
+                    }
+                },
+                content_type=MERGE_PATCH_CONTENT_TYPE,
+            )
+        except KubeError as error:
+            if error.status != 404:
+                raise
+        logger.info("%s/%s deleted: token revoked, finalizer removed", namespace, name)

@@ -18,7 +18,7 @@ from vivified.shell.events import EventRecorder
 from vivified.shell.heartbeat import HeartbeatServer
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
-from vivified.shell.kube import Kube
+from vivified.shell.kube import Kube, counting_writes
 from vivified.shell.monitor import HealthMonitor
 from vivified.shell.reconciler import Reconciler, workload_facts
 from vivified.workqueue import WorkQueue
@@ -81,9 +81,9 @@ class Runtime:
         )
 
     async def _reconcile(self, key: PluginKey) -> float | None:
-        before = self.kube.write_count
-        requeue = await self.reconciler.reconcile(key)
-        writes = self.kube.write_count - before
+        with counting_writes() as scope:
+            requeue = await self.reconciler.reconcile(key)
+        writes = sum(scope.values())
         logger.log(
             logging.INFO if writes else logging.DEBUG,
             "reconciled %s/%s: %d write(s)",
@@ -105,6 +105,11 @@ class Runtime:
         await self.heartbeats.start()
         self.queue.start()
         self._refresher = asyncio.create_task(self._refresh_identity())
+        self._resyncer = (
+            asyncio.create_task(self._resync(float(self.settings.resync_seconds)))
+            if self.settings.resync_seconds
+            else None
+        )
         logger.info("operator caches synced; reconciling")
 
     async def _refresh_identity(self) -> None:
@@ -116,14 +121,26 @@ class Runtime:
             except Exception:
                 logger.exception("identity refresh failed; keeping the current key ring")
 
+    async def _resync(self, period: float) -> None:
+        """The safety net behind the watches: look at every plugin again now and then.
+
+        Level-based reconcile makes this cheap: a plugin whose state matches costs no write.
+        """
+        while True:
+            await asyncio.sleep(period)
+            keys = self.registry.keys()
+            logger.info("resync: %d plugin(s) queued", len(keys))
+            self.enqueue_all(set(keys))
+
     async def stop(self) -> None:
         await self.heartbeats.stop()
         await self.monitor.stop()
-        refresher = getattr(self, "_refresher", None)
-        if refresher is not None:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+        for name in ("_refresher", "_resyncer"):
+            task = getattr(self, name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.queue.stop()
         await self.informer.stop()
         await self.kube.close()

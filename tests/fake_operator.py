@@ -1,0 +1,157 @@
+"""The operator's shell wired to the fake cluster: registry, informer, identity, events, queue.
+
+The wiring mirrors ``shell.runtime.Runtime`` and ``shell.handlers`` (the kopf watch of plugins
+feeds the index and the queue; the label-selected informer feeds the child cache), without kopf,
+HTTP or a cluster. Watch events are delivered synchronously by the fake cluster.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.fake_cluster import FakeCluster
+
+from vivified.registry import PluginKey, PluginRegistry
+from vivified.settings import OperatorSettings
+from vivified.shell.events import EventRecorder
+from vivified.shell.identity import Identity
+from vivified.shell.informer import MANAGED_SELECTOR, Informer
+from vivified.shell.reconciler import Reconciler
+from vivified.shell.runtime import CHILD_KINDS
+from vivified.workqueue import WorkQueue
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+NAMESPACE = "team-a"
+
+
+def plugin_body(
+    plugin_id: str,
+    *,
+    namespace: str = NAMESPACE,
+    enabled: bool = True,
+    dependencies: list[str] | None = None,
+    traits: list[str] | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A valid VivifiedPlugin (``manifest`` overrides fields of the manifest)."""
+    base: dict[str, Any] = {
+        "id": plugin_id,
+        "name": f"Plugin {plugin_id}",
+        "version": "1.0.0",
+        "contracts": ["StoragePlugin"],
+        "traits": traits if traits is not None else ["audit_required"],
+        "dependencies": dependencies or [],
+        "security": {"authentication_required": True, "data_classification": ["internal"]},
+        "compliance": {"hipaa_controls": [], "audit_level": "basic"},
+        "health_check": {"type": "http", "port": 8000, "path": "/health"},
+        "resources": {"memory_limit": 128, "cpu_limit": 0.25},
+    }
+    base.update(manifest or {})
+    return {
+        "apiVersion": "vivified.dev/v1alpha1",
+        "kind": "VivifiedPlugin",
+        "metadata": {"name": plugin_id, "namespace": namespace, "generation": 1},
+        "spec": {"image": "registry.example.com/p:1.0.0", "enabled": enabled, "manifest": base},
+    }
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeOperator:
+    """One operator over one fake cluster."""
+
+    cluster: FakeCluster = field(default_factory=FakeCluster)
+    settings: OperatorSettings = field(default_factory=OperatorSettings)
+    clock: Clock = field(default_factory=Clock)
+    reconciles: list[PluginKey] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.registry = PluginRegistry()
+        self.queue: WorkQueue[PluginKey] = WorkQueue(self._reconcile, workers=2)
+        self.informer = Informer(
+            self.cluster,
+            CHILD_KINDS,
+            [None],
+            on_change=lambda namespace, plugin: self.queue.add((namespace, plugin)),
+        )
+        self.identity = Identity(self.cluster, self.settings, self.clock)
+        self.events = EventRecorder(self.cluster, self.clock)
+        self.reconciler = Reconciler(
+            kube=self.cluster,
+            informer=self.informer,
+            registry=self.registry,
+            identity=self.identity,
+            events=self.events,
+            settings=self.settings,
+            clock=self.clock,
+            on_affected=self._enqueue_all,
+        )
+        self.cluster.watchers.append(self._watch)
+
+    async def _reconcile(self, key: PluginKey) -> float | None:
+        self.reconciles.append(key)
+        return await self.reconciler.reconcile(key)
+
+    def _enqueue_all(self, keys: set[PluginKey]) -> None:
+        for key in keys:
+            self.queue.add(key)
+
+    def _watch(self, kind: str, event: dict[str, Any]) -> None:
+        obj = event["object"]
+        meta = obj["metadata"]
+        if kind == "VivifiedPlugin":
+            key = (meta.get("namespace", ""), meta["name"])
+            if event["type"] == "DELETED":
+                self._enqueue_all(self.registry.remove(key))
+                return
+            self._enqueue_all(self.registry.upsert(key, obj))
+            self.queue.add(key)
+        elif kind in CHILD_KINDS:
+            label, value = MANAGED_SELECTOR.split("=")
+            if meta.get("labels", {}).get(label) == value:
+                self.informer.apply_event(kind, event)
+
+    async def start(self) -> None:
+        await self.identity.load()
+        self.queue.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+
+    async def settle(self) -> None:
+        """Wait until the queue has nothing left to do (delayed keys do not count)."""
+        await self.queue.join()
+
+    def create(self, body: dict[str, Any]) -> None:
+        self.cluster.put("VivifiedPlugin", copy.deepcopy(body))
+
+    def status(self, plugin_id: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        stored = self.cluster.stored("VivifiedPlugin", namespace, plugin_id)
+        assert stored is not None
+        status: dict[str, Any] = stored.get("status") or {}
+        return status
+
+    def on_write(self, kind: str, action: Callable[[FakeCluster, dict[str, Any]], None]) -> None:
+        """Run ``action`` after each write of ``kind``, before the write's response returns."""
+
+        def hook(cluster: FakeCluster, written_kind: str, obj: dict[str, Any]) -> None:
+            if written_kind == kind:
+                action(cluster, obj)
+
+        self.cluster.after_write.append(hook)
