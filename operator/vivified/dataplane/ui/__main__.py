@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import ssl
 from pathlib import Path
 
 from aiohttp import web
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="no Secure flag on the cookie (plain http tests only)",
     )
+    parser.add_argument("--tls-cert", type=Path, help="serve https with this certificate")
+    parser.add_argument("--tls-key", type=Path, help="... and this key")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     options = Options(
@@ -45,7 +48,14 @@ def main(argv: list[str] | None = None) -> None:
         return web.Response(status=303, headers={"Location": "/ui"})
 
     root.router.add_get("/", home)
-    web.run_app(root, host=args.host, port=args.port, print=None, access_log=None)
+    tls = None
+    if args.tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+    print(f"vivified ui listening on {args.host}:{args.port}", flush=True)
+    web.run_app(
+        root, host=args.host, port=args.port, ssl_context=tls, print=None, access_log=None
+    )
 
 
 if __name__ == "__main__":
