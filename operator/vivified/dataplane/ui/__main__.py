@@ -53,9 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
     print(f"vivified ui listening on {args.host}:{args.port}", flush=True)
-    web.run_app(
-        root, host=args.host, port=args.port, ssl_context=tls, print=None, access_log=None
-    )
+    web.run_app(root, host=args.host, port=args.port, ssl_context=tls, print=None, access_log=None)
 
 
 if __name__ == "__main__":
