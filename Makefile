@@ -5,9 +5,11 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Playwright drives Debian's chromium (hack/ui/chromium.sh); it never downloads a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 PY_SOURCES := $(wildcard operator sdk tests bench plugins hack)
 
-.PHONY: help install lint typecheck unit test demo crds clean
+.PHONY: help install lint typecheck unit test demo crds clean ui-browser
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,7 +36,7 @@ unit: install ## Unit tests only (no cluster)
 crds: install ## Regenerate crds/ from the pydantic models
 	vivified crd > crds/vivified.dev_vivifiedplugins.yaml
 
-test: lint typecheck ## Everything CI runs: lint, types, unit, integration and e2e tests
+test: lint typecheck ui-browser ## Everything CI runs: lint, types, unit, integration and e2e tests
 	pytest tests sdk/python/tests
 
 demo: install cluster-up ## The main job end to end on the local cluster, narrated
@@ -52,6 +54,9 @@ cluster-up: install ## Start the local cluster (idempotent); kubeconfig: .cluste
 
 cluster-down: install ## Stop every process of the local cluster and remove its state
 	$(PY) hack/cluster/cluster.py down
+
+ui-browser: ## Install Debian's chromium for the Admin UI's browser tests (once; needs root)
+	hack/ui/chromium.sh >/dev/null
 
 clean: ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
