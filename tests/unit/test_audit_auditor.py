@@ -68,7 +68,9 @@ def call(level: str, n: int = 0, **extra: object) -> AuditEntry:
 
 def verify(path: Path) -> int:
     report = verify_trail(
-        iter_lines(path), iter_lines(path.with_name(path.name + ".checkpoints")), SIGNER.key.public_key()
+        iter_lines(path),
+        iter_lines(path.with_name(path.name + ".checkpoints")),
+        SIGNER.key.public_key(),
     )
     assert report.intact, [str(p) for p in report.problems]
     return report.records

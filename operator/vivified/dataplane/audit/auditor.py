@@ -137,7 +137,7 @@ class ChainAuditor:
         if self._head is None:
             last = await self._with_timeout(self.sink.last(self.writer))
             self._head = head_of(last) if last is not None else Head(self.writer)
-            self._checkpointed = self._head.seq
+            self._checkpointed = min(self._checkpointed, self._head.seq) or self._head.seq
 
     async def _with_timeout(self, awaitable: Awaitable[T]) -> T:
         try:
@@ -150,7 +150,12 @@ class ChainAuditor:
         if self._head is None:  # pragma: no cover - _resume sets it or raises
             raise SinkUnavailable("chain head unknown")
         record, head = seal(body, self._head)
-        await self._with_timeout(self.sink.append(record, canonical(record)))
+        try:
+            await self._with_timeout(self.sink.append(record, canonical(record)))
+        except SinkUnavailable:
+            # The record may have landed after all: re-read the head before the next write.
+            self._head = None
+            raise
         self._head = head
         self.metrics.records_written_total += 1
         if head.seq - self._checkpointed >= self._checkpoint_every:
