@@ -65,7 +65,8 @@ async def test_stream_config_and_resume(nats_server: NatsServer) -> None:
     nc = await nats.connect(nats_server.url)
     info = await nc.jetstream().stream_info(settings.stream)
     await nc.close()
-    assert info.config.deny_delete and info.config.deny_purge
+    assert info.config.deny_delete
+    assert info.config.deny_purge
     assert info.config.max_age == pytest.approx(3000 * 86400)
     assert str(getattr(info.config.storage, "value", info.config.storage)) == "file"
     records, checkpoints = await read_trail(nats_server.url)
