@@ -531,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="log verbosity (default: INFO)",
     )
     op.set_defaults(func=cmd_operator)
+
+    from vivified.dataplane.audit.command import add_parser as add_audit  # noqa: PLC0415
+
+    add_audit(sub)
     return parser
 
 
