@@ -67,9 +67,10 @@ def format_time(moment: datetime) -> str:
 
 
 def agent_of(agent: str, *, requestor: bool = True) -> dict[str, object]:
-    """``user:<name>`` is a Kubernetes user; anything else a plugin id (or a platform part)."""
-    if agent.startswith("user:"):
-        return {"type": "user", "id": scrub(agent[5:]), "requestor": requestor}
+    """``user:<name>`` is a Kubernetes user, ``system:<name>`` a platform part, else a plugin."""
+    for prefix, kind in (("user:", "user"), ("system:", "system")):
+        if agent.startswith(prefix):
+            return {"type": kind, "id": scrub(agent[len(prefix) :]), "requestor": requestor}
     return {"type": "plugin", "id": scrub(agent), "requestor": requestor}
 
 
