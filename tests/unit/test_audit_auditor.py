@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -31,9 +31,9 @@ class FlakySink(FileSink):
         if self.down:
             raise SinkUnavailable("switched off")
 
-    async def append(self, record: Mapping[str, object], line: bytes) -> None:
+    async def append(self, records: Sequence[Mapping[str, object]], payload: bytes) -> None:
         await self._gate()
-        await super().append(record, line)
+        await super().append(records, payload)
 
     async def checkpoint(self, checkpoint: Mapping[str, object], line: bytes) -> None:
         await self._gate()

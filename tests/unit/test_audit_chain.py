@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vivified.audit.chain import GENESIS, Head, canonical, seal
 from vivified.audit.checkpoint import Signer, load_public_key, signature_valid
@@ -154,3 +157,35 @@ def test_wrong_key_type_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="Ed25519"):
         Signer.from_pem(pem)
+
+
+_json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), _json, max_size=6))
+def test_fast_canonical_equals_rfc8785(value: dict[str, object]) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception:  # values the reference refuses are not records
+        return
+    assert canonical(value) == expected
+
+
+def test_fast_canonical_examples() -> None:
+    value = {"b": 1.25, "a": ['\u0001\n"\\', "é", 3], "c": {"z": None, "y": True}}
+    assert canonical(value) == rfc8785.dumps(value)
+    assert canonical({"x": 2.0}) == b'{"x":2}'  # integral floats go the reference's way

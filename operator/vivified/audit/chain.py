@@ -10,6 +10,8 @@ checkpoints (:mod:`vivified.audit.checkpoint`) catch that.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -17,11 +19,45 @@ from typing import Any, Final, cast
 import rfc8785
 
 GENESIS: Final = "0" * 64
+_MAX_SAFE: Final = 2**53 - 1
+
+
+def _plain(value: object) -> bool:
+    """Whether ``json.dumps`` writes ``value`` exactly as RFC 8785 does.
+
+    True for what records hold: ASCII keys (so code-point order is UTF-16 order), ints within
+    2^53, and non-integral floats in [1e-4, 1e16) (where Python's shortest repr and
+    ECMAScript's Number-to-String agree). Strings are escaped identically by both.
+    """
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE <= value <= _MAX_SAFE
+    if isinstance(value, float):
+        return math.isfinite(value) and 1e-4 <= abs(value) < 1e16 and not value.is_integer()
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
 
 
 def canonical(value: Mapping[str, object]) -> bytes:
-    """RFC 8785 (JCS) bytes: one byte string per JSON value, whatever wrote it."""
-    return rfc8785.dumps(cast("dict[str, Any]", dict(value)))
+    """RFC 8785 (JCS) bytes: one byte string per JSON value, whatever wrote it.
+
+    Records take a fast path through the standard library's encoder (4-5x quicker than the
+    pure-Python ``rfc8785``); anything else goes to ``rfc8785``, the reference. A property
+    test holds the two equal on the fast path.
+    """
+    plain = dict(value)
+    if _plain(plain):
+        try:
+            return json.dumps(
+                plain, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+            ).encode()
+        except UnicodeEncodeError:  # a lone surrogate: let the reference decide
+            pass
+    return rfc8785.dumps(cast("dict[str, Any]", plain))
 
 
 def digest(value: Mapping[str, object]) -> str:

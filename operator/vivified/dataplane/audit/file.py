@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,8 +62,8 @@ class FileSink:
         except (OSError, ValueError) as exc:
             raise SinkUnavailable(f"audit file {self.path}: {exc}") from exc
 
-    async def append(self, record: Mapping[str, object], line: bytes) -> None:
-        self._write(self._records, line)
+    async def append(self, records: Sequence[Mapping[str, object]], payload: bytes) -> None:
+        self._write(self._records, payload)
 
     async def checkpoint(self, checkpoint: Mapping[str, object], line: bytes) -> None:
         self._write(self._checkpoints, line)

@@ -1,6 +1,7 @@
 """The cluster sink: a JetStream stream (file storage, replicas and age retention configurable).
 
-Records go to ``<prefix>.records.<writer>`` in one stream, checkpoints to
+Records go to ``<prefix>.records.<writer>`` in one stream (one message per batch, its records
+as canonical JSON lines, so a batch is stored whole or not at all), checkpoints to
 ``<prefix>.checkpoints.<writer>`` in another, both with deletes and purges denied. Each publish
 carries ``Nats-Msg-Id`` (writer:seq) and ``Nats-Expected-Last-Subject-Sequence``, so JetStream
 itself refuses a write that does not follow the writer's last stored record: two processes
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -131,7 +132,7 @@ class JetStreamSink:
         except (nats.errors.Error, TimeoutError) as exc:
             raise SinkUnavailable(f"reading the chain head: {exc!r}") from exc
         self._last_seq[writer] = int(msg.seq or 0)
-        value = json.loads(msg.data or b"{}")
+        value = json.loads((msg.data or b"{}").rsplit(b"\n", 1)[-1])
         if not isinstance(value, dict):
             raise SinkUnavailable(f"last record on {subject} is not an object")
         return value
@@ -151,13 +152,13 @@ class JetStreamSink:
         except (nats.errors.Error, TimeoutError) as exc:
             raise SinkUnavailable(f"JetStream did not acknowledge: {exc!r}") from exc
 
-    async def append(self, record: Mapping[str, object], line: bytes) -> None:
-        writer = str(record["writer"])
+    async def append(self, records: Sequence[Mapping[str, object]], payload: bytes) -> None:
+        writer = str(records[0]["writer"])
         headers = {
-            "Nats-Msg-Id": f"{writer}:{record['seq']}",
+            "Nats-Msg-Id": f"{writer}:{records[0]['seq']}-{records[-1]['seq']}",
             "Nats-Expected-Last-Subject-Sequence": str(self._last_seq.get(writer, 0)),
         }
-        ack = await self._publish(self.settings.records_subject(writer), line, headers)
+        ack = await self._publish(self.settings.records_subject(writer), payload, headers)
         self._last_seq[writer] = ack.seq
 
     async def checkpoint(self, checkpoint: Mapping[str, object], line: bytes) -> None:
@@ -178,7 +179,7 @@ class JetStreamSink:
 
 
 async def read_stream(js: JetStreamContext, stream: str) -> list[bytes]:
-    """Every message of ``stream`` in storage order (gaps left by deletions are skipped)."""
+    """Every record line of ``stream`` in storage order (a message holds a batch of lines)."""
     info = await js.stream_info(stream)
     out: list[bytes] = []
     first, last = info.state.first_seq, info.state.last_seq
@@ -189,5 +190,5 @@ async def read_stream(js: JetStreamContext, stream: str) -> list[bytes]:
             msg = await js.get_msg(stream, seq)
         except nats.js.errors.NotFoundError:
             continue
-        out.append(msg.data or b"")
+        out.extend(line for line in (msg.data or b"").split(b"\n") if line)
     return out

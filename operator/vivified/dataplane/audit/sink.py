@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 
@@ -17,8 +17,9 @@ class Sink(Protocol):
         """The last stored record of ``writer`` (to resume its chain), None for a new chain."""
         ...
 
-    async def append(self, record: Mapping[str, object], line: bytes) -> None:
-        """Store ``line`` (the canonical record) and return only once it is durable."""
+    async def append(self, records: Sequence[Mapping[str, object]], payload: bytes) -> None:
+        """Store ``payload`` (the records' canonical lines, joined by newlines) as one unit,
+        and return only once it is durable."""
         ...
 
     async def checkpoint(self, checkpoint: Mapping[str, object], line: bytes) -> None:
