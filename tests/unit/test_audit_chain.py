@@ -10,7 +10,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vivified.audit.chain import GENESIS, Head, canonical, seal
+from vivified.audit.chain import GENESIS, Head, canonical, seal, seal_line
 from vivified.audit.checkpoint import Signer, load_public_key, signature_valid
 from vivified.audit.verify import verify_trail
 
@@ -189,3 +189,12 @@ def test_fast_canonical_examples() -> None:
     value = {"b": 1.25, "a": ['\u0001\n"\\', "é", 3], "c": {"z": None, "y": True}}
     assert canonical(value) == rfc8785.dumps(value)
     assert canonical({"x": 2.0}) == b'{"x":2}'  # integral floats go the reference's way
+
+
+def test_seal_line_matches_seal() -> None:
+    body = {"v": 1, "action": "invoke", "entity": {"target": "x"}, "time": "t"}
+    record, head = seal(body, Head("w", 4, "a" * 64))
+    again, line, head2 = seal_line(body, Head("w", 4, "a" * 64))
+    assert (again, head2) == (record, head)
+    assert json.loads(line) == record
+    assert verify_trail([line], []).problems[0].message.startswith("chain begins at seq 5")

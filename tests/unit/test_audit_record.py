@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import jwt
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vivified.audit import AuditEntry
-from vivified.audit.chain import canonical
+from vivified.audit.chain import Head, _plain, canonical, seal
 from vivified.audit.record import build_body, kept, must_persist
 
 NOW = datetime(2026, 12, 1, 21, 0, 0, 123456, tzinfo=UTC)
@@ -228,3 +229,27 @@ def test_written_out_credentials_are_scrubbed(text: str) -> None:
     assert body is not None
     secret = text.replace(":", "=").replace(" ", "=").rsplit("=", maxsplit=1)[-1]
     assert secret not in str(body["reason"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entity=st.dictionaries(st.text(max_size=8), st.text(max_size=12), max_size=4),
+    duration=st.floats(allow_nan=True, allow_infinity=True) | st.integers(),
+    size=st.integers(),
+    text=st.text(max_size=16),
+    level=st.sampled_from(["basic", "detailed", "complete", "x"]),
+)
+def test_records_stay_on_the_canonical_fast_path(
+    entity: dict[str, str], duration: float, size: int, text: str, level: str
+) -> None:
+    details = {
+        "duration_ms": duration,
+        "request_bytes": size,
+        "method": text,
+        "headers": {"Accept": text},
+    }
+    body = build_body(entry(level, entity=entity, details=details, reason=text), NOW)
+    assert body is not None
+    record, _ = seal(body, Head("w"))
+    assert _plain(record)
+    assert canonical(record, trusted=True) == rfc8785.dumps(record)

@@ -42,6 +42,7 @@ DETAILED_FIELDS: Final[dict[str, type | tuple[type, ...]]] = {
 COMPLETE_FIELDS: Final = ("request_sha256", "response_sha256", "data_sha256")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _MAX_INT: Final = 2**53 - 1  # RFC 8785 numbers are IEEE doubles
+_MAX_FLOAT: Final = 1e15
 
 
 def normalise_level(level: str) -> str:
@@ -80,10 +81,17 @@ def _number(value: object, kind: type | tuple[type, ...]) -> object | None:
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
-        return round(value, 3)
+        rounded = max(-_MAX_FLOAT, min(_MAX_FLOAT, round(value, 3)))
+        # Integral values as ints: RFC 8785 writes 2.0 as 2, and records stay on the fast path.
+        return int(rounded) if rounded.is_integer() else rounded
     if isinstance(value, int):
         return max(-_MAX_INT, min(_MAX_INT, value))
     return None
+
+
+def _key(name: object) -> str:
+    """An entity key as ASCII (keys sort by code point = RFC 8785's UTF-16 order only then)."""
+    return scrub(str(name)).encode("ascii", "backslashreplace").decode()
 
 
 def _details(entry: AuditEntry, level: str) -> dict[str, object]:
@@ -124,7 +132,7 @@ def build_body(entry: AuditEntry, now: datetime) -> dict[str, object] | None:
         "action": scrub(entry.action),
         "lane": lane_of(entry.action),
         "agent": agent_of(entry.agent),
-        "entity": {scrub(str(k)): scrub(str(v)) for k, v in sorted(entry.entity.items())},
+        "entity": {_key(k): scrub(str(v)) for k, v in sorted(entry.entity.items())},
         "outcome": entry.outcome,
         "audit_level": level,
     }

@@ -45,6 +45,8 @@ _CREDENTIAL = re.compile(
 def scrub(text: str) -> str:
     """``text`` with JWT-shaped runs and written-out credentials replaced, and length capped."""
     cleaned = _CREDENTIAL.sub(REDACTED, _JWT.sub(REDACTED, text))
+    if not cleaned.isascii():  # lone surrogates cannot be encoded: replace them
+        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
     if len(cleaned) > MAX_STRING:
         cleaned = cleaned[: MAX_STRING - 3] + "..."
         cleaned = _JWT.sub(REDACTED, cleaned)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from vivified.audit.chain import Head, canonical, head_of, seal
+from vivified.audit.chain import Head, canonical, head_of, seal_line
 from vivified.audit.checkpoint import Signer
 from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.audit.record import build_body, must_persist
@@ -211,10 +211,12 @@ class ChainAuditor:
                 raise SinkUnavailable("chain head unknown")
             head = self._head
             records: list[dict[str, object]] = []
+            lines: list[bytes] = []
             for pending in batch:
-                record, head = seal(pending.body, head)
+                record, line, head = seal_line(pending.body, head)
                 records.append(record)
-            payload = b"\n".join(canonical(r) for r in records)
+                lines.append(line)
+            payload = b"\n".join(lines)
             await self._with_timeout(self.sink.append(records, payload))
         except SinkUnavailable as exc:
             # The batch may have landed after all: re-read the head before the next write.
