@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -50,3 +52,51 @@ class EventAlert(LogAlert):
             await self._post("Normal", "AuditSinkRecovered", f"{held} held records written")
         except Exception:
             logger.exception("could not post the AuditSinkRecovered event")
+
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def in_cluster_poster(env: Mapping[str, str], root: Path = SERVICE_ACCOUNT) -> PostEvent | None:
+    """A poster of Events about this pod via the in-cluster API, or None outside a cluster.
+
+    Needs ``create`` on ``events`` in the pod's namespace (the core's Role). The token is read
+    on every post (it is rotated by the kubelet) and never logged.
+    """
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host or not (root / "token").is_file():
+        return None
+    namespace = (root / "namespace").read_text().strip()
+    pod = env.get("HOSTNAME", "vivified-core")
+    url = f"https://{host}:{port}/api/v1/namespaces/{namespace}/events"
+
+    async def post(kind: str, reason: str, message: str) -> None:
+        import httpx  # noqa: PLC0415
+
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{pod}.audit.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": pod,
+                "namespace": namespace,
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message,
+            "source": {"component": "vivified-core"},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        token = (root / "token").read_text().strip()
+        async with httpx.AsyncClient(verify=str(root / "ca.crt"), timeout=5.0) as client:
+            response = await client.post(
+                url, json=event, headers={"Authorization": f"Bearer {token}"}
+            )
+            response.raise_for_status()
+
+    return post

@@ -10,6 +10,7 @@ Ed25519 checkpoint key (a mounted Secret); ``VIVIFIED_AUDIT_REPLICAS``,
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from vivified.audit.checkpoint import Signer
 from vivified.audit.hook import Auditor, NullAuditor
-from vivified.dataplane.audit.alert import OutageAlert
+from vivified.dataplane.audit.alert import EventAlert, OutageAlert, in_cluster_poster
 from vivified.dataplane.audit.auditor import ChainAuditor
 from vivified.dataplane.audit.jetstream import SIX_YEARS_DAYS, StreamSettings
 
@@ -70,7 +71,13 @@ class AuditSettings:
 async def open_auditor(
     settings: AuditSettings, alert: OutageAlert | None = None
 ) -> Auditor | ChainAuditor:
-    """The configured auditor, started (a :class:`NullAuditor` when auditing is off)."""
+    """The configured auditor, started (a :class:`NullAuditor` when auditing is off).
+
+    Outages are alerted by a Kubernetes Event about this pod when running in a cluster.
+    """
+    if alert is None:
+        poster = in_cluster_poster(os.environ)
+        alert = EventAlert(poster) if poster is not None else None
     if settings.sink in ("", "none"):
         logger.warning("audit trail disabled (VIVIFIED_AUDIT_SINK unset)")
         return NullAuditor()
