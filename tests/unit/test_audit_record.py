@@ -253,3 +253,21 @@ def test_records_stay_on_the_canonical_fast_path(
     record, _ = seal(body, Head("w"))
     assert _plain(record)
     assert canonical(record, trusted=True) == rfc8785.dumps(record)
+
+
+def test_lane_detail_keys_of_the_proxy_and_event_lanes() -> None:
+    details = {
+        "address": "93.184.216.34",
+        "addresses": ["93.184.216.34", "2606:2800::1"],
+        "dns_ms": 1.5,
+        "bytes_in": 10,
+        "bytes_out": 20,
+        "would_deny": "domain_not_allowed",
+        "mode": "report",
+        "attempts": 3,
+    }
+    body = build_body(entry("detailed", action="egress.close", details=details), NOW)
+    assert body is not None
+    assert body["details"] == details
+    assert build_body(entry("basic", details=details), NOW) is not None
+    assert "details" not in (build_body(entry("basic", details=details), NOW) or {})

@@ -33,11 +33,20 @@ DETAILED_FIELDS: Final[dict[str, type | tuple[type, ...]]] = {
     "response_bytes": int,
     "bytes_up": int,
     "bytes_down": int,
+    "bytes_in": int,
+    "bytes_out": int,
     "duration_ms": (int, float),
+    "dns_ms": (int, float),
     "attempt": int,
+    "attempts": int,
     "event_id": str,
     "subscriber": str,
+    "address": str,
+    "addresses": list,
+    "would_deny": str,
+    "mode": str,
 }
+MAX_LIST: Final = 16
 #: Added at ``complete``: hex SHA-256 digests of the bodies (never the bodies).
 COMPLETE_FIELDS: Final = ("request_sha256", "response_sha256", "data_sha256")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -104,6 +113,9 @@ def _details(entry: AuditEntry, level: str) -> dict[str, object]:
         if kind is str:
             if isinstance(value, str):
                 out[name] = scrub(value)
+        elif kind is list:
+            if isinstance(value, list | tuple):
+                out[name] = [scrub(str(v)) for v in value[:MAX_LIST] if isinstance(v, str | int)]
         else:
             number = _number(value, kind)
             if number is not None:
