@@ -147,3 +147,19 @@ async def test_kill_during_burst_loses_no_acknowledged_record(
     # At most the one entry in flight at the kill can be stored twice or without its ACK.
     assert len(stored) - len(set(stored)) <= 1
     print(f"acknowledged {len(acked)}, stored {len(stored)}, checkpoints {report.checkpoints}")
+
+
+async def test_stream_trail_reader_for_the_ui(nats_server: NatsServer) -> None:
+    from vivified.dataplane.audit.reader import StreamTrailReader  # noqa: PLC0415
+
+    auditor = ChainAuditor(await JetStreamSink.open(StreamSettings(url=nats_server.url)), "c")
+    await auditor.start()
+    for n in range(5):
+        await auditor.record(call("basic", n))
+    await auditor.close()
+    nc = await nats.connect(nats_server.url)
+    try:
+        recent = await StreamTrailReader(nc.jetstream()).recent("ns", "billing", 2)
+    finally:
+        await nc.close()
+    assert [r["entity"]["n"] for r in recent] == ["4", "3"]

@@ -67,3 +67,18 @@ async def test_open_auditor_off_and_unknown() -> None:
     assert isinstance(await open_auditor(AuditSettings.from_env({})), NullAuditor)
     with pytest.raises(AuditSettingsError):
         await open_auditor(AuditSettings.from_env({"VIVIFIED_AUDIT_SINK": "s3://x"}))
+
+
+async def test_web_setup_opens_and_closes_the_auditor(tmp_path: Path) -> None:
+    from aiohttp import web  # noqa: PLC0415
+    from aiohttp.test_utils import TestServer  # noqa: PLC0415
+
+    from vivified.audit import AuditEntry  # noqa: PLC0415
+    from vivified.dataplane.audit.web import AUDITOR, metrics_text, setup  # noqa: PLC0415
+
+    app = web.Application()
+    setup(app, {"VIVIFIED_AUDIT_SINK": f"file:{tmp_path / 'trail'}", "HOSTNAME": "c1"})
+    async with TestServer(app):
+        await app[AUDITOR].record(AuditEntry(action="heartbeat", agent="p", outcome="allowed"))
+        assert "vivified_audit_records_written_total 1" in metrics_text(app)
+    assert '"writer":"core-c1"' in (tmp_path / "trail").read_text()

@@ -190,3 +190,15 @@ def test_keygen(tmp_path: Path) -> None:
     assert key.stat().st_mode & 0o777 == 0o600
     Signer.from_pem(key.read_bytes())
     assert run("audit", "keygen", "--out", str(key))[0] == 2  # never overwrites
+
+
+async def test_file_trail_reader_for_the_ui(trail: Path) -> None:
+    from vivified.dataplane.audit.reader import FileTrailReader  # noqa: PLC0415
+
+    recent = await FileTrailReader(trail).recent("plugins", "billing", 3)
+    assert [r["action"] for r in recent] == [
+        "lifecycle.enabled",
+        "lifecycle.disabled",
+        "egress.decision",
+    ]
+    assert await FileTrailReader(trail.with_name("none")).recent("x", "billing", 3) == []
