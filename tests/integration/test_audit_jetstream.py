@@ -163,3 +163,69 @@ async def test_stream_trail_reader_for_the_ui(nats_server: NatsServer) -> None:
     finally:
         await nc.close()
     assert [r["entity"]["n"] for r in recent] == ["4", "3"]
+
+
+async def test_cli_verifies_queries_and_exports_the_stream(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    import io  # noqa: PLC0415
+
+    from vivified.cli import Streams, main  # noqa: PLC0415
+
+    auditor = ChainAuditor(
+        await JetStreamSink.open(StreamSettings(url=nats_server.url)), "core-0", signer=SIGNER
+    )
+    await auditor.start()
+    for n in range(4):
+        await auditor.record(call("detailed", n))
+    await auditor.close()
+    key = tmp_path / "key.pub"
+    key.write_bytes(SIGNER.public_pem())
+
+    def run(*argv: str) -> tuple[int, str]:
+        out = io.StringIO()
+        return main(list(argv), Streams(out, io.StringIO())), out.getvalue()
+
+    code, out = await asyncio.to_thread(
+        run, "audit", "verify", "--nats", nats_server.url, "--public-key", str(key)
+    )
+    assert code == 0, out
+    assert out.startswith("intact: 4 records, 1 checkpoints")
+    code, out = await asyncio.to_thread(
+        run, "audit", "query", "--nats", nats_server.url, "--plugin", "billing", "-o", "json"
+    )
+    assert [r["seq"] for r in json.loads(out)] == [1, 2, 3, 4]
+    export = tmp_path / "trail.jsonl"
+    code, _ = await asyncio.to_thread(
+        run, "audit", "export", "--nats", nats_server.url, "--to", str(export)
+    )
+    assert code == 0
+    lines = export.read_bytes().splitlines(keepends=True)
+    export.write_bytes(b"".join(lines[:2]))  # the tail cut off the export
+    code, out = await asyncio.to_thread(
+        run, "audit", "verify", "--file", str(export), "--public-key", str(key)
+    )
+    assert code == 1
+    assert "tail cut off" in out
+    code, _ = await asyncio.to_thread(run, "audit", "verify", "--nats", "nats://127.0.0.1:1")
+    assert code == 2
+
+
+async def test_core_starts_while_nats_is_down(nats_server: NatsServer) -> None:
+    await asyncio.to_thread(nats_server.stop)
+    sink = await JetStreamSink.open(StreamSettings(url=nats_server.url), wait=False)
+    auditor = ChainAuditor(sink, "core-0", signer=SIGNER, retry_seconds=0.1)
+    await auditor.start()
+    with pytest.raises(AuditUnavailable):
+        await auditor.record(call("complete", 0))
+    await auditor.record(call("basic", 1))
+    assert auditor.metrics.sink_up == 0
+    await asyncio.to_thread(nats_server.start)
+    for _ in range(200):
+        if auditor.metrics.backlog == 0 and auditor.metrics.sink_up:
+            break
+        await asyncio.sleep(0.05)
+    await auditor.record(call("complete", 2))
+    await auditor.close()
+    records, _ = await read_trail(nats_server.url)
+    assert [json.loads(r)["entity"]["n"] for r in records] == ["1", "2"]

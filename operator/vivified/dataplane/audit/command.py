@@ -90,8 +90,18 @@ async def _load_stream(args: argparse.Namespace) -> Trail:
 
     from vivified.dataplane.audit.jetstream import read_stream  # noqa: PLC0415
 
+    async def quiet(error: Exception) -> None:
+        return None
+
     try:
-        nc = await nats.connect(args.nats, connect_timeout=3, max_reconnect_attempts=0)
+        nc = await nats.connect(
+            args.nats,
+            connect_timeout=3,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
+            error_cb=quiet,
+        )
     except (OSError, nats.errors.Error) as exc:
         raise UnusableError(f"cannot connect to {args.nats}: {exc!r}") from exc
     try:

@@ -14,19 +14,22 @@ acknowledged once a quorum holds it; a single server acknowledges before fsync (
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
 from vivified.dataplane.audit.sink import SinkUnavailable
+
+logger = logging.getLogger(__name__)
 
 SIX_YEARS_DAYS: Final = 2192  # 6 x 365.25, rounded up: HIPAA 164.316(b)(2)(i)
 _WRONG_LAST_SEQUENCE: Final = 10071
@@ -78,16 +81,21 @@ class StreamSettings:
         ]
 
 
-async def connect(settings: StreamSettings) -> Client:
-    """A client that keeps reconnecting in the background (the auditor holds records meanwhile)."""
-    return await nats.connect(
-        settings.url,
-        connect_timeout=max(settings.timeout, 1.0),
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        name="vivified-audit",
-    )
+async def _quiet(error: Exception) -> None:
+    logger.debug("audit NATS connection: %r", error)
+
+
+def connect_options(settings: StreamSettings) -> dict[str, Any]:
+    """Keep reconnecting in the background (the auditor holds records meanwhile), quietly."""
+    return {
+        "servers": [settings.url],
+        "connect_timeout": max(settings.timeout, 1.0),
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.5,
+        "name": "vivified-audit",
+        "error_cb": _quiet,
+    }
 
 
 async def ensure_streams(js: JetStreamContext, settings: StreamSettings) -> None:
@@ -109,16 +117,27 @@ class JetStreamSink:
         self._js = nc.jetstream(timeout=settings.timeout)
         self.settings = settings
         self._last_seq: dict[str, int] = {}
+        self._ready = nc.is_connected
+        self._connecting: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, settings: StreamSettings) -> JetStreamSink:
-        nc = await connect(settings)
-        sink = cls(nc, settings)
-        await ensure_streams(sink._js, settings)
+    async def open(cls, settings: StreamSettings, *, wait: bool = True) -> JetStreamSink:
+        """Connect and create the streams; ``wait=False`` does it in the background, so a
+        core starts while NATS is down (its auditor starts in an outage and recovers)."""
+        sink = cls(Client(), settings)
+        if wait:
+            await sink._connect()
+        else:
+            sink._connecting = asyncio.create_task(sink._connect(), name="audit-nats-connect")
         return sink
 
+    async def _connect(self) -> None:
+        await self._nc.connect(**connect_options(self.settings))
+        await ensure_streams(self._js, self.settings)
+        self._ready = True
+
     def _check_connected(self) -> None:
-        if not self._nc.is_connected:
+        if not self._ready or not self._nc.is_connected:
             raise SinkUnavailable(f"not connected to NATS at {self.settings.url}")
 
     async def last(self, writer: str) -> Mapping[str, object] | None:
@@ -174,8 +193,12 @@ class JetStreamSink:
             raise SinkUnavailable(f"stream {self.settings.stream}: {exc!r}") from exc
 
     async def close(self) -> None:
-        if not self._nc.is_closed:
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        if self._nc.is_connected:
             await self._nc.drain()
+        elif not self._nc.is_closed:
+            await self._nc.close()
 
 
 async def read_stream(js: JetStreamContext, stream: str) -> list[bytes]:

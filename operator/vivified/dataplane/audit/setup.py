@@ -92,7 +92,7 @@ async def open_auditor(
     elif settings.sink.startswith(("nats://", "tls://")):
         from vivified.dataplane.audit.jetstream import JetStreamSink  # noqa: PLC0415
 
-        sink = await JetStreamSink.open(settings.stream)
+        sink = await JetStreamSink.open(settings.stream, wait=False)
         auditor = ChainAuditor(sink, settings.writer, signer=signer, alert=alert)
     else:
         raise AuditSettingsError(f"VIVIFIED_AUDIT_SINK: unknown sink {settings.sink!r}")
