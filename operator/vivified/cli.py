@@ -536,6 +536,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the effective settings by section (secrets masked) and exit",
     )
     op.set_defaults(func=cmd_operator)
+
+    from vivified.dataplane.audit.command import add_parser as add_audit  # noqa: PLC0415
+
+    add_audit(sub)
     return parser
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from vivified.dataplane.audit.operator import audit_lifecycle
 from vivified.shell.kube import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class EventRecorder:
             await self._kube.request("POST", f"/api/v1/namespaces/{namespace}/events", body=event)
         except (KubeError, httpx.HTTPError) as error:
             logger.warning("could not post %s event %s: %s", kind, reason, error)
+        # Issue 11: every lifecycle change the operator announces is also an audit record.
+        await audit_lifecycle(plugin, reason, message)
 
     async def normal(self, plugin: Mapping[str, Any], reason: str, message: str) -> None:
         await self.post(plugin, "Normal", reason, message)
