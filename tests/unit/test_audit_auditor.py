@@ -117,7 +117,7 @@ async def test_sink_down_fails_required_entries_closed(
     sink.down = True
     level = str(extra.pop("audit_level", "basic"))
     with pytest.raises(AuditUnavailable, match="audit_unavailable"):
-        await auditor.record(call(level, **extra))
+        await auditor.record(call(level, **extra))  # type: ignore[arg-type]
     assert auditor.metrics.refused_unavailable_total == 1
     assert alerts.seen == ["down: switched off"]
     sink.down = False

@@ -85,9 +85,8 @@ async def test_audit_failure_never_breaks_the_operator() -> None:
     operator_audit.configure(Down())
     try:
         before = operator_audit.lost()
-        await EventRecorder(FakeKube(), lambda: datetime.now(UTC)).normal(
-            PLUGIN, "PhaseActive", "x"
-        )  # type: ignore[arg-type]
+        recorder = EventRecorder(FakeKube(), lambda: datetime.now(UTC))  # type: ignore[arg-type]
+        await recorder.normal(PLUGIN, "PhaseActive", "x")
         assert operator_audit.lost() == before + 1
     finally:
         operator_audit.configure(None)
