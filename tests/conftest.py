@@ -118,8 +118,13 @@ def namespace(k8s_api: client.ApiClient, request: pytest.FixtureRequest) -> Iter
                 raise
             time.sleep(0.2)
     yield name
-    # Deletion finishes in the background (namespace controller); not waited for.
-    core.delete_namespace(name)
+    # Deletion finishes in the background (namespace controller); not waited for. A test may
+    # have deleted (or be deleting) the namespace itself.
+    try:
+        core.delete_namespace(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from vivified_sdk import contract
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,7 +69,7 @@ def in_cluster_poster(env: Mapping[str, str], root: Path = SERVICE_ACCOUNT) -> P
     if not host or not (root / "token").is_file():
         return None
     namespace = (root / "namespace").read_text().strip()
-    pod = env.get("HOSTNAME", "vivified-core")
+    pod = env.get("HOSTNAME", contract.CORE_SERVICE_NAME)
     url = f"https://{host}:{port}/api/v1/namespaces/{namespace}/events"
 
     async def post(kind: str, reason: str, message: str) -> None:
@@ -87,7 +89,7 @@ def in_cluster_poster(env: Mapping[str, str], root: Path = SERVICE_ACCOUNT) -> P
             "type": kind,
             "reason": reason,
             "message": message,
-            "source": {"component": "vivified-core"},
+            "source": {"component": contract.CORE_SERVICE_NAME},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
