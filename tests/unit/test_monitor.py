@@ -265,6 +265,23 @@ async def test_no_status_write_while_health_is_unchanged(make: Factory) -> None:
     assert monitor.stats.status_writes == 10
 
 
+async def test_a_stale_seed_over_a_probe_result_is_written_back(make: Factory) -> None:
+    """The reconciler's first status patch, built from a copy that had no health yet, seeds
+    ``unknown`` over the monitor's fresh ``healthy``: the next sight of the CR repairs it."""
+    monitor, kube, _ = make()
+    key, probe = (NS, "p"), target("p", interval=60.0)
+    monitor.track(key, probe, body("p"))
+    await monitor.start()
+    await eventually(lambda: kube.patches_for("p"))
+    assert kube.patches_for("p")[-1]["health"] == "healthy"
+    monitor.track(key, probe, body("p", {"health": "unknown"}))  # the stale seed landed
+    await eventually(lambda: len(kube.patches_for("p")) == 2)
+    assert kube.patches_for("p")[-1]["health"] == "healthy"
+    monitor.track(key, probe, body("p", {"health": "healthy"}))  # agrees now: no write
+    await asyncio.sleep(0)
+    assert len(kube.patches_for("p")) == 2
+
+
 async def test_transitions_are_written_with_events(make: Factory) -> None:
     monitor, kube, prober = make()
     fail = ProbeResult(ok=False, error="health check timeout")

@@ -328,6 +328,7 @@ class HealthMonitor:
         if entry is not None:
             if body is not None:
                 entry.body = body
+                self._reassert_health(entry, body)
             if entry.target == target:
                 return
             entry.target = target
@@ -353,6 +354,18 @@ class HealthMonitor:
         )
         self._entries[key] = entry
         self._schedule_first(entry)
+
+    def _reassert_health(self, entry: _Entry, body: Mapping[str, Any]) -> None:
+        """Level-based: when the stored health is not what this monitor last wrote (a status
+        patch built from an older copy seeded ``unknown`` over a fresh probe result), forget
+        that it was written, so the next write puts the monitor's truth back."""
+        stored = (body.get("status") or {}).get("health")
+        written = entry.written.get("health")
+        if stored is None or written is None or stored == written:
+            return
+        entry.written = {k: v for k, v in entry.written.items() if k != "health"}
+        if self._patch(entry) is not None:
+            self._spawn(self._publish(entry, None, disable=False))
 
     def untrack(self, key: PluginKey, *, clear_status: bool = False) -> None:
         """Stop monitoring ``key``. ``clear_status`` resets the stored health to unknown
