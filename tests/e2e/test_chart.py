@@ -496,6 +496,9 @@ def test_rbac_allows_exactly_what_the_operator_needs(release: Release) -> None:
     assert can_i(tools, "watch", "customresourcedefinitions.apiextensions.k8s.io")
     assert can_i(tools, "list", "namespaces")
     assert not can_i(tools, "get", "namespaces")
+    # ...and its own namespace by name (the start-up check that it exists), no other.
+    assert can_i(tools, "get", f"namespaces/{RELEASE_NS}")
+    assert not can_i(tools, "get", f"namespaces/{PLUGINS_NS}")
     # Its own namespace: the signing key and the published ConfigMaps, by name.
     ns = ("-n", RELEASE_NS)
     assert can_i(tools, "get", "secrets/vivified-signing-key", *ns)

@@ -56,16 +56,14 @@ async def operate(
     settings: OperatorSettings | None = None,
 ) -> None:
     """Run until cancelled; ``StartupError`` when the cluster is not set up for it."""
-    inside = in_cluster(os.environ)
     settings = probe_settings(
-        settings or OperatorSettings.from_env(os.environ), os.environ, inside=inside
+        settings or OperatorSettings.from_env(os.environ),
+        os.environ,
+        inside=in_cluster(os.environ),
     )
     runtime = Runtime(settings=settings, namespaces=namespaces)
     try:
-        # In a pod the operator's namespace is the pod's own (it exists), and the chart grants
-        # no namespace reads: only an operator started by hand can be pointed at a missing one.
-        if not inside:
-            await check_namespace(runtime.kube, settings)
+        await check_namespace(runtime.kube, settings)
     except BaseException:
         await runtime.kube.close()
         raise
