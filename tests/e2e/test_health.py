@@ -235,8 +235,16 @@ def test_probes_follow_a_real_plugin_through_failure_and_recovery(
     watch = VpWatch(kubectl, kubeconfig_path, namespace, PLUGIN)
     try:
         # -- healthy, with the plugin's /health numbers as metrics ---------------------------
+        # The first probe can land before the reconciler's first status write: wait for both,
+        # so every printer column below (PHASE, HEALTH, READY) has a value.
         status = wait_for(
-            "health healthy", lambda: health_is(cluster, namespace, PLUGIN, "healthy"), 30
+            "health healthy and phase Active",
+            lambda: (
+                (s := health_is(cluster, namespace, PLUGIN, "healthy"))
+                and s.get("phase") == "Active"
+                and s
+            ),
+            30,
         )
         metrics = status["metrics"]
         assert metrics["status"] == "healthy"
