@@ -111,7 +111,11 @@ PLUGIN_RULES = expand(
     ("apps", "deployments", "*", "list,watch,create,patch"),
     ("networking.k8s.io", "networkpolicies", "*", "list,watch,create,patch"),
 )
-SCAN_RULES = expand(("apiextensions.k8s.io", "customresourcedefinitions", "*", "list,watch"))
+SCAN_RULES = expand(
+    ("apiextensions.k8s.io", "customresourcedefinitions", "*", "list,watch"),
+    # The start-up check that the operator's own namespace exists: that one namespace only.
+    ("", "namespaces", "vivified-system", "get"),
+)
 IDENTITY_RULES = expand(
     ("", "secrets", "vivified-signing-key", "get,update"),
     ("", "secrets", "*", "create"),
