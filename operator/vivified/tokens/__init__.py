@@ -5,6 +5,7 @@ Pure functions: no Kubernetes I/O and no wall clock (``now`` is always passed in
 
 from __future__ import annotations
 
+from .call_token import CALL_TOKEN_TYPE, CallIdentity, mint_call_token, verify_call_token
 from .keyring import (
     DEFAULT_ROTATION_GRACE_SECONDS,
     JWKS_CONFIGMAP_KEY,
@@ -37,6 +38,7 @@ from .plugin_token import (
     MintedToken,
     TokenInvalid,
     VerifiedToken,
+    check_token_shape,
     mint_plugin_token,
     needs_remint,
     subject_for,
@@ -55,12 +57,14 @@ from .timeutil import format_rfc3339, parse_rfc3339
 
 __all__ = [
     "ALGORITHM",
+    "CALL_TOKEN_TYPE",
     "DEFAULT_ROTATION_GRACE_SECONDS",
     "JWKS_CONFIGMAP_KEY",
     "KEYRING_SECRET_KEY",
     "REQUIRED_CLAIMS",
     "REVOCATIONS_CONFIGMAP_KEY",
     "TOKEN_TYPE",
+    "CallIdentity",
     "KeyMaterialError",
     "KeyRing",
     "KeyRingError",
@@ -72,6 +76,7 @@ __all__ = [
     "SigningKey",
     "TokenInvalid",
     "VerifiedToken",
+    "check_token_shape",
     "format_rfc3339",
     "generate_signing_key",
     "jwk_thumbprint",
@@ -80,6 +85,7 @@ __all__ = [
     "keyring_from_secret_data",
     "keyring_to_secret_data",
     "load_signing_key",
+    "mint_call_token",
     "mint_plugin_token",
     "needs_remint",
     "needs_rotation",
@@ -93,5 +99,6 @@ __all__ = [
     "rotation_due",
     "stage",
     "subject_for",
+    "verify_call_token",
     "verify_plugin_token",
 ]

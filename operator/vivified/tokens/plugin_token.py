@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ __all__ = [
     "MintedToken",
     "TokenInvalid",
     "VerifiedToken",
+    "check_token_shape",
     "mint_plugin_token",
     "needs_remint",
     "subject_for",
@@ -41,6 +43,24 @@ REQUIRED_CLAIMS: tuple[str, ...] = (
     "plugin_id",
     "type",
 )
+
+
+#: The longest token any verifier looks at; plugin tokens are about 700 bytes.
+MAX_TOKEN_LENGTH = 8 * 1024
+_JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}")
+
+
+def check_token_shape(token: object) -> str:
+    """Refuse anything that is not a compact JWS (three base64url parts, ASCII, bounded).
+
+    Runs before PyJWT sees the value: a non-UTF-8 byte made PyJWT raise
+    ``UnicodeEncodeError`` (a 500), and odd shapes should never reach a parser at all.
+    """
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid("malformed token")
+    if not _JWS_COMPACT.fullmatch(token):
+        raise TokenInvalid("malformed token")
+    return token
 
 
 def subject_for(plugin_id: str) -> str:
@@ -268,8 +288,7 @@ def verify_plugin_token(
     Raises ``TokenInvalid`` with a loggable reason.
     """
     moment = to_epoch(require_aware(now))
-    if not isinstance(token, str) or not token:
-        raise TokenInvalid("malformed token")
+    check_token_shape(token)
     kid, key = _signing_key(token, jwks)
     claims = _decode(token, key, audience=audience, issuer=issuer)
     iat, nbf, exp = _check_times(claims, moment, leeway)
