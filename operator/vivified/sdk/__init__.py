@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from vivified.tokens import TokenInvalid, VerifiedToken
 
+from .calls import CallIdentity, CallVerifier
 from .client import CoreClient, TokenAuth
 from .config import (
     DEFAULT_AUDIENCE,
@@ -53,6 +54,8 @@ __all__ = [
     "ENV_REVOCATIONS_FILE",
     "ENV_REVOCATIONS_URL",
     "ENV_TOKEN_FILE",
+    "CallIdentity",
+    "CallVerifier",
     "CoreClient",
     "JwksCache",
     "RevocationFile",
