@@ -10,6 +10,7 @@ import secrets
 
 import kopf
 
+from vivified.dataplane import logsafe
 from vivified.settings import OperatorSettings
 from vivified.shell.handlers import build_registry
 from vivified.shell.runtime import Runtime
@@ -80,6 +81,8 @@ def run_operator(args: argparse.Namespace) -> int:
     )
     # Request lines would drown the operator's own messages (and they add nothing secret).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The webhook server is aiohttp too: no malformed request may log a credential (issue 16).
+    logsafe.install()
     namespaces = list(getattr(args, "namespace", None) or [])
     liveness = getattr(args, "liveness", None)
     asyncio.run(operate(namespaces, liveness_endpoint=liveness))
