@@ -164,3 +164,16 @@ def test_not_ready_without_the_trust_documents() -> None:
     feed, ctx = replica(cluster)
     assert not ctx.ready
     assert not feed.synced
+
+
+async def test_no_revocation_configmap_yet_means_nothing_revoked() -> None:
+    cluster = FakeCluster()
+    cluster.objects["ConfigMap"] = configmaps(tokens.RevocationList())[:1]  # JWKS only
+    feed, ctx = replica(cluster)
+    feed.start()
+    await feed.wait_synced(5)
+    try:
+        assert ctx.ready
+        assert len(ctx.trust.revoked) == 0
+    finally:
+        await feed.stop()

@@ -89,6 +89,10 @@ class TrustState:
         return self._operator_jwks is not None and self._revocations is not None
 
     @property
+    def ready_revocations(self) -> bool:
+        return self._revocations is not None
+
+    @property
     def plugin_jwks(self) -> Mapping[str, Any]:
         """Keys that may sign *plugin* tokens (the operator's only, never the core's)."""
         if self._operator_jwks is None:

@@ -150,6 +150,12 @@ class ClusterFeed:
     def _reset_identity(self, objects: list[dict[str, Any]]) -> None:
         for obj in objects:
             self._identity_event("ADDED", obj)
+        names = {(o.get("metadata") or {}).get("name") for o in objects}
+        if self._settings.revocations_configmap not in names and not self.trust.ready_revocations:
+            # The operator creates the list on its first revocation; a successful list without
+            # it means nothing was ever revoked (its own reading, too). A list that disappears
+            # later keeps the last one seen (DELETED events are ignored).
+            self.trust.set_revocations(None)
 
     # -- the loop ------------------------------------------------------------------------------
     def _spawn(
