@@ -108,7 +108,7 @@ def lane(  # noqa: PLR0917 - fixtures
     cores = [CoreProcess(env, tmp_path / f"core-{i}.log") for i in range(2)]
     try:
         for core in cores:
-            wait_for("core ready", core.ready, timeout=60)
+            wait_for("core ready", core.ready, timeout=180)  # imports are slow on a busy box
         cluster.apply_plugin(namespace, load_example("user-management.yaml"))
         onboarding = {
             "apiVersion": "vivified.dev/v1alpha1",
