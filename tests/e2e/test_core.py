@@ -140,7 +140,7 @@ def lane(  # noqa: PLR0917 - fixtures
         wait_for(
             "user-management healthy",
             lambda: health_is(cluster, namespace, "user-management", "healthy"),
-            30,
+            90,
         )
         yield {"cores": cores, "tokens": tokens, "target": target, "namespace": namespace}
     finally:
