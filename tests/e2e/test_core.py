@@ -170,22 +170,18 @@ def _start_with_env(target: PluginProcess, env: dict[str, str]) -> None:
         stderr=subprocess.STDOUT,
     )
     log.close()
-    wait_for(
-        "user-management /health",
-        lambda: (
-            httpx.get(target.url("/health"), timeout=1, trust_env=False).is_success
-            if _alive(target)
-            else False
-        ),
-        timeout=30,
-    )
+    # A cold uvicorn import takes tens of seconds on a busy machine.
+    wait_for("user-management /health", lambda: _up(target), timeout=180)
 
 
-def _alive(target: PluginProcess) -> bool:
+def _up(target: PluginProcess) -> bool:
     assert target.process is not None
     if target.process.poll() is not None:
         raise AssertionError(f"plugin exited:\n{target.log()[-3000:]}")
-    return True
+    try:
+        return httpx.get(target.url("/health"), timeout=1, trust_env=False).is_success
+    except httpx.HTTPError:
+        return False
 
 
 def call(
