@@ -22,10 +22,12 @@ from vivified.diff import needs_apply, stamped
 from vivified.health import probe_target
 from vivified.manifest import PluginManifest
 from vivified.policy import PolicyConfig, validate_spec
+from vivified.policy.egress_status import forces_egress_through_core
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.render import (
     PluginInstance,
     TokenSecretState,
+    child_names,
     read_token_secret_state,
     render_children,
     render_token_secret,
@@ -209,6 +211,11 @@ class Reconciler:
             workload=workload_facts(self._informer.get("Deployment", namespace, name)),
             token=token,
             egress_domains=tuple(sorted(manifest.all_allowed_domains)),
+            egress_through_core=forces_egress_through_core(
+                self._informer.get(
+                    "NetworkPolicy", namespace, child_names(instance.plugin_id)["NetworkPolicy"]
+                )
+            ),
         )
         await self._write_status(key, body, facts)
         return requeue
