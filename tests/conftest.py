@@ -37,6 +37,7 @@ from cluster_support import (
     LOCAL_STATE,
     KubeCluster,
 )
+from nats_support import NatsServer, nats_server_binary
 
 
 def _bin_dir() -> Path:
@@ -135,3 +136,18 @@ def _built_bin_dir() -> Path:
     if not _binaries_built():  # only when no cluster test was collected
         subprocess.run([BUILD_SCRIPT], check=True, stdout=subprocess.DEVNULL)
     return _bin_dir()
+
+
+@pytest.fixture(scope="session")
+def nats_server_bin() -> Path:
+    """The pinned nats-server binary (built once by hack/cluster/nats/build.sh)."""
+    return nats_server_binary()
+
+
+@pytest.fixture
+def nats_server(nats_server_bin: Path, tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh nats-server on loopback with JetStream (file storage in tmp_path); `.url`."""
+    server = NatsServer(nats_server_bin, tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()

@@ -10,6 +10,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/versions.sh"
 
+# nats-server (event lane): its own cache dir and key; prints its path.
+"$CLUSTER_HACK_DIR/nats/build.sh" >&2
+
 bin_dir=$(cluster_bin_dir)
 cache_dir=$(dirname "$bin_dir")
 if [[ -f "$cache_dir/.complete" ]]; then
