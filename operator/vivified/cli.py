@@ -531,6 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="log verbosity (default: INFO)",
     )
     op.set_defaults(func=cmd_operator)
+
+    from vivified.cli_events import add_events_parser  # noqa: PLC0415 (event lane, issue 10)
+
+    add_events_parser(sub)
     return parser
 
 
