@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from vivified.sdk import CoreClient, TokenFile, TokenInvalid, TokenVerifier, VerifiedToken
+from vivified.sdk.events import PublishRefused, publish
 
 from . import MANIFEST
 from .store import ProfileStore, StoreUnavailable
@@ -78,6 +79,8 @@ class Config:
     heartbeat_url: str | None = None
     heartbeat_interval_seconds: float = 30.0
     token_file: TokenFile | None = None
+    #: The core (VIVIFIED_CORE_URL): UserCreated is published there when a profile is created.
+    core_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -91,6 +94,7 @@ class Config:
             heartbeat_url=env.get("VIVIFIED_HEARTBEAT_URL") or None,
             heartbeat_interval_seconds=float(env.get("USER_MANAGEMENT_HEARTBEAT_SECONDS") or 30.0),
             token_file=TokenFile.from_env(env),
+            core_url=env.get("VIVIFIED_CORE_URL") or None,
         )
 
 
@@ -242,9 +246,31 @@ async def put_user(user_id: str, request: Request, token: CallerToken) -> JSONRe
         _record("user.write", token, user_id, "error")
         return _problem(503, "profile store unavailable")
     _record("user.write", token, user_id, "created" if created else "replaced")
+    if created and profile is not None:
+        await _user_created(_state(request).config, profile.to_dict())
     if profile is None:  # deleted between the two statements: nothing to show
         return _problem(503, "profile store unavailable")
     return JSONResponse(profile.to_dict(), status_code=201 if created else 200)
+
+
+async def _user_created(config: Config, profile: Mapping[str, Any]) -> None:
+    """Publish UserCreated through the core (event lane). The id is derived from the profile,
+    so a retried request re-sends the same event and the core stores it once. Not an outbox:
+    if the core is down the profile stays created and the failure is logged."""
+    if config.core_url is None or config.token_file is None:
+        return
+    data: dict[str, Any] = {"user_id": profile["user_id"]}
+    email = profile["attributes"].get("email")
+    if isinstance(email, str):
+        data["email"] = email
+    event_id = f"user-created:{profile['user_id']}:{profile['updated_at']}"
+    try:
+        async with CoreClient(config.core_url, token_file=config.token_file) as core:
+            await publish(core, "UserCreated", data, event_id=event_id, subject=profile["user_id"])
+    except PublishRefused as refused:
+        logger.warning("UserCreated refused by the core: %s", refused.reason)
+    except Exception as error:  # the profile is stored; the event is best effort here
+        logger.warning("UserCreated not published: %s", type(error).__name__)
 
 
 async def _refused(_: Request, error: Exception) -> JSONResponse:
