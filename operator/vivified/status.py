@@ -82,9 +82,6 @@ class PluginFacts:
     token: TokenFacts | None = None
     kept_last_valid_workload: bool = False
     egress_domains: tuple[str, ...] = ()
-    #: Event lane: the manifest's declared (and validated) publishes / subscribes.
-    event_publishes: tuple[str, ...] = ()
-    event_subscribes: tuple[str, ...] = ()
 
 
 def _phase(facts: PluginFacts) -> Phase:
@@ -242,11 +239,6 @@ def derive_status(
             else None
         ),
     }
-    if facts.event_publishes or facts.event_subscribes:
-        status["events"] = {
-            "publishes": list(facts.event_publishes),
-            "subscribes": list(facts.event_subscribes),
-        }
     # Health fields belong to the health monitor, which patches them on its own schedule;
     # resending a cached copy here could undo a newer probe result. Only seed the default.
     if "health" not in previous:

@@ -209,8 +209,6 @@ class Reconciler:
             workload=workload_facts(self._informer.get("Deployment", namespace, name)),
             token=token,
             egress_domains=tuple(sorted(manifest.all_allowed_domains)),
-            event_publishes=tuple(manifest.events.publishes) if manifest.events else (),
-            event_subscribes=tuple(manifest.events.subscribes) if manifest.events else (),
         )
         await self._write_status(key, body, facts)
         return requeue
