@@ -5,10 +5,14 @@
 # with the dependencies pinned in pyproject.toml), minus the dev extras and the editable mode.
 # Build it from the repository root:  docker build -t vivified-operator:dev .
 
+# The images: runtime and build stage. The test ground passes a base made from Debian's packages
+# and a build base that carries host-built wheels (PIP_NO_INDEX, PIP_FIND_LINKS) and builds with
+# --network none (hack/cluster/images.py); these defaults are the public images.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG BUILD_IMAGE=python:3.11-slim-bookworm
 
 # -- build: a virtual environment holding the operator and its pinned dependencies ---------------
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
