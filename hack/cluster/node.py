@@ -4,8 +4,8 @@ Next to the kwok node(s), `cluster.py up` starts one real node, `vivified-node`:
 
 * its own **network namespace** (``viv<id>-node``, id from the state directory), so several
   clusters on one machine never share a bridge, an iptables chain or an address, and nothing
-  in it has a route off the machine: its only interfaces are loopback, a dummy holding the
-  node address, the pods' bridge and the veths of the test hosts;
+  in it has a route off the machine: its only interfaces are loopback (holding the node
+  address), the pods' bridge and the veths of the test hosts;
 * **containerd** (Debian's package) with **runc** through ``runc_wrapper.py`` (this VM's
   limits) and the **CNI** bridge + host-local plugins (Debian's), all state in the state dir;
 * **kubelet** and **kube-proxy** (built from the same k8s module as the control plane),
@@ -44,7 +44,7 @@ from pki import write_kubeconfig
 HERE = Path(__file__).resolve().parent
 
 NODE_NAME = "vivified-node"
-NODE_IP = "10.245.255.1"  # on a dummy interface in the node's namespace
+NODE_IP = "10.245.255.1"  # on the loopback of the node's namespace
 POD_SUBNET = "10.245.0.0/24"  # the real node's pods (kwok's fake pod IPs: 10.244.0.0/16)
 POD_GATEWAY = "10.245.0.1"
 CLUSTER_CIDR = "10.244.0.0/15"
@@ -206,9 +206,8 @@ class RealNode:
     def create_network(self) -> None:
         run("/usr/sbin/ip", "netns", "add", self.netns)
         self.ip("link", "set", "lo", "up")
-        self.ip("link", "add", "vnode0", "type", "dummy")
-        self.ip("addr", "add", f"{NODE_IP}/32", "dev", "vnode0")
-        self.ip("link", "set", "vnode0", "up")
+        # The node address on the namespace's loopback (this kernel has no dummy links).
+        self.ip("addr", "add", f"{NODE_IP}/32", "dev", "lo")
         for sysctl, value in (
             ("net/ipv4/ip_forward", "1"),
             ("net/bridge/bridge-nf-call-iptables", "1"),

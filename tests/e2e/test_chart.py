@@ -692,6 +692,7 @@ def test_uninstall_leaves_only_what_is_documented(release: Release) -> None:
 INSTALLED = os.environ.get("VIVIFIED_E2E_CHART_RELEASE", "")
 
 
+@pytest.mark.timeout(900)  # with the real node: the chart's install (real_release)
 def test_the_installed_operator(
     tools: Tools, k8s_api: client.ApiClient, request: pytest.FixtureRequest
 ) -> None:

@@ -31,7 +31,8 @@ from tests.e2e.real_node import (
     real_node,
 )
 
-pytestmark = [pytest.mark.cluster, pytest.mark.real_node]
+# Generous: the first test also pays for the chart's install (images start on a busy machine).
+pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.timeout(900)]
 
 PLUGIN = "user-management"
 

@@ -20,7 +20,7 @@ from cluster_support import CLUSTER_SCRIPT
 sys.path.insert(0, str(Path(CLUSTER_SCRIPT).parent))
 import node as real_node
 
-pytestmark = [pytest.mark.cluster, pytest.mark.real_node]
+pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.timeout(1200)]
 
 
 def sh(*argv: str) -> str:
