@@ -180,7 +180,9 @@ class Builder:
         self._binaries: Path | None = None
         self.base_key = digest(DEBIAN_SUITE, *BASE_PACKAGES)
         self.base = f"{REGISTRY}/base:{self.base_key}"
-        self.wheels_key = digest(self.base_key, *(p.read_bytes() for p in self.requirement_files()))
+        self.wheels_key = digest(
+            self.base_key, *map(self.requirements_of, self.requirement_files())
+        )
         self.build_base = f"{REGISTRY}/build-base:{self.wheels_key}"
 
     @property
@@ -194,6 +196,20 @@ class Builder:
         files = [REPO / "pyproject.toml", *sorted(REPO.glob("plugins/*/requirements.txt"))]
         files += sorted(REPO.glob("sdk/*/pyproject.toml"))
         return files
+
+    @staticmethod
+    def requirements_of(path: Path) -> str:
+        """What pip installs from PATH (not the rest of a pyproject.toml, e.g. tool settings)."""
+        if path.suffix != ".toml":
+            return path.read_text()
+        data = tomllib.loads(path.read_text())
+        project = data.get("project", {})
+        wanted = [
+            project.get("dependencies", []),
+            project.get("optional-dependencies", {}),
+            data.get("build-system", {}).get("requires", []),
+        ]
+        return json.dumps(wanted, sort_keys=True)
 
     def tarball(self, ref: str) -> Path:
         name = ref.removeprefix(f"{REGISTRY}/").replace(":", "-")
