@@ -40,7 +40,12 @@ ENV PATH=/opt/vivified/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/vivified /opt/vivified
-# 65532 is "nonroot" by convention; the chart runs it with a read-only root filesystem.
+# 65532 is "nonroot" by convention; the chart runs it with a read-only root filesystem. It needs a
+# passwd entry: kopf names its peering identity after the user (getpass.getuser()), which
+# fails for a uid unknown to /etc/passwd (found by running the image on the real node).
+RUN groupadd --system --gid 65532 vivified \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin vivified
 USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8080 9443

@@ -18,7 +18,7 @@ CLUSTER_HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cluster_bin_dir() {
   local key
   key=$(cd "$CLUSTER_HACK_DIR" &&
-    cat versions.sh ./*/go.mod ./*/go.sum ./*/*.go | sha256sum | cut -c1-12)
+    cat versions.sh build.sh ./*/go.mod ./*/go.sum ./*/*.go ./*/*/*.go | sha256sum | cut -c1-12)
   echo "${VIVIFIED_CACHE:-$HOME/.cache/vivified}/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-helm-${HELM_VERSION}-${key}/bin"
 }
 
