@@ -48,6 +48,7 @@ NODE_IP = "10.245.255.1"  # on the loopback of the node's namespace
 POD_SUBNET = "10.245.0.0/24"  # the real node's pods (kwok's fake pod IPs: 10.244.0.0/16)
 POD_GATEWAY = "10.245.0.1"
 CLUSTER_CIDR = "10.244.0.0/15"
+SERVICE_CIDR = "10.96.0.0/16"  # cluster.SERVICE_CIDR
 DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 TEST_ZONE = "test"  # RFC 2606: never a real name
@@ -208,6 +209,9 @@ class RealNode:
         self.ip("link", "set", "lo", "up")
         # The node address on the namespace's loopback (this kernel has no dummy links).
         self.ip("addr", "add", f"{NODE_IP}/32", "dev", "lo")
+        # A route for ClusterIPs dialled from the node itself (the egress guard: webhooks by
+        # Service); kube-proxy's OUTPUT DNAT then sends them to a pod.
+        self.ip("route", "add", SERVICE_CIDR, "dev", "lo")
         for sysctl, value in (
             ("net/ipv4/ip_forward", "1"),
             ("net/bridge/bridge-nf-call-iptables", "1"),
@@ -215,7 +219,7 @@ class RealNode:
             self.sh_in("/bin/sh", "-c", f"echo {value} > /proc/sys/{sysctl}", check=False)
         # Defence in depth: nothing from the pods to anything but the cluster's own ranges
         # and the test hosts (there is no route off the machine anyway).
-        allowed = [POD_SUBNET, CLUSTER_CIDR, "10.96.0.0/16", f"{NODE_IP}/32", TEST_NET]
+        allowed = [POD_SUBNET, CLUSTER_CIDR, SERVICE_CIDR, f"{NODE_IP}/32", TEST_NET]
         allowed.append(INTERNET_NET)
         for chain in ("FORWARD", "OUTPUT"):
             self.sh_in("/usr/sbin/iptables", "-N", f"VIVIFIED-{chain}")
@@ -500,7 +504,7 @@ oom_score = 0
                     "--enable-ipv6=false",
                     "--metrics-port=0",
                     "--health-port=20244",
-                    "--service-cluster-ip-range=10.96.0.0/16",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
                     "--iptables-sync-period=30s",
                     "--v=1",
                 ],

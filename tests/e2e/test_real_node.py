@@ -69,7 +69,7 @@ def plugin(real_release: Any, k8s_api: client.ApiClient) -> Iterator[dict[str, A
     )
     node.k("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(body))
     node.k("wait", f"vp/{PLUGIN}", "-n", namespace, "--for=condition=Ready", "--timeout=240s")
-    pod = running_pod(node, namespace, f"app.kubernetes.io/instance={PLUGIN}")
+    pod = running_pod(node, namespace, f"vivified.dev/plugin={PLUGIN}")
     yield {"namespace": namespace, "pod": pod}
     node.k("delete", f"vp/{PLUGIN}", "-n", namespace, "--timeout=60s", check=False)
 
@@ -178,7 +178,7 @@ def test_the_webhook_is_reached_through_its_service(real_release: Any) -> None:
 
 def test_user_management_runs_for_real(real_release: Any, plugin: dict[str, Any]) -> None:
     node: RealNode = real_release.node
-    (pod,) = pods(node, plugin["namespace"], f"app.kubernetes.io/instance={PLUGIN}")
+    (pod,) = pods(node, plugin["namespace"], f"vivified.dev/plugin={PLUGIN}")
     assert pod["spec"]["nodeName"] == NODE_NAME
     (container,) = pod["status"]["containerStatuses"]
     assert container["containerID"].startswith("containerd://")
@@ -230,7 +230,7 @@ def health(node: RealNode, namespace: str) -> str:
 
 def app_process(node: RealNode, namespace: str) -> int:
     """Host PID of the plugin container's main process (containerd's task)."""
-    (pod,) = [p for p in pods(node, namespace, f"app.kubernetes.io/instance={PLUGIN}")
+    (pod,) = [p for p in pods(node, namespace, f"vivified.dev/plugin={PLUGIN}")
               if not p["metadata"].get("deletionTimestamp")]  # fmt: skip
     container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix(
         "containerd://"
@@ -264,7 +264,7 @@ def test_health_goes_degraded_then_unhealthy_when_the_process_fails_and_back(
                 seen.append(h)
             time.sleep(0.5)
         # The kubelet runs the probes too: the pod is no longer Ready.
-        (pod,) = pods(node, namespace, f"app.kubernetes.io/instance={PLUGIN}")
+        (pod,) = pods(node, namespace, f"vivified.dev/plugin={PLUGIN}")
         ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"]
     finally:
         os.kill(pid, signal.SIGCONT)
