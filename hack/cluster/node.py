@@ -180,7 +180,9 @@ class RealNode:
         self.netns = f"viv{ident}-node"
         self.cgroup_root = f"/vivified-{ident}"
         self.cni_network = f"viv{ident}"
-        self.containerd_sock = self.dir / "containerd" / "containerd.sock"
+        # Unix socket paths are limited to ~104 bytes: not under a deep state directory.
+        self.run_dir = Path(f"/run/vivified-{ident}")
+        self.containerd_sock = self.run_dir / "containerd.sock"
 
     def host_netns(self, host: TestHost) -> str:
         return f"viv{self.id}-{host.name}"
@@ -421,6 +423,7 @@ oom_score = 0
     ) -> None:
         started = time.monotonic()
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         for controller in self.cgroup_controllers():
             (controller / self.cgroup_root.lstrip("/")).mkdir(exist_ok=True)
         self.create_network()
@@ -664,6 +667,7 @@ oom_score = 0
         self.remove_cgroups()
         for leftover in Path("/var/lib/cni/results").glob(f"{self.cni_network}-*"):
             leftover.unlink()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def kill_cgroup_processes(self) -> None:
         for _ in range(20):
@@ -682,13 +686,14 @@ oom_score = 0
             time.sleep(0.2)
 
     def kill_shims(self) -> None:
-        marker = str(self.containerd_sock).encode()
+        markers = (str(self.containerd_sock).encode(), str(self.dir).encode())
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
             with contextlib.suppress(OSError):
                 cmdline = (proc / "cmdline").read_bytes()
-                if b"containerd-shim" in cmdline.split(b"\0")[0] and marker in cmdline:
+                ours = any(marker in cmdline for marker in markers)
+                if b"containerd-shim" in cmdline.split(b"\0")[0] and ours:
                     os.kill(int(proc.name), signal.SIGKILL)
 
     def mounts(self) -> list[str]:
@@ -731,4 +736,5 @@ oom_score = 0
             for c in self.cgroup_controllers()
             if (c / self.cgroup_root.lstrip("/")).exists()
         ]
-        return {"netns": netns, "mounts": self.mounts(), "cgroups": cgroups}
+        files = [str(self.run_dir)] if self.run_dir.exists() else []
+        return {"netns": netns, "mounts": self.mounts(), "cgroups": cgroups, "files": files}

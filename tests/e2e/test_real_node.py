@@ -235,7 +235,7 @@ def app_process(node: RealNode, namespace: str) -> int:
     container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix(
         "containerd://"
     )
-    sock = node.state_dir / "node" / "containerd" / "containerd.sock"
+    sock = real_node.RealNode(node.state_dir).containerd_sock
     out = subprocess.run(
         ["/usr/bin/ctr", "--address", str(sock), "-n", "k8s.io", "tasks", "ls"],
         capture_output=True, text=True, check=True,

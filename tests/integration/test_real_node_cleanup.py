@@ -113,7 +113,7 @@ def test_cluster_down_removes_everything_the_real_node_made(tmp_path: Path) -> N
         assert not Path(path).exists(), path
         assert path not in mounts()
     assert node.mounts() == []
-    assert node.leftovers() == {"netns": [], "mounts": [], "cgroups": []}
+    assert node.leftovers() == {"netns": [], "mounts": [], "cgroups": [], "files": []}
     assert host_links() - before["links"] == set(), "no veth or bridge left on the host"
     assert host_chains() - before["chains"] == set(), "no iptables chain left on the host"
 
