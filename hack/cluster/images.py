@@ -333,19 +333,34 @@ class Builder:
         return ref
 
     def save(self, ref: str) -> None:
+        """The image as a tarball in the cache; dockerd keeps only the bases (its data root
+        would otherwise grow by one image per code change)."""
         out = self.tarball(ref)
         partial = out.with_suffix(".partial")
         self.docker.run("save", "-o", str(partial), ref)
         partial.replace(out)
+        self.docker.run("rmi", ref, check=False, quiet=True)
+        prune(ref.removeprefix(f"{REGISTRY}/").split(":")[0])
 
     def all(self) -> dict[str, str]:
         refs = {
             "pause": self.binary_image("pause", "pause", ["/pause"]),
             "coredns": self.binary_image("coredns", "coredns", ["/coredns"]),
         }
-        for name, dockerfile in PROJECT_IMAGES.items():
-            refs[name] = self.project_image(name, dockerfile)
+        for image, dockerfile in PROJECT_IMAGES.items():
+            refs[image] = self.project_image(image, dockerfile)
         return refs
+
+
+#: Tarballs kept per image name: one per worktree of a busy day, and then some.
+KEEP_PER_IMAGE = 8
+
+
+def prune(name: str) -> None:
+    """Deletes all but the newest KEEP_PER_IMAGE tarballs of image NAME."""
+    tarballs = sorted(IMAGES.glob(f"{name}-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in tarballs[KEEP_PER_IMAGE:]:
+        old.unlink(missing_ok=True)
 
 
 def build() -> dict[str, tuple[str, Path]]:
