@@ -464,8 +464,9 @@ oom_score = 0
                     str(bin_dir / "kubelet"),
                     f"--config={self.dir / 'kubelet.yaml'}",
                     f"--kubeconfig={self.dir / 'kubelet.kubeconfig'}",
-                    f"--root-dir={self.dir / 'kubelet'}",
-                    f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
+                    # Short (it holds unix sockets): under /run/vivified-<id>, not the state dir.
+                    f"--root-dir={self.run_dir / 'kubelet'}",
+                    f"--cert-dir={self.run_dir / 'kubelet' / 'pki'}",
                     f"--hostname-override={NODE_NAME}",
                     f"--node-ip={NODE_IP}",
                     f"--node-labels={NODE_LABEL[0]}={NODE_LABEL[1]}",
@@ -697,12 +698,12 @@ oom_score = 0
                     os.kill(int(proc.name), signal.SIGKILL)
 
     def mounts(self) -> list[str]:
-        """Mount points of this node (under its directory, or its pods' namespaces)."""
-        prefix = str(self.dir)
+        """Mount points of this node (under its state or run directory)."""
+        prefixes = (str(self.dir), str(self.run_dir))
         points = []
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             point = line.split()[4].encode().decode("unicode_escape")
-            if point == prefix or point.startswith(prefix + "/"):
+            if any(point == p or point.startswith(p + "/") for p in prefixes):
                 points.append(point)
         return points
 
