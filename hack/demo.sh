@@ -132,7 +132,7 @@ if [[ -f .cluster/images.json ]] && kubectl get node vivified-node >/dev/null 2>
   kubectl get pods -n "$RPNS" -o wide
   kubectl get pods -n "$RPNS" -o custom-columns='POD:.metadata.name,NODE:.spec.nodeName,IP:.status.podIP,CONTAINER:.status.containerStatuses[0].containerID,READY:.status.containerStatuses[0].ready'
   say "Its NetworkPolicy, enforced by kube-router: the plugin pod cannot reach the API server"
-  pod=$(kubectl get pods -n "$RPNS" -l app.kubernetes.io/instance=user-management -o jsonpath='{.items[0].metadata.name}')
+  pod=$(kubectl get pods -n "$RPNS" -l vivified.dev/plugin=user-management -o jsonpath='{.items[0].metadata.name}')
   kubectl exec -n "$RPNS" "$pod" -- python -c "
 import socket
 for host, port in (('10.96.0.1', 443), ('kube-dns.kube-system.svc.cluster.local', 53)):
