@@ -152,6 +152,7 @@ class Docker:
             os.killpg(self.process.pid, 9)
             self.process.wait()
         self.process = None
+        shutil.rmtree(self.run_dir, ignore_errors=True)  # its socket and exec root
         log("dockerd stopped")
 
     def run(
