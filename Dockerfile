@@ -5,10 +5,14 @@
 # with the dependencies pinned in pyproject.toml), minus the dev extras and the editable mode.
 # Build it from the repository root:  docker build -t vivified-operator:dev .
 
+# The images: runtime and build stage. The test ground passes a base made from Debian's packages
+# and a build base that carries host-built wheels (PIP_NO_INDEX, PIP_FIND_LINKS) and builds with
+# --network none (hack/cluster/images.py); these defaults are the public images.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG BUILD_IMAGE=python:3.11-slim-bookworm
 
 # -- build: a virtual environment holding the operator and its pinned dependencies ---------------
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -36,7 +40,12 @@ ENV PATH=/opt/vivified/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /opt/vivified /opt/vivified
-# 65532 is "nonroot" by convention; the chart runs it with a read-only root filesystem.
+# 65532 is "nonroot" by convention; the chart runs it with a read-only root filesystem. It needs a
+# passwd entry: kopf names its peering identity after the user (getpass.getuser()), which
+# fails for a uid unknown to /etc/passwd (found by running the image on the real node).
+RUN groupadd --system --gid 65532 vivified \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin vivified
 USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8080 9443

@@ -44,12 +44,15 @@ demo: install cluster-up ## The main job end to end on the local cluster, narrat
 
 # The local test cluster (docs/development.md): real kube-apiserver, etcd,
 # controller-manager and scheduler built from Go modules, kwok nodes, loopback only.
-.PHONY: cluster-bins cluster-up cluster-down
+.PHONY: cluster-bins cluster-images cluster-up cluster-down
 
-cluster-bins: ## Build or reuse the cluster's binaries (kube-*, kubectl, etcd, kwok, helm)
+cluster-bins: ## Build or reuse the cluster's binaries (kube-*, kubelet, kubectl, etcd, kwok, helm, ...)
 	hack/cluster/build.sh
 
-cluster-up: install ## Start the local cluster (idempotent); kubeconfig: .cluster/kubeconfig
+cluster-images: install cluster-bins ## Real node: install its Debian packages, build its images (cached)
+	$(PY) hack/cluster/cluster.py prepare
+
+cluster-up: install ## Start the local cluster with its real node (idempotent); .cluster/kubeconfig
 	$(PY) hack/cluster/cluster.py up
 
 cluster-down: install ## Stop every process of the local cluster and remove its state

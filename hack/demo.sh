@@ -101,4 +101,48 @@ kubectl patch vp -n "$NS" user-management --type merge -p '{"spec":{"enabled":tr
 kubectl wait -n "$NS" --for=condition=Ready vp/user-management vp/phi-records --timeout=60s
 kubectl get vp -n "$NS"
 
+if [[ -f .cluster/images.json ]] && kubectl get node vivified-node >/dev/null 2>&1; then
+  # The real node (docs/development.md): the chart installed for real, the operator as a pod from
+  # the image built here, user-management as a real pod probed in-cluster through its Service.
+  RNS=vivified-demo-real
+  RPNS=vivified-demo-real-plugins
+  image() { .venv/bin/python -c "import json,sys; print(json.load(open('.cluster/images.json'))[sys.argv[1]])" "$1"; }
+  OPERATOR_IMAGE=$(image operator)
+  PLUGIN_IMAGE=$(image user-management)
+  say "The real node next to the kwok node"
+  kubectl get nodes -o wide
+  say "helm install the chart on the real node (operator image $OPERATOR_IMAGE)"
+  for ns in "$RNS" "$RPNS"; do
+    kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+    # PodNodeSelector / PodTolerationRestriction: every pod of these namespaces runs on the real node.
+    kubectl annotate --overwrite namespace "$ns" \
+      scheduler.alpha.kubernetes.io/node-selector=vivified.dev/node=real \
+      'scheduler.alpha.kubernetes.io/defaultTolerations=[{"key":"vivified.dev/real-node","operator":"Equal","value":"true","effect":"NoSchedule"}]' >/dev/null
+  done
+  "$BIN/helm" upgrade --install vivified charts/vivified -n "$RNS" \
+    --set image.repository="${OPERATOR_IMAGE%:*}" --set image.tag="${OPERATOR_IMAGE##*:}" \
+    --set image.pullPolicy=Never --set "watchNamespaces={$RPNS}" --wait --timeout 5m
+  kubectl get pods -n "$RNS" -o wide
+  say "user-management from its image, as a real pod; the operator probes it through its Service"
+  sed "s|image: registry.example.com/vivified/user-management:1.0.0|image: $PLUGIN_IMAGE|" \
+    manifests/examples/user-management.yaml | kubectl apply -n "$RPNS" -f -
+  kubectl wait -n "$RPNS" --for=condition=Ready vp/user-management --timeout=240s
+  kubectl wait -n "$RPNS" --for=jsonpath='{.status.health}'=healthy vp/user-management --timeout=120s
+  kubectl get vp -n "$RPNS"
+  kubectl get pods -n "$RPNS" -o wide
+  kubectl get pods -n "$RPNS" -o custom-columns='POD:.metadata.name,NODE:.spec.nodeName,IP:.status.podIP,CONTAINER:.status.containerStatuses[0].containerID,READY:.status.containerStatuses[0].ready'
+  say "Its NetworkPolicy, enforced by kube-router: the plugin pod cannot reach the API server"
+  pod=$(kubectl get pods -n "$RPNS" -l vivified.dev/plugin=user-management -o jsonpath='{.items[0].metadata.name}')
+  kubectl exec -n "$RPNS" "$pod" -- python -c "
+import socket
+for host, port in (('10.96.0.1', 443), ('kube-dns.kube-system.svc.cluster.local', 53)):
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect((host, port)); print(host, port, 'connected')
+    except OSError as e:
+        print(host, port, 'blocked:', type(e).__name__)
+" || true
+  echo "(the chart stays installed in $RNS; helm uninstall vivified -n $RNS removes it)"
+fi
+
 say "Done. The cluster keeps running (make cluster-down stops it); the demo namespace is $NS."

@@ -57,6 +57,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if needs_cluster and not _binaries_built():
         print("\nbuilding the test cluster's binaries (once; see docs/development.md)")
         subprocess.run([BUILD_SCRIPT], check=True, stdout=subprocess.DEVNULL)
+    needs_node = any(item.get_closest_marker("real_node") for item in session.items)
+    if needs_node and not os.environ.get("KUBECONFIG") and _cluster("status").returncode != 0:
+        # The real node's packages and images (cached; a miss builds them, minutes).
+        subprocess.run([sys.executable, str(CLUSTER_SCRIPT), "prepare"], check=True)
 
 
 def _cluster(*args: str) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,10 @@
 # Builds the test ground's binaries from their Go modules, or reuses a cached
 # build. Prints the binaries' directory on its last line.
 #
-#   kube-apiserver kube-controller-manager kube-scheduler kubectl  (k8s/)
+#   kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy  (k8s/)
 #   etcd (etcd/)   kwok (kwok/)   helm (helm/)
+#   coredns pause (coredns/)   kube-router (kube-router/): the real node's DNS, pod sandbox
+#   and NetworkPolicy firewall
 #
 # No release binaries or images: everything comes from the Go module proxy.
 # GOMODCACHE/GOCACHE stay the defaults so later builds on this machine are fast.
@@ -46,10 +48,13 @@ build() {  # build MODULE_DIR LDFLAGS PACKAGE...
 start=$SECONDS
 build k8s "$k8s_ldflags" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+  k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 build etcd "-s -w" .
 build kwok "$kwok_ldflags" sigs.k8s.io/kwok/cmd/kwok
 build helm "$helm_ldflags" helm.sh/helm/v3/cmd/helm
+build coredns "$coredns_ldflags" . ./pause
+build kube-router "$kube_router_ldflags" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 echo ">> built in $((SECONDS - start))s" >&2
 
 touch "$tmp/.complete"

@@ -4,6 +4,7 @@
     cluster.py up      build or reuse the binaries, start the cluster, wait until usable
     cluster.py down    stop every process of the cluster and remove its state
     cluster.py status  exit 0 if the cluster is up, 1 if not
+    cluster.py prepare install the real node's Debian packages and build its images (cached)
 
 `--dir DIR` picks the state directory (default: .cluster in the repo). It holds
 kubeconfig (admin), ports.json, logs/, pids/, pki/ and etcd's data.
@@ -11,6 +12,10 @@ kubeconfig (admin), ports.json, logs/, pids/, pki/ and etcd's data.
 Processes: etcd, egress-guard (see egress_guard.py), kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok. Each runs in its own process
 group whose id is recorded in pids/, so `down` can stop it and all it spawned.
+
+As root on Linux, `up` also starts one real node (node.py: kubelet, containerd, kube-proxy,
+kube-router's firewall, CoreDNS, test hosts) with images built here (images.py);
+`--no-real-node` or VIVIFIED_REAL_NODE=0 leaves it out.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import images as image_builder
+import node as real_node
 from pki import APISERVER_DNS, PKI, write_kubeconfig
 
 HERE = Path(__file__).resolve().parent
@@ -72,6 +79,17 @@ COMPONENTS = [
     "kube-scheduler",
     "kwok",
 ]
+# The real node's processes (node.py), started after the control plane.
+NODE_COMPONENTS = [
+    "containerd",
+    "apiserver-forward",
+    "kubelet",
+    "kube-proxy",
+    "kube-router",
+    *(f"test-host-{h.name}" for h in real_node.TEST_HOSTS),
+]
+PROGRAMS = {*COMPONENTS, "containerd", "kubelet", "kube-proxy", "kube-router"}
+SCRIPTS = {"egress_guard.py", "netns_forward.py", "test_host.py"}
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service's ClusterIP; nothing dials it
 POD_CIDR = "10.244.0.1/16"  # kwok's fake pod IPs; never dialled
@@ -99,6 +117,8 @@ class Cluster:
         self.kubeconfig = self.dir / "kubeconfig"
         self.ports_file = self.dir / "ports.json"
         self.started: dict[str, subprocess.Popen[bytes]] = {}  # by this `up`
+        self.node = real_node.RealNode(self.dir)
+        self.pki: PKI | None = None
 
     # --- state -----------------------------------------------------------------
 
@@ -134,7 +154,7 @@ class Cluster:
             return False
         program = os.path.basename(cmdline[0].decode(errors="replace"))
         script = os.path.basename(cmdline[1].decode(errors="replace")) if len(cmdline) > 1 else ""
-        ours = program in COMPONENTS or script == "egress_guard.py"
+        ours = program in PROGRAMS or script in SCRIPTS
         return ours and str(self.dir).encode() in b"\0".join(cmdline)
 
     def stray_processes(self) -> list[int]:
@@ -144,7 +164,7 @@ class Cluster:
 
     def is_up(self) -> bool:
         recorded = self.recorded_pids()
-        if set(recorded) != set(COMPONENTS) or not self.kubeconfig.exists():
+        if not set(COMPONENTS) <= set(recorded) or not self.kubeconfig.exists():
             return False
         if not all(self.is_ours(pid) for pid in recorded.values()):
             return False
@@ -162,21 +182,29 @@ class Cluster:
         return context
 
     def request(
-        self, method: str, url: str, body: dict[str, Any] | None = None, client: bool = True
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None = None,
+        client: bool = True,
+        content_type: str = "application/json",
     ) -> bytes:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (https only)
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", content_type)
         with urllib.request.urlopen(req, context=self.tls(client), timeout=10) as response:  # noqa: S310
             result: bytes = response.read()
             return result
 
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.ports()['apiserver']}{path}"
+
     def get(self, path: str) -> bytes:
-        return self.request("GET", f"https://127.0.0.1:{self.ports()['apiserver']}{path}")
+        return self.request("GET", self.url(path))
 
     # --- up ----------------------------------------------------------------------
 
-    def up(self, nodes: int) -> None:
+    def up(self, nodes: int, real: bool = True) -> None:
         started = time.monotonic()
         with self.locked():
             if self.is_up():
@@ -186,15 +214,23 @@ class Cluster:
             self._clean()
             bin_dir = build_binaries()
             self._link_bin(bin_dir)
+            images: dict[str, tuple[str, Path]] = {}
+            if real and (why := real_node.available()) is None:
+                real_node.ensure_packages()
+                images = image_builder.build()
+            elif real:
+                log(f"no real node: {why}")
             for directory in (self.pids, self.logs, self.pki_dir):
                 directory.mkdir(parents=True)
             ports = pick_ports()
             self.ports_file.write_text(json.dumps(ports, indent=2) + "\n")
-            self._write_pki_and_configs(ports)
+            self._write_pki_and_configs(ports, real=bool(images))
             try:
-                self._start_control_plane(bin_dir, ports)
+                self._start_control_plane(bin_dir, ports, real=bool(images))
                 self._start_nodes(bin_dir, ports, [f"kwok-node-{i}" for i in range(nodes)])
                 self._wait_usable(nodes)
+                if images:
+                    self.node.start(self, bin_dir, ports["apiserver"], images)
             except BaseException:
                 self._stop_all()  # keep the logs for a look; the next `up` cleans
                 raise
@@ -216,13 +252,15 @@ class Cluster:
             link.unlink()
         link.symlink_to(bin_dir)
 
-    def _write_pki_and_configs(self, ports: dict[str, int]) -> None:
-        pki = PKI(self.pki_dir)
+    def _write_pki_and_configs(self, ports: dict[str, int], real: bool = False) -> None:
+        pki = self.pki = PKI(self.pki_dir)
+        # With a real node, pods and the kubelet reach the API server on the node address.
+        node_ips = (real_node.NODE_IP,) if real else ()
         pki.issue(
             "apiserver",
             "kube-apiserver",
             dns=tuple(APISERVER_DNS),
-            ips=("127.0.0.1", SERVICE_IP),
+            ips=("127.0.0.1", SERVICE_IP, *node_ips),
             server=True,
         )
         # Serving certificate of the other components' health/metrics ports and kwok's
@@ -269,8 +307,9 @@ class Cluster:
         }
         (self.dir / "egress-selector.json").write_text(json.dumps(egress, indent=2))
 
-    def _start(self, name: str, argv: list[str]) -> None:
+    def _start(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if k.lower() not in PROXY_VARS}
+        env.update(extra_env or {})
         with (self.logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(  # noqa: S603 (our own binaries, fixed arguments)
                 argv,
@@ -284,7 +323,9 @@ class Cluster:
         self.started[name] = process
         (self.pids / f"{name}.pid").write_text(str(process.pid))
 
-    def _start_control_plane(self, bin_dir: Path, ports: dict[str, int]) -> None:
+    def _start_control_plane(
+        self, bin_dir: Path, ports: dict[str, int], real: bool = False
+    ) -> None:
         pki = self.pki_dir
         etcd_url = f"http://127.0.0.1:{ports['etcd']}"
         peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
@@ -309,6 +350,17 @@ class Cluster:
                 sys.executable,
                 str(HERE / "egress_guard.py"),
                 str(self.dir / "egress.sock"),
+                # With a real node: its pods, Services and kubelet, dialled inside its netns.
+                *(
+                    [
+                        self.node.netns,
+                        real_node.POD_SUBNET,
+                        SERVICE_CIDR,
+                        f"{real_node.NODE_IP}/32",
+                    ]
+                    if real
+                    else []
+                ),
             ],
         )
         self._wait("etcd", lambda: b"true" in self.request("GET", f"{etcd_url}/health"))
@@ -334,7 +386,10 @@ class Cluster:
                 "--authorization-mode=Node,RBAC",
                 # On top of the default plugins (which include ValidatingAdmissionWebhook,
                 # MutatingAdmissionWebhook, ValidatingAdmissionPolicy, ServiceAccount, ...).
-                "--enable-admission-plugins=NodeRestriction",
+                # PodNodeSelector + PodTolerationRestriction: a namespace's annotations send
+                # its pods to the real node (node.REAL_NAMESPACE_ANNOTATIONS).
+                "--enable-admission-plugins=NodeRestriction,PodNodeSelector,"
+                "PodTolerationRestriction",
                 f"--service-account-issuer={ISSUER}",
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -409,7 +464,8 @@ class Cluster:
                 str(bin_dir / "kwok"),
                 f"--kubeconfig={pki / 'admin.kubeconfig'}",
                 f"--config={HERE / 'kwok-stages.yaml'}",
-                "--manage-all-nodes=true",
+                # Only the fake nodes: never the real node's kubelet-registered Node.
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 # Every node's "kubelet" is kwok's server on loopback (logs, exec).
                 "--node-ip=127.0.0.1",
                 "--node-name=localhost",
@@ -484,6 +540,17 @@ class Cluster:
         # One by one in reverse start order: the API server shuts down in a
         # second while etcd is there, but waits long for an etcd that is gone.
         recorded = self.recorded_pids()
+
+        def stop_process(name: str) -> None:
+            pid = recorded.get(name)
+            if pid is not None and self.is_ours(pid):
+                stop_group(pid, functools.partial(self.is_ours, pid))
+
+        # The real node first (while the API server is there), and all it left on the machine.
+        if real_node.available() is None and (
+            self.node.dir.exists() or self.node.leftovers()["netns"]
+        ):
+            self.node.stop(stop_process)
         for name in reversed(COMPONENTS):
             pid = recorded.get(name)
             if pid is not None and self.is_ours(pid):
@@ -584,21 +651,30 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "prepare"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="state directory")
     parser.add_argument("--nodes", type=int, default=1, help="number of kwok nodes")
+    parser.add_argument(
+        "--no-real-node", action="store_true", help="kwok nodes only (no containers run)"
+    )
     args = parser.parse_args()
     cluster = Cluster(args.dir)
     try:
         if args.command == "up":
-            cluster.up(args.nodes)
+            cluster.up(args.nodes, real=not args.no_real_node)
         elif args.command == "down":
             cluster.down()
+        elif args.command == "prepare":
+            if (why := real_node.available()) is not None:
+                log(f"no real node: {why}")
+                return 0
+            real_node.ensure_packages()
+            image_builder.build()
         else:
             up = cluster.is_up()
             print("up" if up else "down")
             return 0 if up else 1
-    except (ClusterError, subprocess.CalledProcessError) as error:
+    except (ClusterError, real_node.NodeError, subprocess.CalledProcessError) as error:
         log(f"error: {error}")
         return 1
     return 0

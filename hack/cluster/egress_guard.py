@@ -8,7 +8,13 @@ addresses only and refuses everything else (kwok's fake pod IPs, ClusterIPs,
 DNS names), logging one line per decision. So a mistake in a test or chart
 cannot make the API server dial a fake or foreign address.
 
-Usage: egress_guard.py SOCKET_PATH
+With a real node (node.py), addresses inside the node's network namespace are allowed too:
+its pods, its Services' ClusterIPs and the kubelet. Those connections are opened from inside
+that namespace (the host has no route to it), so the API server reaches a webhook behind a
+Service, `kubectl logs/exec` on the real node and the `pods/proxy` subresource, and still
+nothing outside the machine.
+
+Usage: egress_guard.py SOCKET_PATH [NETNS CIDR...]
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import contextlib
 import ipaddress
 import sys
 from datetime import UTC, datetime
+
+from netns import socket_in
 
 # The apiserver sends "CONNECT host:port HTTP/1.1" and a few headers.
 MAX_HEADER_BYTES = 8192
@@ -36,6 +44,37 @@ def loopback_address(host: str) -> str | None:
     except ValueError:
         return None
     return str(address) if address.is_loopback else None
+
+
+#: (network namespace, address ranges dialled inside it), from the command line.
+NODE_NETNS: str | None = None
+NODE_RANGES: list[ipaddress.IPv4Network] = []
+
+
+def node_address(host: str) -> str | None:
+    """HOST if it is a literal address inside the real node's ranges, else None."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv4Address) and any(address in r for r in NODE_RANGES):
+        return str(address)
+    return None
+
+
+async def connect(
+    address: str, port: int, inside: bool
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if not inside or NODE_NETNS is None:
+        return await asyncio.open_connection(address, port)
+    sock = socket_in(NODE_NETNS)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), 10)
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
 
 
 def log(message: str) -> None:
@@ -70,19 +109,22 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     target = parts[1]
     host, _, port = target.rpartition(":")
     address = loopback_address(host)
+    inside = False
+    if address is None and (address := node_address(host)) is not None:
+        inside = True
     if address is None:
         log(f"REFUSED {target} (not loopback)")
         writer.write(b"HTTP/1.1 403 Forbidden\r\n\r\n")
         writer.close()
         return
     try:
-        upstream_reader, upstream_writer = await asyncio.open_connection(address, int(port))
-    except (OSError, ValueError) as error:
+        upstream_reader, upstream_writer = await connect(address, int(port), inside)
+    except (OSError, ValueError, TimeoutError) as error:
         log(f"FAILED {target}: {error}")
         writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
         writer.close()
         return
-    log(f"ALLOWED {target}")
+    log(f"ALLOWED {target}{' (real node)' if inside else ''}")
     writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
     await writer.drain()
     await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
@@ -96,4 +138,7 @@ async def main(socket_path: str) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        NODE_NETNS = sys.argv[2]
+        NODE_RANGES = [ipaddress.IPv4Network(c) for c in sys.argv[3:]]
     asyncio.run(main(sys.argv[1]))

@@ -1,12 +1,14 @@
 # shellcheck shell=bash
 # Pinned versions of the test ground's binaries, and where their build is cached.
-# Sourced by build.sh and bin-dir; the Go modules under k8s/ etcd/ kwok/ helm/
+# Sourced by build.sh and bin-dir; the Go modules under k8s/ etcd/ kwok/ helm/ coredns/ kube-router/
 # pin the same versions in their go.mod files.
 
 K8S_VERSION=v1.36.3     # k8s.io/kubernetes; its staging modules are v0.36.3
 ETCD_VERSION=v3.6.16    # go.etcd.io/etcd/server/v3
 KWOK_VERSION=v0.8.0     # sigs.k8s.io/kwok
 HELM_VERSION=v3.21.4    # helm.sh/helm/v3
+COREDNS_VERSION=v1.15.0          # github.com/coredns/coredns (the real node's cluster DNS)
+KUBE_ROUTER_VERSION=v2.1.0       # github.com/cloudnativelabs/kube-router/v2 (its firewall only)
 
 CLUSTER_HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -16,7 +18,7 @@ CLUSTER_HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cluster_bin_dir() {
   local key
   key=$(cd "$CLUSTER_HACK_DIR" &&
-    cat versions.sh ./*/go.mod ./*/go.sum ./*/*.go | sha256sum | cut -c1-12)
+    cat versions.sh build.sh ./*/go.mod ./*/go.sum ./*/*.go ./*/*/*.go | sha256sum | cut -c1-12)
   echo "${VIVIFIED_CACHE:-$HOME/.cache/vivified}/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}-helm-${HELM_VERSION}-${key}/bin"
 }
 
@@ -38,3 +40,5 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
 done
 kwok_ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
 kwok_ldflags+=" -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}"
+kube_router_ldflags="-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION"
+coredns_ldflags="-s -w"

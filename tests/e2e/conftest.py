@@ -23,6 +23,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from tests.e2e.kube import GROUP, PLURAL, REPO, VERSION, Cluster, wait_for
+from tests.e2e.real_node import RealNode, create_real_namespace, delete_namespace, find_real_node
+
+from cluster_support import KubeCluster
 
 CRD_FILE = REPO / "crds" / "vivified.dev_vivifiedplugins.yaml"
 OPERATOR_NAMESPACE = "vivified-system"
@@ -192,3 +195,68 @@ def second_namespace(k8s_api: client.ApiClient, namespace: str) -> Iterator[str]
     yield name
     with contextlib.suppress(ApiException):
         core.delete_namespace(name)
+
+
+# -- the real-node tier (tests/e2e/real_node.py, docs/development.md) -----------------------------
+
+
+@pytest.fixture(scope="session")
+def real_node_env(kube_cluster: KubeCluster, k8s_api: client.ApiClient, kubectl: Path) -> RealNode:
+    """The cluster's real node; skips without one (fails in CI)."""
+    return find_real_node(kube_cluster, k8s_api, kubectl)
+
+
+@dataclass
+class RealRelease:
+    node: RealNode
+    namespace: str
+    plugins_namespace: str
+
+
+REAL_RELEASE_NS = "viv-real-system"
+REAL_PLUGINS_NS = "viv-real-plugins"
+
+
+@pytest.fixture(scope="session")
+def real_release(
+    real_node_env: RealNode, k8s_api: client.ApiClient, helm: Path, crd_installed: None
+) -> Iterator[RealRelease]:
+    """The chart installed for real on the real node: the operator image, the chart's RBAC."""
+    node = real_node_env
+
+    def h(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(helm), "--kubeconfig", str(node.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)}: {result.stdout}\n{result.stderr}")
+        return result
+
+    h("uninstall", "vivified", "-n", REAL_RELEASE_NS, "--wait", check=False)  # a crashed run
+    for name in (REAL_RELEASE_NS, REAL_PLUGINS_NS):
+        delete_namespace(k8s_api, name, wait=True)
+        create_real_namespace(k8s_api, name, {})
+    repository, tag = node.images["operator"].rsplit(":", 1)
+    try:
+        h(
+            "install", "vivified", str(REPO / "charts" / "vivified"),
+            "-n", REAL_RELEASE_NS,
+            "--set", f"image.repository={repository}",
+            "--set", f"image.tag={tag}",
+            "--set", "image.pullPolicy=Never",
+            "--set", f"watchNamespaces={{{REAL_PLUGINS_NS}}}",
+            "--set", "operator.settings.probeMode=direct",
+            "--wait", "--timeout", "5m",
+        )  # fmt: skip
+        yield RealRelease(node, REAL_RELEASE_NS, REAL_PLUGINS_NS)
+    finally:
+        api = client.CustomObjectsApi(k8s_api)
+        with contextlib.suppress(ApiException):
+            delete_plugins(api, REAL_PLUGINS_NS, timeout=60)
+        h("uninstall", "vivified", "-n", REAL_RELEASE_NS, "--wait", "--timeout", "2m", check=False)
+        for name in (REAL_PLUGINS_NS, REAL_RELEASE_NS):
+            delete_namespace(k8s_api, name)

@@ -692,11 +692,21 @@ def test_uninstall_leaves_only_what_is_documented(release: Release) -> None:
 INSTALLED = os.environ.get("VIVIFIED_E2E_CHART_RELEASE", "")
 
 
-@pytest.mark.skipif(not INSTALLED, reason="needs a release running the image (make e2e-kind)")
-def test_the_installed_operator(tools: Tools, k8s_api: client.ApiClient) -> None:
-    namespace, name = INSTALLED.split("/", 1)
+@pytest.mark.timeout(900)  # with the real node: the chart's install (real_release)
+def test_the_installed_operator(
+    tools: Tools, k8s_api: client.ApiClient, request: pytest.FixtureRequest
+) -> None:
+    """The chart with the real image: `make e2e-kind`'s release, or else the local cluster's
+    real node (the `real_release` fixture; skipped without a real node, except in CI)."""
+    if INSTALLED:
+        namespace, name = INSTALLED.split("/", 1)
+        plugins = os.environ["VIVIFIED_E2E_CHART_NAMESPACE"]
+        image = os.environ.get("VIVIFIED_E2E_PLUGIN_IMAGE")
+    else:
+        real = request.getfixturevalue("real_release")
+        namespace, name, plugins = real.namespace, "vivified", real.plugins_namespace
+        image = real.node.images["user-management"]
     fullname = name if "vivified" in name else f"{name}-vivified"
-    plugins = os.environ["VIVIFIED_E2E_CHART_NAMESPACE"]
     tools.k("rollout", "status", f"deployment/{fullname}", "-n", namespace, "--timeout=180s")
     pod = json.loads(
         tools.k(
@@ -721,7 +731,6 @@ def test_the_installed_operator(tools: Tools, k8s_api: client.ApiClient) -> None
     assert "spec.manifest.compliance.hipaa_controls: " in rejected.stderr
 
     body = load_example("user-management.yaml")
-    image = os.environ.get("VIVIFIED_E2E_PLUGIN_IMAGE")
     if image:
         body["spec"]["image"] = image
     tools.k("apply", "-n", plugins, "-f", "-", stdin=yaml.safe_dump(body))

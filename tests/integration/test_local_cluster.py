@@ -168,7 +168,8 @@ def test_up_is_idempotent_and_down_leaves_no_process(
 
     def cluster(command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(CLUSTER_SCRIPT), command, "--dir", str(state)],
+            # The control plane only: the real node's own cleanup test is test_real_node_cleanup.
+            [sys.executable, str(CLUSTER_SCRIPT), command, "--dir", str(state), "--no-real-node"],
             capture_output=True,
             text=True,
             check=False,

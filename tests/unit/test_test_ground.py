@@ -1,0 +1,110 @@
+"""Pure parts of the test ground's real node (hack/cluster): the runc wrapper, the egress
+guard's node ranges, the DNS zone of the test hosts."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import resource
+import sys
+from pathlib import Path
+
+import pytest
+
+HACK = Path(__file__).resolve().parents[2] / "hack" / "cluster"
+sys.path.insert(0, str(HACK))
+
+import egress_guard  # noqa: E402
+import node  # noqa: E402
+import runc_wrapper  # noqa: E402
+
+
+def test_the_runc_wrapper_clamps_oom_score_and_rlimits(tmp_path: Path) -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    config = {
+        "process": {
+            "oomScoreAdj": -998,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1 << 30, "soft": 1 << 30}],
+        }
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    runc_wrapper.clamp_file(str(path), bundle=True)
+    process = json.loads(path.read_text())["process"]
+    assert process["oomScoreAdj"] == 0
+    if hard != resource.RLIM_INFINITY:
+        assert process["rlimits"][0] == {"type": "RLIMIT_NOFILE", "hard": hard, "soft": hard}
+
+
+def test_the_runc_wrapper_leaves_a_fitting_config_alone(tmp_path: Path) -> None:
+    config = {
+        "process": {
+            "oomScoreAdj": 100,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 64, "soft": 64}],
+        }
+    }
+    path = tmp_path / "config.json"
+    text = json.dumps(config)
+    path.write_text(text)
+    runc_wrapper.clamp_file(str(path), bundle=True)
+    assert path.read_text() == text
+
+
+def test_the_runc_wrapper_clamps_an_exec_process_file(tmp_path: Path) -> None:
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps({"oomScoreAdj": -5, "args": ["sh"]}))
+    runc_wrapper.clamp_file(str(path), bundle=False)
+    assert json.loads(path.read_text())["oomScoreAdj"] == 0
+
+
+def test_runc_options_are_found_in_either_spelling() -> None:
+    assert runc_wrapper.option(["create", "--bundle", "/b", "id"], "--bundle", "-b") == "/b"
+    assert runc_wrapper.option(["create", "--bundle=/c", "id"], "--bundle", "-b") == "/c"
+    assert runc_wrapper.option(["create", "id"], "--bundle", "-b") is None
+
+
+@pytest.mark.parametrize(
+    ("host", "inside"),
+    [
+        ("10.245.0.7", True),
+        ("10.96.0.10", True),
+        ("10.245.255.1", True),
+        ("10.244.0.7", False),  # kwok's fake pod IPs: never dialled
+        ("8.8.8.8", False),
+        ("example.com", False),
+        ("127.0.0.1", False),
+    ],
+)
+def test_the_egress_guard_dials_only_the_real_nodes_ranges(host: str, inside: bool) -> None:
+    egress_guard.NODE_RANGES = [
+        ipaddress.IPv4Network(c) for c in (node.POD_SUBNET, "10.96.0.0/16", f"{node.NODE_IP}/32")
+    ]
+    assert (egress_guard.node_address(host) is not None) is inside
+
+
+def test_the_test_zone_names_every_test_host(tmp_path: Path) -> None:
+    zone = node.RealNode(tmp_path).dns_zone()
+    for host in node.TEST_HOSTS:
+        for name in host.names:
+            relative = name.removesuffix(".test")
+            assert f"{relative} 60 IN A {host.address()}" in zone
+            for extra in host.extra_addresses:
+                assert f"{relative} 60 IN A {extra}" in zone
+    assert zone.startswith("$ORIGIN test.\n")
+
+
+def test_test_host_addresses_stay_inside_the_test_ranges() -> None:
+    test_net = ipaddress.IPv4Network(node.TEST_NET)
+    internet = ipaddress.IPv4Network(node.INTERNET_NET)
+    for host in node.TEST_HOSTS:
+        assert ipaddress.IPv4Address(host.address()) in test_net
+        assert all(ipaddress.IPv4Address(a) in internet for a in host.extra_addresses)
+
+
+def test_a_real_namespace_selects_the_real_node_and_tolerates_its_taint() -> None:
+    annotations = node.REAL_NAMESPACE_ANNOTATIONS
+    key, value = node.NODE_LABEL
+    assert annotations["scheduler.alpha.kubernetes.io/node-selector"] == f"{key}={value}"
+    (toleration,) = json.loads(annotations["scheduler.alpha.kubernetes.io/defaultTolerations"])
+    assert toleration["key"] == node.TAINT["key"]
+    assert toleration["effect"] == node.TAINT["effect"]
