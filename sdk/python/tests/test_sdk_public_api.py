@@ -20,6 +20,8 @@ SDK_ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = {
     "PROTOCOL_VERSION",
+    "CallIdentity",
+    "CallVerifier",
     "CoreClient",
     "JwksFile",
     "JwksSource",
@@ -43,6 +45,7 @@ PUBLIC = {
     "loads_strict",
     "parse_revocations",
     "subject_for",
+    "verify_call_token",
     "verify_plugin_token",
 }
 

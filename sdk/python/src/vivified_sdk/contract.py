@@ -16,6 +16,7 @@ from typing import Final
 
 __all__ = [
     "API_PREFIX",
+    "CALL_TOKEN_TYPE",
     "CLAIM_AUDIENCE",
     "CLAIM_DATA_CLASSIFICATION",
     "CLAIM_EXPIRES_AT",
@@ -130,6 +131,8 @@ SIGNING_ALGORITHM: Final = "ES256"
 DEFAULT_ISSUER: Final = "vivified-operator"
 DEFAULT_AUDIENCE: Final = "vivified-platform"
 TOKEN_TYPE: Final = "plugin"  # noqa: S105 - the type claim's value
+#: The ``type`` claim of the call tokens the core mints for a call's target (operator lane).
+CALL_TOKEN_TYPE: Final = "call"  # noqa: S105 - a claim value
 SUBJECT_PREFIX: Final = "plugin:"
 CLAIM_ISSUER: Final = "iss"
 CLAIM_SUBJECT: Final = "sub"
