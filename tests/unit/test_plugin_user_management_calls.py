@@ -17,7 +17,12 @@ from vivified_sdk import CallVerifier, JwksFile, RevocationFile, TokenVerifier
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "plugins" / "user-management"
-NOW = datetime.now(UTC)
+
+
+def _now() -> datetime:
+    """The real clock: the plugin checks tokens against it, so a module-level instant would
+    expire while a long suite runs."""
+    return datetime.now(UTC)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -31,8 +36,8 @@ def _plugin_on_path() -> Iterator[None]:
 
 @pytest.fixture
 def world(tmp_path: Path) -> dict[str, Any]:
-    operator = tokens.KeyRing(active=tokens.generate_signing_key(NOW))
-    core = tokens.generate_signing_key(NOW)
+    operator = tokens.KeyRing(active=tokens.generate_signing_key(_now()))
+    core = tokens.generate_signing_key(_now())
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [*tokens.jwks(operator)["keys"], core.public_jwk()]}))
     revoked = tmp_path / "revoked.json"
@@ -60,7 +65,7 @@ def call_token(core: tokens.SigningKey, **overrides: Any) -> str:
         "operation": "user_info",
         "issuer": "vivified-core",
         "ttl_seconds": 60,
-        "now": NOW,
+        "now": _now(),
     }
     options.update(overrides)
     return tokens.mint_call_token(core.private_key(), core.kid, **options)
@@ -97,7 +102,7 @@ def test_anything_but_a_fresh_call_token_for_us_is_refused(
             issuer="vivified-operator",
             audience="vivified-platform",
             ttl_seconds=60,
-            now=NOW,
+            now=_now(),
         )
         headers = {"Authorization": f"Bearer {minted.token}"}
     elif case == "other-audience":
@@ -105,10 +110,10 @@ def test_anything_but_a_fresh_call_token_for_us_is_refused(
     elif case == "not-the-core":
         headers = {"Authorization": f"Bearer {call_token(core, issuer='someone')}"}
     elif case == "expired":
-        old = NOW - timedelta(minutes=10)
+        old = _now() - timedelta(minutes=10)
         headers = {"Authorization": f"Bearer {call_token(core, now=old)}"}
     elif case == "wrong-key":
-        other = tokens.generate_signing_key(NOW)
+        other = tokens.generate_signing_key(_now())
         headers = {"Authorization": f"Bearer {call_token(other)}"}
     else:
         good = call_token(core)

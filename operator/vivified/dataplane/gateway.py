@@ -25,13 +25,14 @@ from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.forward import Forwarder, ForwardFailure
 from vivified.dataplane.problem import problem
 from vivified.policy.invoke import InvokeDecision, PathRefused, decide_invoke, fill_path
+from vivified_sdk import contract
 
 __all__ = ["INVOKE_PREFIX", "LANE", "setup"]
 
 logger = logging.getLogger(__name__)
 
 LANE = "invoke"
-INVOKE_PREFIX = "/v1/invoke/"
+INVOKE_PREFIX = contract.CORE_INVOKE_PATH + "/"
 _PLUGIN_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _OPERATION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FORWARDER: web.AppKey[Forwarder] = web.AppKey("vivified_invoke_forwarder", Forwarder)

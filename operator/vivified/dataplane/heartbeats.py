@@ -26,6 +26,8 @@ from urllib.parse import quote
 from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.settings import CoreSettings
 from vivified.health import Heartbeat
+from vivified.health.lease import HEARTBEAT_ANNOTATION, LEASE_LABELS
+from vivified_sdk import contract
 
 __all__ = [
     "HEARTBEAT_ANNOTATION",
@@ -37,12 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_ANNOTATION = "vivified.dev/heartbeat"
-LEASE_FIELD_MANAGER = "vivified-core"
-LEASE_LABELS = {
-    "app.kubernetes.io/managed-by": "vivified-core",
-    "app.kubernetes.io/component": "heartbeat",
-}
+LEASE_FIELD_MANAGER = contract.CORE_SERVICE_NAME
 
 
 def lease_name(plugin_id: str) -> str:

@@ -26,6 +26,7 @@ from vivified.dataplane.auth import AuthFailure, Caller
 from vivified.dataplane.context import CONTEXT, CoreContext
 from vivified.dataplane.problem import problem
 from vivified.health import HeartbeatError, load_json, parse_heartbeat
+from vivified_sdk import contract
 
 __all__ = [
     "HEARTBEAT_PATH",
@@ -38,10 +39,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_PATH = "/v1/heartbeat"
-JWKS_PATH = "/v1/jwks"
-REVOCATIONS_PATH = "/v1/revocations"
-PLUGINS_PATH = "/v1/plugins"
+HEARTBEAT_PATH = contract.CORE_HEARTBEAT_PATH
+JWKS_PATH = contract.CORE_JWKS_PATH
+REVOCATIONS_PATH = contract.CORE_REVOCATIONS_PATH
+PLUGINS_PATH = contract.CORE_PLUGINS_PATH
 MAX_HEARTBEAT_BYTES = 16 * 1024
 
 

@@ -20,6 +20,7 @@ from vivified.dataplane.trust import CoreKey, TrustState
 from vivified.dataplane.watch import ClusterFeed, WatchDirectory
 from vivified.shell import credentials
 from vivified.shell.kube import Kube  # the shared REST client
+from vivified_sdk import contract
 
 __all__ = ["run_core", "serve"]
 
@@ -34,7 +35,7 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the core until ``stop`` is set (or the task is cancelled)."""
-    kube = Kube(credentials.load(kubeconfig), user_agent="vivified-core")
+    kube = Kube(credentials.load(kubeconfig), user_agent=contract.CORE_SERVICE_NAME)
     directory = WatchDirectory()
     trust = TrustState(CoreKey.load(settings.signing_key_file, utc_now()))
     feed = ClusterFeed(kube, settings, directory, trust)

@@ -14,6 +14,7 @@ from typing import Any
 
 from vivified.policy.invoke import DEFAULT_DANGEROUS_OPERATIONS as _DANGEROUS
 from vivified.settings import OperatorSettings
+from vivified_sdk import contract
 
 __all__ = ["DEFAULT_DANGEROUS_OPERATIONS", "CoreSettings", "CoreSettingsError"]
 
@@ -83,7 +84,7 @@ class CoreSettings:
     token_audience: str = _OPERATOR.token_audience
     token_leeway_seconds: int = _OPERATOR.token_leeway_seconds
     #: Call tokens the core mints for targets: ``iss`` and lifetime.
-    call_token_issuer: str = "vivified-core"  # noqa: S105 - an issuer name
+    call_token_issuer: str = contract.DEFAULT_CORE_ISSUER
     call_token_ttl_seconds: int = 60
     #: PEM file of the core's ES256 call-token key (a mounted Secret); empty = a key generated
     #: in memory at start (one replica only: other replicas would not publish it).

@@ -15,11 +15,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from vivified.health import Heartbeat, HeartbeatError, parse_heartbeat
+from vivified_sdk import contract
 
-__all__ = ["HEARTBEAT_ANNOTATION", "LEASE_SELECTOR", "heartbeat_from_lease"]
+__all__ = ["HEARTBEAT_ANNOTATION", "LEASE_LABELS", "LEASE_SELECTOR", "heartbeat_from_lease"]
 
 HEARTBEAT_ANNOTATION = "vivified.dev/heartbeat"
-LEASE_SELECTOR = "app.kubernetes.io/managed-by=vivified-core,app.kubernetes.io/component=heartbeat"
+#: Labels on the core's heartbeat Leases; the operator's LeaseWatcher selects on them.
+LEASE_LABELS = {
+    "app.kubernetes.io/managed-by": contract.CORE_SERVICE_NAME,
+    "app.kubernetes.io/component": "heartbeat",
+}
+LEASE_SELECTOR = ",".join(f"{k}={v}" for k, v in LEASE_LABELS.items())
 
 
 def _renewed(spec: Mapping[str, Any]) -> datetime | None:

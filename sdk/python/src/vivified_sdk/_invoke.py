@@ -41,8 +41,8 @@ __all__ = [
 ]
 
 CALL_TOKEN_TYPE = c.CALL_TOKEN_TYPE
-DEFAULT_CORE_ISSUER = "vivified-core"
-ENV_CORE_ISSUER = "VIVIFIED_CORE_ISSUER"
+DEFAULT_CORE_ISSUER = c.DEFAULT_CORE_ISSUER
+ENV_CORE_ISSUER = c.ENV_CORE_ISSUER
 _REQUIRED = ("iss", "sub", "aud", "iat", "nbf", "exp", "jti", "type", "caller", "act")
 _MAX_HEADER = 16 * 1024
 
