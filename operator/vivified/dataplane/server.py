@@ -13,8 +13,11 @@ from aiohttp import web
 
 from vivified.dataplane import logsafe
 from vivified.dataplane.app import Setup, build_app
+from vivified.dataplane.audit.auditor import ChainAuditor
+from vivified.dataplane.audit.setup import AuditSettings, open_auditor
 from vivified.dataplane.context import CoreContext, HeartbeatSink, NullHeartbeats, utc_now
 from vivified.dataplane.heartbeats import LeaseHeartbeats
+from vivified.dataplane.lanes import core_lanes
 from vivified.dataplane.settings import CoreSettings
 from vivified.dataplane.trust import CoreKey, TrustState
 from vivified.dataplane.watch import ClusterFeed, WatchDirectory
@@ -34,7 +37,11 @@ async def serve(
     lanes: Sequence[Setup] = (),
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the core until ``stop`` is set (or the task is cancelled)."""
+    """Run the core until ``stop`` is set (or the task is cancelled).
+
+    The auditor opens first: a core that cannot reach its configured trail refuses to start
+    rather than serve unaudited (each decision then waits on it; see docs/audit.md)."""
+    auditor = await open_auditor(AuditSettings.from_env(os.environ, role="core"))
     kube = Kube(credentials.load(kubeconfig), user_agent=contract.CORE_SERVICE_NAME)
     directory = WatchDirectory()
     trust = TrustState(CoreKey.load(settings.signing_key_file, utc_now()))
@@ -48,6 +55,7 @@ async def serve(
         trust=trust,
         heartbeats=heartbeats,
         synced=lambda: feed.synced,
+        auditor=auditor,
     )
     runner = web.AppRunner(build_app(ctx, lanes), access_log=None, handle_signals=False)
     feed.start()
@@ -65,6 +73,8 @@ async def serve(
         await runner.cleanup()
         await feed.stop()
         await kube.close()
+        if isinstance(auditor, ChainAuditor):
+            await auditor.close()  # flushes and writes the final checkpoint
 
 
 def run_core(args: argparse.Namespace) -> int:
@@ -84,7 +94,9 @@ def run_core(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, kubeconfig=getattr(args, "kubeconfig", None), stop=stop)
+        kubeconfig = getattr(args, "kubeconfig", None)
+        lanes = core_lanes(os.environ, kubeconfig)
+        await serve(settings, kubeconfig=kubeconfig, lanes=lanes, stop=stop)
 
     asyncio.run(main())
     return 0
