@@ -591,6 +591,30 @@ def test_the_core_runs_two_hardened_replicas_behind_vivified_core(helm: Path) ->
     assert only(docs, "Secret", "vivified-core-key")["data"]["key.pem"]
 
 
+def test_the_admin_ui_gets_a_shared_32_byte_session_key_from_a_secret(helm: Path) -> None:
+    docs = render(helm, core=True)
+    sealed = only(docs, "Secret", "vivified-ui-session")["data"]["session-key"]
+    assert len(base64.b64decode(base64.b64decode(sealed), validate=True)) == 32
+    (container,) = only(docs, "Deployment", "vivified-core")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["VIVIFIED_UI_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "vivified-ui-session",
+        "key": "session-key",
+    }
+    off = render(helm, {"core": {"ui": {"enabled": False}}}, core=True)
+    assert not [
+        d for d in off if d["kind"] == "Secret" and d["metadata"]["name"] == "vivified-ui-session"
+    ]
+    (container,) = only(off, "Deployment", "vivified-core")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert {"name": "VIVIFIED_UI", "value": "off"} in container["env"]
+    mine = render(helm, {"core": {"ui": {"existingSessionSecret": "mine"}}}, core=True)
+    assert not [d for d in mine if d["kind"] == "Secret" and "ui" in d["metadata"]["name"]]
+
+
 def test_the_core_rbac_is_read_only_plus_leases_and_no_secrets(helm: Path) -> None:
     docs = render(helm, core=True)
     cluster = only(docs, "ClusterRole")
