@@ -57,7 +57,7 @@ say "Run the real user-management service on loopback with the token the operato
 secret() { kubectl get secret -n "$NS" user-management-token -o "jsonpath={.data.$1}" | base64 -d; }
 secret token >"$DEMO/token"
 secret 'jwks\.json' >"$DEMO/jwks.json"
-rm -f "$DEMO/users.db"
+rm -f "$DEMO/users.db" "$DEMO"/audit.jsonl*
 (cd plugins/user-management &&
   PLUGIN_TOKEN_FILE="$PWD/../../$DEMO/token" VIVIFIED_JWKS_FILE="$PWD/../../$DEMO/jwks.json" \
   USER_MANAGEMENT_DB="$PWD/../../$DEMO/users.db" USER_MANAGEMENT_HOST=127.0.0.1 \
@@ -81,6 +81,7 @@ CORE_PORT=18080
 core_api="http://127.0.0.1:$CORE_PORT"
 VIVIFIED_CORE_HOST=127.0.0.1 VIVIFIED_CORE_PORT=$CORE_PORT VIVIFIED_CORE_NAMESPACES="$NS" \
 VIVIFIED_CORE_ADDRESS_MAP="user-management=127.0.0.1:$PLUGIN_PORT" \
+VIVIFIED_AUDIT_SINK="file:$DEMO/audit.jsonl" VIVIFIED_UI=off \
   .venv/bin/vivified core >"$DEMO/core.log" 2>&1 &
 CORE=$!
 trap 'kill "$CORE" 2>/dev/null; cleanup' EXIT
@@ -111,6 +112,16 @@ echo "onboarding calling user-management directly with its own token: refused by
 curl -sS -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$PLUGIN_PORT/api/users/alice" \
   -H "Authorization: Bearer $ONBOARDING"
 kill "$CORE" 2>/dev/null; wait "$CORE" 2>/dev/null || true
+say "Every decision above is in the core's audit trail, hash-chained"
+.venv/bin/python - "$DEMO/audit.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    entity = r.get("entity", {})
+    print(f"#{r['seq']} {r['lane']}/{r['action']}: {r['agent']['id']} -> "
+          f"{entity.get('target')}/{entity.get('operation')}: {r['outcome']} {r.get('reason', '')}")
+PY
+.venv/bin/vivified audit verify --file "$DEMO/audit.jsonl" || true
 trap cleanup EXIT
 
 say "Stop the service: degraded after one failed probe, unhealthy after three"
