@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from vivified import tokens
 from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.dataplane.auth import AuthFailure, Caller
+from vivified.dataplane.call_tokens import CallTokenCache
 from vivified.dataplane.context import CONTEXT, CoreContext
 from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.forward import Forwarder, ForwardFailure
@@ -36,6 +36,7 @@ INVOKE_PREFIX = contract.CORE_INVOKE_PATH + "/"
 _PLUGIN_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _OPERATION = re.compile(r"[A-Za-z0-9_-]{1,64}")
 FORWARDER: web.AppKey[Forwarder] = web.AppKey("vivified_invoke_forwarder", Forwarder)
+CALL_TOKENS: web.AppKey[CallTokenCache] = web.AppKey("vivified_call_tokens", CallTokenCache)
 
 
 @dataclass
@@ -136,15 +137,13 @@ async def _handle(request: web.Request, ctx: CoreContext, call: _Call) -> web.St
     if call.target is None:  # decide_invoke allows only known targets
         raise RuntimeError("allowed call without a target")
     key = ctx.trust.core_key
-    call_token = tokens.mint_call_token(
+    call_token = request.app[CALL_TOKENS].token(
         key.private_key,
         key.kid,
         caller=call.caller.plugin_id,
         caller_traits=tuple(call.caller.record.manifest.traits),
         target=call.target_id,
         operation=call.operation,
-        issuer=ctx.settings.call_token_issuer,
-        ttl_seconds=ctx.settings.call_token_ttl_seconds,
         now=ctx.clock(),
     )
     try:
@@ -184,5 +183,8 @@ async def _close_forwarder(app: web.Application) -> None:
 
 def setup(app: web.Application, ctx: CoreContext) -> None:
     app[FORWARDER] = Forwarder(ctx.settings)
+    app[CALL_TOKENS] = CallTokenCache(
+        issuer=ctx.settings.call_token_issuer, ttl_seconds=ctx.settings.call_token_ttl_seconds
+    )
     app.on_cleanup.append(_close_forwarder)
     app.router.add_route("*", INVOKE_PREFIX + "{tail:.*}", invoke)
