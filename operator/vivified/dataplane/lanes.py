@@ -18,8 +18,8 @@ from pathlib import Path
 from aiohttp import web
 
 from vivified.dataplane.app import Setup
+from vivified.dataplane.audit.reader import trail_reader
 from vivified.dataplane.context import CoreContext
-from vivified.dataplane.ui.audit_seam import AuditReader
 
 __all__ = ["UI_PREFIX", "core_lanes", "ui_setup"]
 
@@ -27,17 +27,6 @@ logger = logging.getLogger(__name__)
 
 UI_PREFIX = "/ui"
 _OFF = {"0", "false", "no", "off"}
-
-
-def _audit_reader(env: Mapping[str, str]) -> AuditReader | None:
-    """What the UI's detail page reads recent records from (a file trail only, for now: the
-    JetStream reader needs its own connection, see docs/audit.md)."""
-    sink = env.get("VIVIFIED_AUDIT_SINK", "").strip()
-    if sink.startswith("file:"):
-        from vivified.dataplane.audit.reader import FileTrailReader  # noqa: PLC0415
-
-        return FileTrailReader(Path(sink.removeprefix("file://").removeprefix("file:")))
-    return None
 
 
 def ui_setup(env: Mapping[str, str], kubeconfig: str | None = None) -> Setup | None:
@@ -61,9 +50,9 @@ def ui_setup(env: Mapping[str, str], kubeconfig: str | None = None) -> Setup | N
             "VIVIFIED_UI_SESSION_KEY unset: UI sessions are sealed with a key made in memory "
             "(fine for one replica; several replicas need the chart's shared Secret)"
         )
-    reader = _audit_reader(env)
 
     def setup(app: web.Application, ctx: CoreContext) -> None:
+        reader = trail_reader(ctx.auditor)  # the detail page reads where the core writes
         app.add_subapp(UI_PREFIX, create_ui_app(config, ctx.auditor, reader))
 
     return setup
