@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -16,7 +17,11 @@ from tests.unit.core_fakes import NOW, World, manifest
 from vivified import tokens
 from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.dataplane.app import build_app
+from vivified.dataplane.audit.auditor import ChainAuditor
+from vivified.dataplane.audit.file import FileSink
+from vivified.dataplane.audit.sink import SinkUnavailable
 from vivified.dataplane.settings import CoreSettings
+from vivified.manifest import PluginManifest
 
 B_ENDPOINTS = {
     "health": "/health",
@@ -248,3 +253,108 @@ async def test_audit_outage_fails_closed(lane: Lane) -> None:
     assert response.status == 503
     assert (await response.json())["reason"] == "audit_unavailable"
     assert lane.target.seen == []
+
+
+def _at(m: PluginManifest, level: str) -> PluginManifest:
+    return m.model_copy(
+        update={"compliance": m.compliance.model_copy(update={"audit_level": level})}
+    )
+
+
+PLAIN_CALLER = manifest("p", dependencies=["q"], traits=["stateless"])
+PLAIN_TARGET = manifest("q", traits=["stateless"])
+
+
+@pytest.mark.parametrize(
+    ("reason", "caller", "target", "expected"),
+    [
+        ("both plain: basic, not required", PLAIN_CALLER, PLAIN_TARGET, ("basic", False)),
+        (
+            "a complete (PHI) target is not lowered by a basic caller",
+            PLAIN_CALLER,
+            _at(PLAIN_TARGET, "complete"),
+            ("complete", False),
+        ),
+        (
+            "a detailed caller keeps its level towards a basic target",
+            _at(PLAIN_CALLER, "detailed"),
+            PLAIN_TARGET,
+            ("detailed", False),
+        ),
+        (
+            "audit_required on the target makes the entry required",
+            PLAIN_CALLER,
+            manifest("q", traits=["audit_required"]),
+            ("basic", True),
+        ),
+        (
+            "audit_required on the caller makes the entry required",
+            manifest("p", dependencies=["q"], traits=["audit_required"]),
+            PLAIN_TARGET,
+            ("basic", True),
+        ),
+    ],
+)
+async def test_a_call_is_audited_at_the_stricter_of_caller_and_target(
+    lane: Lane,
+    reason: str,
+    caller: PluginManifest,
+    target: PluginManifest,
+    expected: tuple[str, bool],
+) -> None:
+    world = lane.world
+    world.add(caller)
+    world.add(target)
+    await lane.client.get("/v1/invoke/q/health", headers=world.bearer(caller))
+    entry = world.auditor.entries[-1]
+    assert (entry.audit_level, entry.audit_required) == expected, reason
+
+
+class SwitchableSink(FileSink):
+    """A real file trail that can be switched off (the outage), like a NATS that went away."""
+
+    down = False
+
+    async def append(self, records: Sequence[Mapping[str, object]], payload: bytes) -> None:
+        if self.down:
+            raise SinkUnavailable("switched off")
+        await super().append(records, payload)
+
+    async def ping(self) -> None:
+        if self.down:
+            raise SinkUnavailable("switched off")
+
+
+async def test_a_basic_call_passes_an_outage_a_required_one_does_not(
+    lane: Lane, tmp_path: Path
+) -> None:
+    """The real chained trail through an outage: a ``basic`` entry is held (in order, counted)
+    and the call goes on; an entry that must be on record first (the target is
+    ``audit_required``) fails closed with 503 and never reaches the target."""
+    world = lane.world
+    world.add(PLAIN_CALLER)
+    world.add(PLAIN_TARGET)
+    path = tmp_path / "audit.jsonl"
+    sink = SwitchableSink(path)
+    auditor = ChainAuditor(sink, "core-test")
+    await auditor.start()
+    world.ctx.auditor = auditor
+    routes = dict(world.settings.address_map)
+    object.__setattr__(world.settings, "address_map", {**routes, "q": routes["b"]})
+    plain = world.bearer(PLAIN_CALLER)
+    try:
+        assert (await lane.client.get("/v1/invoke/q/health", headers=plain)).status == 200
+        sink.down = True
+        seen = len(lane.target.seen)
+        held = await lane.client.get("/v1/invoke/q/health", headers=plain)
+        refused = await lane.client.get("/v1/invoke/b/health", headers=world.bearer(A))
+        assert (refused.status, (await refused.json())["reason"]) == (503, "audit_unavailable")
+        assert held.status == 200
+        assert len(lane.target.seen) == seen + 1  # only the held call reached the server
+        assert auditor.metrics.records_held_total >= 1
+        assert auditor.metrics.refused_unavailable_total == 1
+        sink.down = False
+    finally:
+        await auditor.close()  # writes what was held
+    agents = [json.loads(line)["agent"]["id"] for line in path.read_text().splitlines()]
+    assert agents == ["p", "p"]  # nothing lost; the refused call has no allowed record

@@ -24,6 +24,7 @@ from vivified.dataplane.context import CONTEXT, CoreContext
 from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.forward import Forwarder, ForwardFailure
 from vivified.dataplane.problem import problem
+from vivified.manifest import AUDIT_LEVELS
 from vivified.policy.invoke import InvokeDecision, PathRefused, decide_invoke, fill_path
 from vivified_sdk import contract
 
@@ -68,10 +69,24 @@ def _parse(raw_path: str) -> tuple[str, str, str, str]:
     return target, operation, slash + rest, query
 
 
+def _audit_terms(call: _Call) -> tuple[str, bool]:
+    """How a decision is audited: the stricter of caller and target. A call touches both
+    plugins' data, so a basic caller cannot lower what a ``complete`` (PHI) target requires,
+    nor the reverse; an unauthenticated request is audited at ``basic``."""
+    manifests = [
+        p.manifest
+        for p in (call.caller.record if call.caller is not None else None, call.target)
+        if p is not None
+    ]
+    levels = [m.compliance.audit_level for m in manifests] or ["basic"]
+    level = max(levels, key=AUDIT_LEVELS.index)
+    return level, any("audit_required" in m.traits for m in manifests)
+
+
 async def _decided(ctx: CoreContext, call: _Call, decision: InvokeDecision) -> web.Response | None:
     """Record the decision once (audit + metrics). None = go on and forward."""
     agent = call.caller.plugin_id if call.caller is not None else "anonymous"
-    manifest = call.caller.record.manifest if call.caller is not None else None
+    level, required = _audit_terms(call)
     entry = AuditEntry(
         action="invoke",
         agent=agent,
@@ -79,8 +94,8 @@ async def _decided(ctx: CoreContext, call: _Call, decision: InvokeDecision) -> w
         reason="" if decision.allowed else decision.reason,
         entity={"target": call.target_id, "operation": call.operation},
         details=dict(call.details),
-        audit_level=manifest.compliance.audit_level if manifest is not None else "basic",
-        audit_required="audit_required" in manifest.traits if manifest is not None else False,
+        audit_level=level,
+        audit_required=required,
     )
     try:
         await ctx.auditor.record(entry)
