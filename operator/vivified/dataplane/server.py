@@ -39,8 +39,9 @@ async def serve(
 ) -> None:
     """Run the core until ``stop`` is set (or the task is cancelled).
 
-    The auditor opens first: a core that cannot reach its configured trail refuses to start
-    rather than serve unaudited (each decision then waits on it; see docs/audit.md)."""
+    The auditor opens first, so no decision is made before the trail exists: bad audit
+    settings stop the start-up, and an unreachable NATS trail is an outage (required entries
+    fail closed, basic ones are held; docs/audit.md)."""
     auditor = await open_auditor(AuditSettings.from_env(os.environ, role="core"))
     kube = Kube(credentials.load(kubeconfig), user_agent=contract.CORE_SERVICE_NAME)
     directory = WatchDirectory()
