@@ -105,7 +105,19 @@ def lane(  # noqa: PLR0917 - fixtures
         "VIVIFIED_CORE_ADDRESS_MAP": f"user-management=127.0.0.1:{target.port}",
         "PYTHONUNBUFFERED": "1",
     }
-    cores = [CoreProcess(env, tmp_path / f"core-{i}.log") for i in range(2)]
+    # Each replica writes its own chained audit trail (one chain per writer).
+    cores = [
+        CoreProcess(
+            {
+                **env,
+                "VIVIFIED_AUDIT_SINK": f"file:{tmp_path}/audit-{i}.jsonl",
+                "VIVIFIED_AUDIT_WRITER": f"core-{i}",
+                "VIVIFIED_UI": "off",
+            },
+            tmp_path / f"core-{i}.log",
+        )
+        for i in range(2)
+    ]
     try:
         for core in cores:
             wait_for("core ready", core.ready, timeout=180)  # imports are slow on a busy box
@@ -142,7 +154,13 @@ def lane(  # noqa: PLR0917 - fixtures
             lambda: health_is(cluster, namespace, "user-management", "healthy"),
             90,
         )
-        yield {"cores": cores, "tokens": tokens, "target": target, "namespace": namespace}
+        yield {
+            "cores": cores,
+            "tokens": tokens,
+            "target": target,
+            "namespace": namespace,
+            "trail": tmp_path / "audit-0.jsonl",
+        }
     finally:
         target.stop()
         for core in cores:
@@ -237,6 +255,25 @@ def test_the_operator_lane_end_to_end(lane: dict[str, Any], cluster: Cluster) ->
     )
     assert status == 400
     assert lane["target"].log() == before
+    # Every decision of replica 0 so far is in its chained trail, and the chain verifies.
+    records = [json.loads(line) for line in lane["trail"].read_text().splitlines()]
+    decisions = {
+        (r["agent"]["id"], r["outcome"], r.get("reason", ""))
+        for r in records
+        if r["lane"] == "operator"
+    }
+    assert ("onboarding", "allowed", "") in decisions
+    assert ("loner", "refused", "not_a_dependency") in decisions
+    assert ("nopii", "refused", "missing_handles_pii") in decisions
+    assert ("onboarding", "refused", "path_traversal") in decisions
+    verified = subprocess.run(
+        [sys.executable, "-m", "vivified", "audit", "verify", "--file", str(lane["trail"])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert not [r for r in records if "eyJ" in json.dumps(r)]  # no token in the trail
     # The plugin refuses its own caller's plugin token presented directly.
     direct = httpx.get(
         lane["target"].url("/api/users/alice"),
