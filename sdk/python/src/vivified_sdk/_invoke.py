@@ -13,12 +13,10 @@ revoked or disabled caller can no longer get one minted. The caller side
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -27,7 +25,7 @@ import jwt
 from . import contract as c
 from ._env import optional
 from ._errors import TokenInvalid
-from ._refresh import Refresher
+from ._refresh import Refresher, Refreshing
 from ._sources import JwksSource, JwksUrl, polled_parts
 from ._time import from_epoch, require_aware, to_epoch
 from ._token import UnknownKey, check_token_shape, subject_for, unverified_kid
@@ -160,7 +158,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class CallVerifier:
+class CallVerifier(Refreshing):
     """``verify_authorization(header)`` → who called (or ``TokenInvalid``). Thread-safe; like
     :class:`TokenVerifier`, it reads key snapshots only and refreshes URLs in the background
     (``start()``/``stop()``, ``with``/``async with``)."""
@@ -198,43 +196,6 @@ class CallVerifier:
             plugin_id=optional(env, c.ENV_PLUGIN_ID) or "",
             issuer=optional(env, ENV_CORE_ISSUER) or DEFAULT_CORE_ISSUER,
         )
-
-    def start(self) -> None:
-        self._refresher.start()
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        self._refresher.stop(timeout)
-
-    def wait_ready(self, timeout: float | None = 5.0) -> bool:
-        return self._refresher.wait_ready(timeout)
-
-    def refresh_now(self) -> None:
-        self._refresher.refresh_now()
-
-    def __enter__(self) -> CallVerifier:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> CallVerifier:
-        self.start()
-        await asyncio.to_thread(self.wait_ready, 5.0)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     def verify(self, token: object) -> CallIdentity:
         try:
