@@ -1,0 +1,138 @@
+"""The proxy lane's settings: limits, timeouts, ports, mode, and the two test-only seams."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from vivified.policy.egress import EgressConfig, Mode
+
+__all__ = ["ENV_PREFIX", "ProxySettings", "ProxySettingsError"]
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "VIVIFIED_PROXY_"
+DEFAULT_PORT = 3128
+
+
+class ProxySettingsError(ValueError):
+    """A setting is malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """Everything the proxy needs besides its collaborators (directory, verifier, ...)."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - the core's pods serve plugins on every interface
+    port: int = DEFAULT_PORT
+    allowed_ports: frozenset[int] = frozenset({443})
+    """Ports plugins may reach (CONNECT and plain HTTP alike). Plain HTTP needs 80 here."""
+    mode: Mode = "enforce"
+    """``report`` lets allowlist refusals through and records would-deny; never the default."""
+    head_timeout: float = 10.0
+    """Seconds a client has to send a complete request head (slowloris, half-open)."""
+    connect_timeout: float = 10.0
+    idle_timeout: float = 300.0
+    """A tunnel with no byte in either direction for this long is closed."""
+    max_head_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_connections: int = 4096
+    max_tunnels_per_plugin: int = 256
+    rate_per_second: float = 50.0
+    """New connections per plugin per second (token bucket) ..."""
+    rate_burst: int = 200
+    """... with this burst."""
+    policy_recheck_seconds: float = 1.0
+    """How often open tunnels are re-checked against the directory (disable, CR edits)."""
+    token_cache_seconds: float = 5.0
+    """A verified token is trusted this long before it is verified again (revocation lag)."""
+    test_static_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """TEST ONLY: resolve these names from this map instead of DNS (and nothing else)."""
+    test_allow_networks: tuple[str, ...] = ()
+    """TEST ONLY: treat addresses in these networks as public (loopback test servers)."""
+
+    def egress_config(self) -> EgressConfig:
+        return EgressConfig(
+            allowed_ports=self.allowed_ports,
+            mode=self.mode,
+            test_allow_networks=tuple(
+                ipaddress.ip_network(n, strict=False) for n in self.test_allow_networks
+            ),
+        )
+
+    @property
+    def has_test_seams(self) -> bool:
+        return bool(self.test_static_hosts or self.test_allow_networks)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxySettings:
+        """``VIVIFIED_PROXY_*``: PORT, ALLOWED_PORTS (comma list), MODE, HEAD_TIMEOUT,
+        CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_TUNNELS_PER_PLUGIN,
+        RATE_PER_SECOND, RATE_BURST; test only: TEST_STATIC_HOSTS (JSON ``{name: [addr]}``)
+        and TEST_ALLOW_NETWORKS (comma list of CIDRs)."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(ENV_PREFIX + name)
+            return value.strip() if value and value.strip() else None
+
+        values: dict[str, object] = {}
+        try:
+            for name, kind in (
+                ("port", int),
+                ("head_timeout", float),
+                ("connect_timeout", float),
+                ("idle_timeout", float),
+                ("max_connections", int),
+                ("max_tunnels_per_plugin", int),
+                ("rate_per_second", float),
+                ("rate_burst", int),
+            ):
+                text = get(name.upper())
+                if text is not None:
+                    values[name] = kind(text)
+            ports = get("ALLOWED_PORTS")
+            if ports is not None:
+                values["allowed_ports"] = frozenset(int(p) for p in ports.split(",") if p.strip())
+            hosts = get("TEST_STATIC_HOSTS")
+            if hosts is not None:
+                loaded = json.loads(hosts)
+                values["test_static_hosts"] = {
+                    str(k): tuple(str(a) for a in v) for k, v in dict(loaded).items()
+                }
+            networks = get("TEST_ALLOW_NETWORKS")
+            if networks is not None:
+                values["test_allow_networks"] = tuple(
+                    n.strip() for n in networks.split(",") if n.strip()
+                )
+        except (ValueError, TypeError) as error:
+            raise ProxySettingsError(f"{ENV_PREFIX}*: {error}") from None
+        mode = get("MODE")
+        if mode is not None:
+            if mode not in ("enforce", "report"):
+                raise ProxySettingsError(f"{ENV_PREFIX}MODE must be enforce or report")
+            values["mode"] = mode
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not all(0 < p < 65536 for p in self.allowed_ports):
+            raise ProxySettingsError("allowed_ports must be port numbers 1-65535")
+        if not 0 <= self.port < 65536:
+            raise ProxySettingsError("port must be 0-65535")
+        for network in self.test_allow_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ProxySettingsError(f"test_allow_networks: {network!r}") from None
+        for name, addresses in self.test_static_hosts.items():
+            for address in addresses:
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    raise ProxySettingsError(f"test_static_hosts[{name!r}]: {address!r}") from None

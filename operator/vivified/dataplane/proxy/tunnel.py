@@ -1,0 +1,97 @@
+"""An open upstream connection: two pumps, byte counts, and a way to close it from outside.
+
+Half-close is passed on (a client that shuts its sending side still gets the response); the
+proxy's policy loop closes a tunnel whose plugin was disabled or whose domain was removed, and
+closes tunnels idle for longer than the idle timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["CHUNK", "Tunnel"]
+
+CHUNK = 256 * 1024
+
+
+@dataclass(eq=False)
+class Tunnel:
+    plugin_id: str
+    host: str
+    port: int
+    address: str
+    client_reader: asyncio.StreamReader
+    client_writer: asyncio.StreamWriter
+    upstream_reader: asyncio.StreamReader
+    upstream_writer: asyncio.StreamWriter
+    opened: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+    bytes_out: int = 0
+    """Plugin → upstream."""
+    bytes_in: int = 0
+    """Upstream → plugin."""
+    close_reason: str = ""
+    _done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close(self, reason: str) -> None:
+        """Stop both directions now (idempotent); the first reason given is kept."""
+        if not self.close_reason:
+            self.close_reason = reason
+        self._done.set()
+
+    async def run(self, first_bytes: bytes = b"", *, client_to_upstream: bool = True) -> None:
+        """Relay until both sides finished, an error, or :meth:`close`."""
+        if first_bytes:
+            self.upstream_writer.write(first_bytes)
+            self.bytes_out += len(first_bytes)
+        pumps = [asyncio.create_task(self._pump(self.upstream_reader, self.client_writer, False))]
+        if client_to_upstream:
+            pumps.append(
+                asyncio.create_task(self._pump(self.client_reader, self.upstream_writer, True))
+            )
+        finished = asyncio.create_task(self._done.wait())
+        remaining = set(pumps)
+        try:
+            while remaining and not self._done.is_set():
+                done, _ = await asyncio.wait(
+                    remaining | {finished}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done & remaining:
+                    remaining.discard(task)
+                    if task.exception() is not None:
+                        self.close("error")
+                if not client_to_upstream and not remaining:
+                    break
+        finally:
+            self.close("eof")
+            for task in (*pumps, finished):
+                task.cancel()
+            for task in (*pumps, finished):
+                with contextlib.suppress(BaseException):
+                    await task
+            for writer in (self.upstream_writer, self.client_writer):
+                writer.close()
+            for writer in (self.upstream_writer, self.client_writer):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, outbound: bool
+    ) -> None:
+        while True:
+            data = await reader.read(CHUNK)
+            if not data:
+                if writer.can_write_eof():
+                    with contextlib.suppress(OSError):
+                        writer.write_eof()
+                return
+            writer.write(data)
+            self.last_activity = time.monotonic()
+            if outbound:
+                self.bytes_out += len(data)
+            else:
+                self.bytes_in += len(data)
+            await writer.drain()
