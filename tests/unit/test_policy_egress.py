@@ -54,10 +54,19 @@ def test_parse_authority(authority: str, expected: tuple[str, int] | None) -> No
         (egress_record(domains=("bücher.example",)), "xn--bcher-kva.example", 443, "allowed"),
         (egress_record(domains=("bücher.example",)), "BÜCHER.example", 443, "allowed"),
         (None, "api.partner.test", 443, "plugin_unknown"),
-        (egress_record(enabled=False, phase="Disabled"), "api.partner.test", 443, "plugin_disabled"),
+        (
+            egress_record(enabled=False, phase="Disabled"),
+            "api.partner.test",
+            443,
+            "plugin_disabled",
+        ),
         (egress_record(phase="Pending"), "api.partner.test", 443, "plugin_inactive"),
-        (egress_record(traits=("audit_required",), domains=()), "api.partner.test", 443,
-         "trait_missing"),
+        (
+            egress_record(traits=("audit_required",), domains=()),
+            "api.partner.test",
+            443,
+            "trait_missing",
+        ),
         (egress_record(), "other.partner.test", 443, "domain_not_allowed"),
         (egress_record(), "evil.api.partner.test", 443, "domain_not_allowed"),
         (egress_record(), "partner.test", 443, "domain_not_allowed"),
@@ -115,7 +124,7 @@ def test_more_ports_by_configuration() -> None:
         ("192.0.2.1", "address_reserved"),
         ("198.18.0.1", "address_reserved"),
         ("2001:db8::1", "address_reserved"),
-        ("0.0.0.0", "address_unspecified"),
+        ("0.0.0.0", "address_unspecified"),  # noqa: S104 - an address under test
         ("0.1.2.3", "address_unspecified"),
         ("::", "address_unspecified"),
         ("::ffff:127.0.0.1", "address_loopback"),
@@ -173,8 +182,13 @@ def test_test_networks_admit_loopback_only_when_configured() -> None:
     [
         ("other.partner.test", 443, egress_record(), "report_only", "domain_not_allowed"),
         ("api.partner.test", 22, egress_record(), "report_only", "port_not_allowed"),
-        ("api.partner.test", 443, egress_record(traits=("audit_required",), domains=()),
-         "report_only", "trait_missing"),
+        (
+            "api.partner.test",
+            443,
+            egress_record(traits=("audit_required",), domains=()),
+            "report_only",
+            "trait_missing",
+        ),
         ("127.0.0.1", 443, egress_record(), "ip_literal", ""),
         ("api.partner.test", 443, egress_record(phase="Pending"), "plugin_inactive", ""),
     ],
@@ -190,8 +204,9 @@ def test_report_mode_relaxes_only_the_allowlist(
 
 def test_report_mode_still_refuses_private_addresses() -> None:
     config = EgressConfig(mode="report")
-    d = decide(egress_record(), "other.partner.test", 443, [ipaddress.ip_address("10.0.0.1")],
-               config)
+    d = decide(
+        egress_record(), "other.partner.test", 443, [ipaddress.ip_address("10.0.0.1")], config
+    )
     assert (d.allowed, d.reason) == (False, "address_private")
 
 

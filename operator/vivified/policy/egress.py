@@ -237,7 +237,9 @@ def decide_addresses(
     if not target.allowed:
         return target
     if not addresses:
-        return _refuse("resolution_failed", f"{target.host} has no address", target.host, target.port)
+        return _refuse(
+            "resolution_failed", f"{target.host} has no address", target.host, target.port
+        )
     unique = tuple(dict.fromkeys(addresses))
     for address in unique:
         if _in_test_networks(address, config):
@@ -252,7 +254,9 @@ def decide_addresses(
     return replace(target, addresses=unique)
 
 
-def decide_host_header(uri_authority: str, host_header: str | None, default_port: int) -> str | None:
+def decide_host_header(
+    uri_authority: str, host_header: str | None, default_port: int
+) -> str | None:
     """Stage 3 (plain HTTP): why ``Host`` disagrees with the absolute URI, or ``None``."""
     if host_header is None:
         return None

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["CHUNK", "Tunnel"]
+__all__ = ["CHUNK", "Closed", "Tunnel"]
 
 CHUNK = 256 * 1024
 
@@ -36,6 +37,15 @@ class Tunnel:
     close_reason: str = ""
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @classmethod
+    def failed(cls, reason: str) -> Closed:
+        """The close facts of a dial that never connected."""
+        return Closed(close_reason=reason)
+
+    @property
+    def duration(self) -> float:
+        return time.monotonic() - self.opened
+
     def close(self, reason: str) -> None:
         """Stop both directions now (idempotent); the first reason given is kept."""
         if not self.close_reason:
@@ -47,13 +57,15 @@ class Tunnel:
         if first_bytes:
             self.upstream_writer.write(first_bytes)
             self.bytes_out += len(first_bytes)
-        pumps = [asyncio.create_task(self._pump(self.upstream_reader, self.client_writer, False))]
+        pumps: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._pump(self.upstream_reader, self.client_writer, False))
+        ]
         if client_to_upstream:
             pumps.append(
                 asyncio.create_task(self._pump(self.client_reader, self.upstream_writer, True))
             )
-        finished = asyncio.create_task(self._done.wait())
-        remaining = set(pumps)
+        finished: asyncio.Task[Any] = asyncio.create_task(self._done.wait())
+        remaining: set[asyncio.Task[Any]] = set(pumps)
         try:
             while remaining and not self._done.is_set():
                 done, _ = await asyncio.wait(
@@ -95,3 +107,14 @@ class Tunnel:
             else:
                 self.bytes_in += len(data)
             await writer.drain()
+
+
+@dataclass
+class Closed:
+    """What the close record needs, for a connection that never opened."""
+
+    close_reason: str
+    address: str = ""
+    bytes_in: int = 0
+    bytes_out: int = 0
+    duration: float = 0.0

@@ -10,7 +10,7 @@ from typing import Protocol
 from vivified.sdk.verify import TokenVerifier
 from vivified.tokens import TokenInvalid, VerifiedToken
 
-__all__ = ["TokenInvalid", "TokenVerifier", "Verifier", "VerifiedToken"]
+__all__ = ["TokenInvalid", "TokenVerifier", "VerifiedToken", "Verifier"]
 
 
 class Verifier(Protocol):
