@@ -41,6 +41,7 @@ async def read_head(
     *,
     timeout: float,
     max_headers: int,
+    max_bytes: int,
 ) -> RequestHead | None:
     """The request head, ``None`` if the client left without sending one, or HeadError."""
     try:
@@ -64,16 +65,20 @@ async def read_head(
                     conn.receive_data(data)
                     continue
                 if isinstance(event, h11.Request):
-                    return _head(event, max_headers)
+                    return _head(event, max_headers, max_bytes)
                 return None  # ConnectionClosed (or anything else before a request)
     except TimeoutError:
         raise HeadError(408, "head_timeout", "the request head did not arrive in time") from None
 
 
-def _head(event: h11.Request, max_headers: int) -> RequestHead:
+def _head(event: h11.Request, max_headers: int, max_bytes: int) -> RequestHead:
     headers = tuple(
         (name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers
     )
+    # h11 caps only a head that is still incomplete; one that arrived whole is measured here.
+    size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
+    if size > max_bytes:
+        raise HeadError(431, "headers_too_large", "the request head is too large")
     if len(headers) > max_headers:
         raise HeadError(431, "headers_too_large", f"more than {max_headers} header fields")
     names = {name for name, _ in headers}

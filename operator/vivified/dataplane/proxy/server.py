@@ -211,6 +211,7 @@ class ProxyServer:
                 conn,
                 timeout=self.settings.head_timeout,
                 max_headers=self.settings.max_headers,
+                max_bytes=self.settings.max_head_bytes,
             )
         except HeadError as error:
             self._count(error.reason)
