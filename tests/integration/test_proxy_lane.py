@@ -616,3 +616,33 @@ async def test_an_unreachable_upstream_answers_502_and_is_closed_in_audit(
         ]
     finally:
         await proxy.close()
+
+
+# ------------------------------------------------------------------------ the SDK's client
+
+
+async def test_the_sdk_egress_client_sends_the_current_token(
+    ground: Ground, tmp_path: Path
+) -> None:
+    from vivified.sdk import TokenFile  # noqa: PLC0415
+    from vivified.sdk.egress import async_egress_client  # noqa: PLC0415
+
+    token_path = tmp_path / "token"
+    first = ground.keys.mint(egress_manifest("billing"))
+    token_path.write_text(first.token)
+    url = f"https://{PARTNER}:{ground.https.port}/"
+    async with async_egress_client(
+        proxy_url=f"http://127.0.0.1:{ground.port}",
+        token_file=TokenFile(token_path),
+        verify=ground.ca.client_context(),
+    ) as http:
+        assert (await http.get(url)).text == "hello from upstream"
+        # rotation: the old token is revoked, the file holds a new one
+        ground.keys.revocations.revoked.add(first.jti)
+        second = ground.keys.mint(egress_manifest("billing"), jti="second-jti")
+        replacement = tmp_path / "token.new"
+        replacement.write_text(second.token)
+        replacement.replace(token_path)
+        assert (await http.get(url)).text == "hello from upstream"
+    decisions = [e for e in ground.audit.entries if e.action == "egress.decision"]
+    assert [e.outcome for e in decisions] == ["allowed", "allowed"]
