@@ -229,3 +229,10 @@ def test_apply_mode_leaves_enforce_alone() -> None:
 )
 def test_host_header_must_match_the_uri(uri: str, header: str | None, mismatch: bool) -> None:
     assert (decide_host_header(uri, header, 80) is not None) is mismatch
+
+
+def test_allowed_domains_equal_the_manifests_own_union() -> None:
+    from vivified.policy.egress import allowed_domains  # noqa: PLC0415
+
+    record = egress_record(domains=("BÜCHER.example", "api.partner.test"))
+    assert allowed_domains(record) == frozenset(record.manifest.all_allowed_domains)

@@ -22,6 +22,7 @@ enforced, because report mode exists to migrate allowlists, not to reach metadat
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ __all__ = [
     "EgressDecision",
     "IPAddress",
     "Mode",
+    "allowed_domains",
     "apply_mode",
     "classify_address",
     "decide",
@@ -123,9 +125,22 @@ def parse_authority(authority: str, default_port: int) -> tuple[str, int] | None
     return (host, port) if 0 < port < 65536 else None
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str | None:
-    """The manifest validator's normalisation (the same function), or ``None``."""
+    """The manifest validator's normalisation (the same function), or ``None``.
+
+    Memoised (pure; bounded): IDNA mapping is most of the cost of a tunnel's decision."""
     return normalize_domain(host)
+
+
+def allowed_domains(plugin: PluginRecord) -> frozenset[str]:
+    """The plugin's normalised domains: ``PluginManifest.all_allowed_domains``, computed with
+    the memoised normaliser (the same function underneath)."""
+    manifest = plugin.manifest
+    names = (
+        normalize_host(d) for d in (*manifest.allowed_domains, *manifest.security.allowed_domains)
+    )
+    return frozenset(n for n in names if n is not None)
 
 
 def decide_target(
@@ -144,7 +159,7 @@ def decide_target(
             port,
         )
     literal = ip_literal(host)
-    allowed = plugin.manifest.all_allowed_domains
+    allowed = allowed_domains(plugin)
     if literal is not None:
         if str(literal) in allowed:  # never true for a validated manifest; kept for symmetry
             return EgressDecision(True, "allowed", "listed address", str(literal), port, (literal,))

@@ -23,10 +23,12 @@ from vivified.health import probe_target
 from vivified.manifest import PluginManifest
 from vivified.plan import children_to_apply, plan_instance, token_secret_name
 from vivified.policy import PolicyConfig, validate_spec
+from vivified.policy.egress_status import forces_egress_through_core
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.render import (
     PluginInstance,
     TokenSecretState,
+    child_names,
     read_token_secret_state,
     render_token_secret,
 )
@@ -210,6 +212,11 @@ class Reconciler:
             workload=workload_facts(self._informer.get("Deployment", namespace, name)),
             token=token,
             egress_domains=tuple(sorted(manifest.all_allowed_domains)),
+            egress_through_core=forces_egress_through_core(
+                self._informer.get(
+                    "NetworkPolicy", namespace, child_names(instance.plugin_id)["NetworkPolicy"]
+                )
+            ),
         )
         await self._write_status(key, body, facts)
         return requeue

@@ -68,6 +68,7 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic
         self._cache: OrderedDict[bytes, tuple[float, VerifiedToken]] = OrderedDict()
+        self._inflight: dict[bytes, asyncio.Future[VerifiedToken | AuthFailure]] = {}
 
     async def identify(self, header: str | None) -> VerifiedToken | AuthFailure:
         parsed = parse_proxy_authorization(header)
@@ -89,6 +90,25 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
+        pending = self._inflight.get(key)
+        if pending is not None:  # a burst with one token costs one verification
+            return await asyncio.shield(pending)
+        future: asyncio.Future[VerifiedToken | AuthFailure] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._inflight[key] = future
+        try:
+            result = await self._verify_now(key, token, now)
+            future.set_result(result)
+            return result
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: waiters see it, nobody logs "never retrieved"
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _verify_now(self, key: bytes, token: str, now: float) -> VerifiedToken | AuthFailure:
         try:
             # The SDK verifier may fetch JWKS/revocations over HTTP: keep it off the loop.
             verified = await asyncio.to_thread(self._verifier.verify, token)
