@@ -198,8 +198,9 @@ class ProxyServer:
             self._connections -= 1
             self.metrics.open_connections.dec()
             writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            if isinstance(writer.transport.get_protocol(), asyncio.StreamReaderProtocol):
+                with contextlib.suppress(Exception):  # (a spliced tunnel waited already)
+                    await asyncio.wait_for(writer.wait_closed(), 1.0)
             if task is not None:
                 self._handlers.discard(task)
 
@@ -332,7 +333,7 @@ class ProxyServer:
                 req.writer.write(tunnel_established(decision.would_deny))
                 leftover, _closed = req.conn.trailing_data
                 self.metrics.setup_seconds.observe(time.perf_counter() - req.started)
-                await tunnel.run(bytes(leftover))
+                await tunnel.splice(bytes(leftover))
             else:
                 await forward_request(
                     tunnel, req.conn, req.head, body_timeout=self.settings.idle_timeout

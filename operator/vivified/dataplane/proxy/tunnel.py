@@ -36,6 +36,7 @@ class Tunnel:
     """Upstream → plugin."""
     close_reason: str = ""
     _done: asyncio.Event = field(default_factory=asyncio.Event)
+    _eofs: int = 0
 
     @classmethod
     def failed(cls, reason: str) -> Closed:
@@ -45,6 +46,21 @@ class Tunnel:
     @property
     def duration(self) -> float:
         return time.monotonic() - self.opened
+
+    def side_finished(self) -> None:
+        """One direction sent EOF; when both have, the tunnel is done."""
+        self._eofs += 1
+        if self._eofs >= 2:
+            self.close("eof")
+
+    async def wait_done(self) -> None:
+        await self._done.wait()
+
+    async def splice(self, first_bytes: bytes = b"") -> None:
+        """CONNECT: relay transport to transport (see :mod:`.splice`)."""
+        from .splice import splice  # noqa: PLC0415 - splice imports this module's type
+
+        await splice(self, first_bytes)
 
     def close(self, reason: str) -> None:
         """Stop both directions now (idempotent); the first reason given is kept."""
