@@ -31,7 +31,7 @@ from tests.unit.egress_fixtures import egress_manifest, egress_record
 from vivified import tokens
 from vivified.audit.hook import MemoryAuditor
 from vivified.dataplane.directory import StaticDirectory
-from vivified.dataplane.proxy import ProxyServer, allowlist_report
+from vivified.dataplane.proxy import ProxyMetrics, ProxyServer, ProxySettings, allowlist_report
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -646,3 +646,82 @@ async def test_the_sdk_egress_client_sends_the_current_token(
         assert (await http.get(url)).text == "hello from upstream"
     decisions = [e for e in ground.audit.entries if e.action == "egress.decision"]
     assert [e.outcome for e in decisions] == ["allowed", "allowed"]
+
+
+async def test_a_token_of_a_plugin_the_core_does_not_know_is_refused(ground: Ground) -> None:
+    ghost = ground.keys.mint(egress_manifest("ghost")).token
+    status, headers, body, _, writer = await ground.connect(
+        f"{PARTNER}:{ground.echo.port}", ground.bearer(ghost)
+    )
+    writer.close()
+    assert (status, reason_of(headers, body)) == (403, "plugin_unknown")
+    assert ground.dials.dials == []
+
+
+async def test_idle_tunnels_are_closed(tmp_path: Path) -> None:
+    echo = Upstream("echo")
+    await echo.start()
+    keys = Keys.create(tmp_path)
+    directory = StaticDirectory([egress_record("billing")])
+    proxy, _, audit, _ = await start_proxy(
+        directory, keys, hosts={PARTNER: ("127.0.0.1",)}, ports={echo.port}, idle_timeout=0.2
+    )
+    try:
+        token = keys.mint(egress_manifest("billing")).token
+        target = f"{PARTNER}:{echo.port}"
+        request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Bearer "
+        status, _, _, reader, writer = await raw_request(
+            proxy.port, f"{request}{token}\r\n\r\n".encode()
+        )
+        assert status == 200
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        await until(lambda: [e.reason for e in audit.entries][-1:] == ["idle_timeout"])
+    finally:
+        await proxy.close()
+        await echo.close()
+
+
+class FailingAuditor:
+    async def record(self, entry: object) -> None:
+        from vivified.audit.hook import AuditUnavailable  # noqa: PLC0415
+
+        raise AuditUnavailable("sink down")
+
+
+async def test_audit_required_plugins_fail_closed_when_audit_is_down(tmp_path: Path) -> None:
+    echo = Upstream("echo")
+    await echo.start()
+    keys = Keys.create(tmp_path)
+    manifest = egress_manifest("billing", traits=("external_service", "audit_required"))
+    record = egress_record("billing")
+    directory = StaticDirectory([type(record)(**{**record.__dict__, "manifest": manifest})])
+    proxy = ProxyServer(
+        ProxySettings(
+            host="127.0.0.1",
+            port=0,
+            allowed_ports=frozenset({echo.port}),
+            test_static_hosts={PARTNER: ("127.0.0.1",)},
+            test_allow_networks=("127.0.0.0/8",),
+        ),
+        directory,
+        keys.verifier(),
+        FailingAuditor(),
+        metrics=ProxyMetrics(CollectorRegistry()),
+    )
+    dials = DialLog()
+    proxy.dial = dials
+    await proxy.start()
+    try:
+        token = keys.mint(manifest).token
+        target = f"{PARTNER}:{echo.port}"
+        request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Bearer "
+        status, headers, _, _, writer = await raw_request(
+            proxy.port, f"{request}{token}\r\n\r\n".encode()
+        )
+        writer.close()
+        assert (status, headers["x-vivified-reason"]) == (503, "audit_unavailable")
+        assert dials.dials == []
+    finally:
+        await proxy.close()
+        await echo.close()
