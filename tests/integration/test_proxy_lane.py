@@ -725,3 +725,26 @@ async def test_audit_required_plugins_fail_closed_when_audit_is_down(tmp_path: P
     finally:
         await proxy.close()
         await echo.close()
+
+
+async def test_slow_clients_from_one_address_are_capped(tmp_path: Path) -> None:
+    keys = Keys.create(tmp_path)
+    directory = StaticDirectory([egress_record("billing")])
+    proxy, _, _, _ = await start_proxy(
+        directory, keys, hosts={}, ports={443}, max_pending_per_peer=3, head_timeout=5.0
+    )
+    try:
+        slow = []
+        for _ in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            writer.write(b"CONNECT api.partner.test:443 HTTP/1.1\r\n")
+            await writer.drain()
+            slow.append(writer)
+        await asyncio.sleep(0.1)
+        status, headers, _, _, writer = await raw_request(proxy.port, b"CONNECT x:443 HTTP/1.1\r\n")
+        writer.close()
+        assert (status, headers["x-vivified-reason"]) == (429, "too_many_pending")
+        for w in slow:
+            w.close()
+    finally:
+        await proxy.close()

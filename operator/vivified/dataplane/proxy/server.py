@@ -108,6 +108,7 @@ class ProxyServer:
         #: How upstream connections are opened (tests wrap it to see every dial).
         self.dial: Dialer = _dial
         self._connections = 0
+        self._pending: dict[str, int] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._policy_task: asyncio.Task[None] | None = None
@@ -197,6 +198,7 @@ class ProxyServer:
         finally:
             self._connections -= 1
             self.metrics.open_connections.dec()
+            await _linger(reader, writer)
             writer.close()
             if isinstance(writer.transport.get_protocol(), asyncio.StreamReaderProtocol):
                 with contextlib.suppress(Exception):  # (a spliced tunnel waited already)
@@ -206,6 +208,14 @@ class ProxyServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.settings.max_head_bytes)
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        pending = self._pending.get(source, 0)
+        if pending >= self.settings.max_pending_per_peer:
+            self._count("too_many_pending")
+            await _answer(writer, 429, "too_many_pending", "too many unfinished requests")
+            return
+        self._pending[source] = pending + 1
         try:
             head = await read_head(
                 reader,
@@ -218,6 +228,12 @@ class ProxyServer:
             self._count(error.reason)
             await _answer(writer, error.status, error.reason, error.message)
             return
+        finally:
+            left = self._pending.get(source, 1) - 1
+            if left > 0:
+                self._pending[source] = left
+            else:
+                self._pending.pop(source, None)
         if head is None:
             return
         started = time.perf_counter()
@@ -487,6 +503,22 @@ def _unbracket(host: str) -> str:
         with contextlib.suppress(ValueError):
             return str(ipaddress.ip_address(host[1:-1]))
     return host
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Before closing a refused connection: send FIN and discard what the client still sends
+    for a moment, so the kernel does not answer unread input with a reset that can destroy
+    the refusal before the client has read it."""
+    if not isinstance(writer.transport.get_protocol(), asyncio.StreamReaderProtocol):
+        return  # spliced: the tunnel closed its transports itself
+    if writer.is_closing() or reader.at_eof():
+        return
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(0.2):
+            while await reader.read(65536):
+                pass
 
 
 async def _answer(writer: asyncio.StreamWriter, status: int, reason: str, message: str) -> None:

@@ -41,6 +41,9 @@ class ProxySettings:
     max_head_bytes: int = 16 * 1024
     max_headers: int = 100
     max_connections: int = 4096
+    max_pending_per_peer: int = 64
+    """Connections one source address may have that have not finished their head yet (a
+    slow or stuck pod cannot use up ``max_connections`` for everyone)."""
     max_tunnels_per_plugin: int = 256
     rate_per_second: float = 50.0
     """New connections per plugin per second (token bucket) ..."""
@@ -88,6 +91,7 @@ class ProxySettings:
                 ("connect_timeout", float),
                 ("idle_timeout", float),
                 ("max_connections", int),
+                ("max_pending_per_peer", int),
                 ("max_tunnels_per_plugin", int),
                 ("rate_per_second", float),
                 ("rate_burst", int),
