@@ -64,6 +64,7 @@ async def run_proxy(config: dict[str, Any]) -> None:
         test_static_hosts={HOST: ("127.0.0.1",)},
         test_allow_networks=("127.0.0.0/8",),
         max_tunnels_per_plugin=10_000,
+        max_pending_per_peer=10_000,
         rate_per_second=1e6,
         rate_burst=1_000_000,
     )
@@ -87,7 +88,7 @@ async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             remaining -= len(chunk)
             await writer.drain()
         writer.close()
-    except (ConnectionError, ValueError):
+    except (ConnectionError, ValueError, asyncio.CancelledError):
         writer.close()
 
 

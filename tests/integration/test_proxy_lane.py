@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -748,3 +750,30 @@ async def test_slow_clients_from_one_address_are_capped(tmp_path: Path) -> None:
             w.close()
     finally:
         await proxy.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_stock_curl_goes_through_the_proxy_and_sees_refusal_reasons(
+    ground: Ground, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(ground.ca.ca_pem)
+
+    async def curl(host: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            "curl", "-sS", "-v", "--max-time", "10", "--cacert", str(ca),
+            "--proxy", f"http://127.0.0.1:{ground.port}",
+            "--proxy-user", f"billing:{ground.token}",
+            f"https://{host}:{ground.https.port}/",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, _ = await curl(PARTNER)
+    assert (code, out) == (0, "hello from upstream")
+    code, _, err = await curl(OTHER)
+    assert code != 0
+    assert "403" in err
+    assert "X-Vivified-Reason: domain_not_allowed" in err

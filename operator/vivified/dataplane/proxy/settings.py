@@ -41,7 +41,7 @@ class ProxySettings:
     max_head_bytes: int = 16 * 1024
     max_headers: int = 100
     max_connections: int = 4096
-    max_pending_per_peer: int = 64
+    max_pending_per_peer: int = 256
     """Connections one source address may have that have not finished their head yet (a
     slow or stuck pod cannot use up ``max_connections`` for everyone)."""
     max_tunnels_per_plugin: int = 256
