@@ -777,3 +777,20 @@ async def test_stock_curl_goes_through_the_proxy_and_sees_refusal_reasons(
     assert code != 0
     assert "403" in err
     assert "X-Vivified-Reason: domain_not_allowed" in err
+
+
+async def test_bytes_sent_right_after_the_connect_head_are_not_lost(ground: Ground) -> None:
+    target = f"{PARTNER}:{ground.echo.port}"
+    request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{ground.bearer()}\r\nearly"
+    status, _, _, reader, writer = await raw_request(ground.port, request.encode())
+    assert status == 200
+    assert await asyncio.wait_for(reader.readexactly(5), 5) == b"early"
+    big = b"x" * (3 * 1024 * 1024)  # more than every buffer on the way: flow control holds
+    writer.write(big)
+    writer.write_eof()
+    assert await asyncio.wait_for(reader.read(-1), 10) == big
+    writer.close()
+    await until(lambda: closes(ground) == ["eof"])
+    close = next(e for e in ground.audit.entries if e.action == "egress.close")
+    assert close.details["bytes_out"] == len(big) + 5
+    assert close.details["bytes_in"] == len(big) + 5
