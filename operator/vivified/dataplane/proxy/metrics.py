@@ -1,60 +1,83 @@
 """Prometheus metrics of the proxy lane (served by the core's ``/metrics``).
 
+The server only calls the methods below, so the backing library is one module's concern.
 Labels are bounded: decisions carry the plugin id and the reason (both finite sets), never a
 host name, which a plugin could vary without limit.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["ProxyMetrics"]
 
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+Phase = Literal["dns", "connect", "setup"]
 
 
 class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         reg = REGISTRY if registry is None else registry
-        self.decisions = Counter(
+        self._decisions = Counter(
             "vivified_proxy_decisions_total",
-            "Proxy lane decisions by outcome and reason",
+            "Proxy lane decisions by plugin, outcome and reason",
             ["plugin", "outcome", "reason"],
             registry=reg,
         )
-        self.refusals = Counter(
+        self._refusals = Counter(
             "vivified_proxy_refusals_total",
             "Requests refused before a plugin was known (auth, malformed, limits)",
             ["reason"],
             registry=reg,
         )
-        self.open_connections = Gauge(
+        self._connections = Gauge(
             "vivified_proxy_connections_open", "Client connections open", registry=reg
         )
-        self.open_tunnels = Gauge(
+        self._tunnels = Gauge(
             "vivified_proxy_tunnels_open", "Upstream connections open", registry=reg
         )
-        self.closed = Counter(
+        self._closed = Counter(
             "vivified_proxy_closed_total",
             "Upstream connections closed, by why",
             ["reason"],
             registry=reg,
         )
-        self.bytes = Counter(
+        self._bytes = Counter(
             "vivified_proxy_bytes_total",
             "Bytes relayed (out = plugin to upstream)",
             ["direction"],
             registry=reg,
         )
-        self.dns_seconds = Histogram(
-            "vivified_proxy_dns_seconds", "Name resolution time", buckets=_FAST, registry=reg
-        )
-        self.connect_seconds = Histogram(
-            "vivified_proxy_connect_seconds", "Upstream connect time", buckets=_FAST, registry=reg
-        )
-        self.setup_seconds = Histogram(
-            "vivified_proxy_setup_seconds",
-            "Request head received to tunnel established",
+        self._seconds = Histogram(
+            "vivified_proxy_seconds",
+            "Time spent: dns (resolution), connect (upstream), setup (head to tunnel up)",
+            ["phase"],
             buckets=_FAST,
             registry=reg,
         )
+
+    def decided(self, plugin: str, outcome: str, reason: str) -> None:
+        self._decisions.labels(plugin, outcome, reason).inc()
+
+    def refused(self, reason: str) -> None:
+        self._refusals.labels(reason).inc()
+
+    def connection_opened(self) -> None:
+        self._connections.inc()
+
+    def connection_closed(self) -> None:
+        self._connections.dec()
+
+    def tunnel_opened(self) -> None:
+        self._tunnels.inc()
+
+    def tunnel_closed(self, reason: str, bytes_in: int, bytes_out: int) -> None:
+        self._tunnels.dec()
+        self._closed.labels(reason).inc()
+        self._bytes.labels("in").inc(bytes_in)
+        self._bytes.labels("out").inc(bytes_out)
+
+    def observe(self, phase: Phase, seconds: float) -> None:
+        self._seconds.labels(phase).observe(seconds)

@@ -181,7 +181,7 @@ class ProxyServer:
         if task is not None:
             self._handlers.add(task)
         self._connections += 1
-        self.metrics.open_connections.inc()
+        self.metrics.connection_opened()
         try:
             if self._connections > self.settings.max_connections:
                 self._count("overloaded")
@@ -197,7 +197,7 @@ class ProxyServer:
             logger.exception("proxy lane: unexpected error")
         finally:
             self._connections -= 1
-            self.metrics.open_connections.dec()
+            self.metrics.connection_closed()
             await _linger(reader, writer)
             writer.close()
             if isinstance(writer.transport.get_protocol(), asyncio.StreamReaderProtocol):
@@ -286,7 +286,7 @@ class ProxyServer:
                 )
             dns = time.perf_counter() - t0
             dns_ms = dns * 1000
-            self.metrics.dns_seconds.observe(dns)
+            self.metrics.observe("dns", dns)
             decision = decide_addresses(decision, tuple(addresses), self.config)
         if not decision.allowed:
             status = 502 if decision.reason == "resolution_failed" else 403
@@ -323,7 +323,7 @@ class ProxyServer:
                         continue
         except TimeoutError:
             close_reason = "upstream_timeout"
-        self.metrics.connect_seconds.observe(time.perf_counter() - t0)
+        self.metrics.observe("connect", time.perf_counter() - t0)
         if upstream is None:
             status = 504 if close_reason == "upstream_timeout" else 502
             await _answer(req.writer, status, close_reason, f"cannot connect to {decision.host}")
@@ -343,12 +343,12 @@ class ProxyServer:
             up_writer,
         )
         self.tunnels.add(tunnel)
-        self.metrics.open_tunnels.inc()
+        self.metrics.tunnel_opened()
         try:
             if req.kind == "connect":
                 req.writer.write(tunnel_established(decision.would_deny))
                 leftover, _closed = req.conn.trailing_data
-                self.metrics.setup_seconds.observe(time.perf_counter() - req.started)
+                self.metrics.observe("setup", time.perf_counter() - req.started)
                 await tunnel.splice(bytes(leftover))
             else:
                 await forward_request(
@@ -356,10 +356,9 @@ class ProxyServer:
                 )
         finally:
             self.tunnels.discard(tunnel)
-            self.metrics.open_tunnels.dec()
-            self.metrics.bytes.labels("out").inc(tunnel.bytes_out)
-            self.metrics.bytes.labels("in").inc(tunnel.bytes_in)
-            self.metrics.closed.labels(tunnel.close_reason or "eof").inc()
+            self.metrics.tunnel_closed(
+                tunnel.close_reason or "eof", tunnel.bytes_in, tunnel.bytes_out
+            )
             await self._audit_close(record, decision, tunnel)
 
     # ---------------------------------------------------------------- refusals and audit
@@ -420,10 +419,10 @@ class ProxyServer:
             logger.warning("proxy lane: close record for %s not kept", record.plugin_id)
 
     def _decided(self, record: PluginRecord, outcome: str, reason: str) -> None:
-        self.metrics.decisions.labels(record.plugin_id, outcome, reason).inc()
+        self.metrics.decided(record.plugin_id, outcome, reason)
 
     def _count(self, reason: str) -> None:
-        self.metrics.refusals.labels(reason).inc()
+        self.metrics.refused(reason)
 
 
 #: Stream buffer size: h11 parses heads (never readuntil), so this only sets how much a
