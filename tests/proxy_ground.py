@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from prometheus_client import CollectorRegistry
 
 from vivified import tokens
 from vivified.audit.hook import MemoryAuditor
@@ -236,7 +235,7 @@ async def start_proxy(
     ports: Collection[int],
     auditor: MemoryAuditor | None = None,
     **overrides: Any,
-) -> tuple[ProxyServer, DialLog, MemoryAuditor, CollectorRegistry]:
+) -> tuple[ProxyServer, DialLog, MemoryAuditor, ProxyMetrics]:
     options: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
@@ -250,18 +249,18 @@ async def start_proxy(
     }
     options.update(overrides)
     auditor = auditor or MemoryAuditor()
-    registry = CollectorRegistry()
+    metrics = ProxyMetrics()
     server = ProxyServer(
         ProxySettings(**options),
         directory,
         keys.verifier(),
         auditor,
-        metrics=ProxyMetrics(registry),
+        metrics=metrics,
     )
     dials = DialLog()
     server.dial = dials
     await server.start()
-    return server, dials, auditor, registry
+    return server, dials, auditor, metrics
 
 
 async def raw_request(

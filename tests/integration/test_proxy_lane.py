@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 from tests.proxy_ground import (
     DialLog,
     Keys,
@@ -47,7 +46,7 @@ class Ground:
     proxy: ProxyServer
     dials: DialLog
     audit: MemoryAuditor
-    registry: CollectorRegistry
+    metrics: ProxyMetrics
     directory: StaticDirectory
     keys: Keys
     echo: Upstream
@@ -98,11 +97,11 @@ async def ground(tmp_path: Path) -> AsyncIterator[Ground]:
         "metadata.partner.test": ("169.254.169.254",),
         "mapped.partner.test": ("::ffff:169.254.169.254",),
     }
-    proxy, dials, audit, registry = await start_proxy(
+    proxy, dials, audit, metrics = await start_proxy(
         directory, keys, hosts=hosts, ports={echo.port, https.port, http.port}
     )
     token = keys.mint(egress_manifest("billing")).token
-    yield Ground(proxy, dials, audit, registry, directory, keys, echo, https, http, ca, token)
+    yield Ground(proxy, dials, audit, metrics, directory, keys, echo, https, http, ca, token)
     await proxy.close()
     for upstream in (echo, https, http):
         await upstream.close()
@@ -480,7 +479,7 @@ async def test_per_plugin_tunnel_limit(tmp_path: Path) -> None:
     await echo.start()
     keys = Keys.create(tmp_path)
     directory = StaticDirectory([egress_record("billing"), egress_record("other-plugin")])
-    proxy, _, _, registry = await start_proxy(
+    proxy, _, _, metrics = await start_proxy(
         directory,
         keys,
         hosts={PARTNER: ("127.0.0.1",)},
@@ -513,11 +512,8 @@ async def test_per_plugin_tunnel_limit(tmp_path: Path) -> None:
         assert status == 200  # another plugin's share is its own
         for w in held:
             w.close()
-        value = registry.get_sample_value(
-            "vivified_proxy_decisions_total",
-            {"plugin": "billing", "outcome": "refused", "reason": "tunnel_limit"},
-        )
-        assert value == 1.0
+        assert metrics.decisions("billing", "refused", "tunnel_limit") == 1.0
+        assert "vivified_proxy_decisions_total" in metrics.render()
     finally:
         await proxy.close()
         await echo.close()
@@ -709,7 +705,7 @@ async def test_audit_required_plugins_fail_closed_when_audit_is_down(tmp_path: P
         directory,
         keys.verifier(),
         FailingAuditor(),
-        metrics=ProxyMetrics(CollectorRegistry()),
+        metrics=ProxyMetrics(),
     )
     dials = DialLog()
     proxy.dial = dials

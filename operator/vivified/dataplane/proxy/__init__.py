@@ -14,10 +14,11 @@ The core's main starts it next to the HTTP app (port 3128 by default)::
     ...
     await proxy.close()
 
-or ``await serve(...)`` with the same arguments, which runs until cancelled. Metrics go to the
-default prometheus-client registry (pass ``metrics=ProxyMetrics(registry)`` for another), so
-the core's ``/metrics`` exposes them. ``allowlist_report(directory)`` is the document the core
-publishes for the operator's ``EgressEnforced`` condition (see docs/proxy.md).
+or ``await serve(...)`` with the same arguments, which runs until cancelled. The lane's
+metrics live in ``proxy.metrics`` (their own registry); the core appends
+``proxy.metrics.render()`` to its ``/metrics``. ``http.routes(directory, mode)`` is the lane's
+one route on the core's app (``GET /v1/proxy/allowlists``, :func:`allowlist_report`), read by
+the operator for the ``EgressEnforced`` condition (see docs/proxy.md).
 
 Decisions are :mod:`vivified.policy.egress` (pure); this package only parses, resolves, dials,
 relays, limits, counts and audits.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ["ProxyMetrics"]
 
@@ -18,8 +18,12 @@ Phase = Literal["dns", "connect", "setup"]
 
 
 class ProxyMetrics:
+    """The lane's metrics in their own registry (several servers in one process, as in tests,
+    never collide); the core appends :meth:`render` to its ``/metrics``."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        reg = REGISTRY if registry is None else registry
+        reg = CollectorRegistry() if registry is None else registry
+        self.registry = reg
         self._decisions = Counter(
             "vivified_proxy_decisions_total",
             "Proxy lane decisions by plugin, outcome and reason",
@@ -60,6 +64,14 @@ class ProxyMetrics:
 
     def decided(self, plugin: str, outcome: str, reason: str) -> None:
         self._decisions.labels(plugin, outcome, reason).inc()
+
+    def decisions(self, plugin: str, outcome: str, reason: str) -> float:
+        labels = {"plugin": plugin, "outcome": outcome, "reason": reason}
+        return self.registry.get_sample_value("vivified_proxy_decisions_total", labels) or 0.0
+
+    def render(self) -> str:
+        """Prometheus text exposition of the lane's metrics."""
+        return generate_latest(self.registry).decode()
 
     def refused(self, reason: str) -> None:
         self._refusals.labels(reason).inc()
