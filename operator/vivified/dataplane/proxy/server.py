@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import h11
 
-from vivified.audit.hook import AuditEntry, Auditor, AuditUnavailable
+from vivified.audit.hook import Auditor, AuditUnavailable
 from vivified.dataplane.directory import PluginDirectory, PluginRecord
 from vivified.policy.egress import (
     EgressDecision,
@@ -28,7 +26,6 @@ from vivified.policy.egress import (
     decide_addresses,
     decide_host_header,
     decide_target,
-    parse_authority,
 )
 
 from .auth import Authenticator, AuthFailure
@@ -36,9 +33,11 @@ from .forward import forward_request
 from .head import HeadError, RequestHead, read_head
 from .limits import PluginLimits
 from .metrics import ProxyMetrics
+from .records import auth_failure_entry, close_entry, decision_entry
 from .resolver import ResolveError, Resolver, StaticResolver, SystemResolver
 from .responses import refusal, tunnel_established
 from .settings import ProxySettings
+from .target import Refusal, first_header, request_target
 from .tunnel import Closed, Tunnel
 from .verifier import VerifiedToken, Verifier
 
@@ -47,13 +46,6 @@ __all__ = ["Dialer", "ProxyServer"]
 Dialer = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Refusal(Exception):  # noqa: N818 - a refusal, not an error
-    status: int
-    reason: str
-    message: str
 
 
 @dataclass
@@ -237,7 +229,7 @@ class ProxyServer:
         if head is None:
             return
         started = time.perf_counter()
-        identity = await self.auth.identify(_one(head, "proxy-authorization"))
+        identity = await self.auth.identify(first_header(head, "proxy-authorization"))
         if isinstance(identity, AuthFailure):
             self._count(identity.reason)
             if identity.reason != "credentials_missing":  # the challenge itself is routine
@@ -248,21 +240,23 @@ class ProxyServer:
         req = _Request(reader, writer, conn, head, identity, self.directory.get(plugin_id))
         req.started = started
         try:
-            req.kind, req.host, req.port = _target(head)
+            req.kind, req.host, req.port = request_target(head)
             if req.kind == "http":
-                mismatch = decide_host_header(urlsplit(head.target).netloc, _one(head, "host"), 80)
+                mismatch = decide_host_header(
+                    urlsplit(head.target).netloc, first_header(head, "host"), 80
+                )
                 if mismatch is not None:
-                    raise _Refusal(400, "host_mismatch", mismatch)
-        except _Refusal as refused:
+                    raise Refusal(400, "host_mismatch", mismatch)
+        except Refusal as refused:
             await self._refuse(req, refused)
             return
         if not self.limits.take(plugin_id):
-            limited = _Refusal(429, "rate_limited", "too many new connections; slow down")
+            limited = Refusal(429, "rate_limited", "too many new connections; slow down")
             await self._refuse(req, limited)
             return
         if not self.limits.open(plugin_id):
             cap = self.settings.max_tunnels_per_plugin
-            await self._refuse(req, _Refusal(429, "tunnel_limit", f"at most {cap} open"))
+            await self._refuse(req, Refusal(429, "tunnel_limit", f"at most {cap} open"))
             return
         try:
             await self._decide_and_relay(req)
@@ -290,13 +284,13 @@ class ProxyServer:
             decision = decide_addresses(decision, tuple(addresses), self.config)
         if not decision.allowed:
             status = 502 if decision.reason == "resolution_failed" else 403
-            refused = _Refusal(status, decision.reason, decision.message)
+            refused = Refusal(status, decision.reason, decision.message)
             await self._refuse(req, refused, decision, dns_ms)
             return
         assert record is not None  # an allowed decision always has a plugin  # noqa: S101
         try:
             await self.auditor.record(
-                _decision_entry(record.plugin_id, record, req.head, decision, dns_ms)
+                decision_entry(record.plugin_id, record, req.head, decision, dns_ms)
             )
         except AuditUnavailable:
             self._decided(record, "refused", "audit_unavailable")
@@ -366,7 +360,7 @@ class ProxyServer:
     async def _refuse(
         self,
         req: _Request,
-        refused: _Refusal,
+        refused: Refusal,
         decision: EgressDecision | None = None,
         dns_ms: float = 0.0,
     ) -> None:
@@ -377,44 +371,20 @@ class ProxyServer:
             self._decided(req.record, "refused", refused.reason)
         else:
             self._count(refused.reason)
-        entry = _decision_entry(req.identity.plugin_id, req.record, req.head, decision, dns_ms)
+        entry = decision_entry(req.identity.plugin_id, req.record, req.head, decision, dns_ms)
         with contextlib.suppress(AuditUnavailable):  # the request is refused anyway
             await self.auditor.record(entry)
         await _answer(req.writer, refused.status, refused.reason, refused.message)
 
     async def _audit_auth_failure(self, head: RequestHead, failure: AuthFailure) -> None:
-        target = head.target[:255]
-        entry = AuditEntry(
-            action="egress.decision",
-            agent="unauthenticated",
-            outcome="refused",
-            reason=failure.reason,
-            entity={"target": target},
-            details={"method": head.method},
-        )
         with contextlib.suppress(AuditUnavailable):
-            await self.auditor.record(entry)
+            await self.auditor.record(auth_failure_entry(head, failure.reason))
 
     async def _audit_close(
         self, record: PluginRecord, decision: EgressDecision, tunnel: Tunnel | Closed
     ) -> None:
-        reason = tunnel.close_reason or "eof"
-        entry = AuditEntry(
-            action="egress.close",
-            agent=record.plugin_id,
-            outcome="allowed" if reason in ("eof", "shutdown") else "error",
-            reason=reason,
-            entity={"host": decision.host, "port": str(decision.port)},
-            details={
-                "address": tunnel.address,
-                "bytes_in": tunnel.bytes_in,
-                "bytes_out": tunnel.bytes_out,
-                "duration_ms": round(tunnel.duration * 1000, 3),
-            },
-            **_audit_options(record),
-        )
         try:
-            await self.auditor.record(entry)
+            await self.auditor.record(close_entry(record, decision, tunnel))
         except AuditUnavailable:
             logger.warning("proxy lane: close record for %s not kept", record.plugin_id)
 
@@ -433,75 +403,6 @@ WRITE_HIGH_WATER = 1024 * 1024
 
 async def _dial(host: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection(host, port, limit=STREAM_LIMIT)
-
-
-def _audit_options(record: PluginRecord | None) -> dict[str, Any]:
-    if record is None:
-        return {}
-    return {
-        "audit_level": str(record.manifest.compliance.audit_level),
-        "audit_required": "audit_required" in record.manifest.traits,
-    }
-
-
-def _decision_entry(
-    agent: str,
-    record: PluginRecord | None,
-    head: RequestHead,
-    decision: EgressDecision,
-    dns_ms: float,
-) -> AuditEntry:
-    details: dict[str, object] = {
-        "method": head.method,
-        "addresses": [str(a) for a in decision.addresses],
-        "dns_ms": round(dns_ms, 3),
-    }
-    if decision.would_deny:
-        details["would_deny"] = decision.would_deny
-        details["mode"] = "report"
-    return AuditEntry(
-        action="egress.decision",
-        agent=agent,
-        outcome="allowed" if decision.allowed else "refused",
-        reason=decision.would_deny or ("" if decision.allowed else decision.reason),
-        entity={"host": decision.host[:255], "port": str(decision.port)},
-        details=details,
-        **_audit_options(record),
-    )
-
-
-def _one(head: RequestHead, name: str) -> str | None:
-    values = head.get_all(name)
-    return values[0] if values else None
-
-
-def _target(head: RequestHead) -> tuple[str, str, int]:
-    """("connect" | "http", host, port) of a proxy request, or a _Refusal."""
-    if head.method == "CONNECT":
-        parsed = parse_authority(head.target, 0)
-        if parsed is None or parsed[1] == 0:
-            raise _Refusal(400, "request_malformed", "CONNECT needs host:port")
-        return "connect", _unbracket(parsed[0]), parsed[1]
-    lowered = head.target[:8].lower()
-    if lowered.startswith("https://"):
-        raise _Refusal(400, "scheme_not_supported", "use CONNECT for https:// targets")
-    if not lowered.startswith("http://"):
-        raise _Refusal(400, "request_malformed", "a proxy request needs an absolute http:// URI")
-    try:
-        parts = urlsplit(head.target)
-    except ValueError:
-        raise _Refusal(400, "request_malformed", "the request URI is malformed") from None
-    parsed = parse_authority(parts.netloc, 80)
-    if parsed is None:
-        raise _Refusal(400, "request_malformed", "the request URI has no valid host")
-    return "http", _unbracket(parsed[0]), parsed[1]
-
-
-def _unbracket(host: str) -> str:
-    if host.startswith("[") and host.endswith("]"):
-        with contextlib.suppress(ValueError):
-            return str(ipaddress.ip_address(host[1:-1]))
-    return host
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
