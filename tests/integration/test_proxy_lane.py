@@ -790,3 +790,14 @@ async def test_bytes_sent_right_after_the_connect_head_are_not_lost(ground: Grou
     close = next(e for e in ground.audit.entries if e.action == "egress.close")
     assert close.details["bytes_out"] == len(big) + 5
     assert close.details["bytes_in"] == len(big) + 5
+
+
+async def test_a_stock_client_uses_plain_http_through_the_proxy(ground: Ground) -> None:
+    proxy = httpx.Proxy(
+        f"http://127.0.0.1:{ground.port}",
+        headers={"Proxy-Authorization": f"Bearer {ground.token}"},
+    )
+    async with httpx.AsyncClient(proxy=proxy, trust_env=False) as client:
+        response = await client.post(f"http://{PARTNER}:{ground.http.port}/in", content=b"abc")
+    assert (response.status_code, response.text) == (200, "hello from upstream: abc")
+    assert ground.http.requests[0].startswith(b"POST /in HTTP/1.1\r\n")
