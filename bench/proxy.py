@@ -4,7 +4,7 @@ and tunnel set-up latency with 200 tunnels open.
     python bench/proxy.py [--mb 512] [--tunnels 200] [--setups 1000] [--parallel-mb 4]
 
 The real ``ProxyServer`` runs in its own process (as in the core), with a static directory,
-the SDK's ``TokenVerifier`` over a JWKS file, a null auditor, and the TEST-ONLY static
+the core's ``Authenticator`` (trust from a JWKS file), a null auditor, and the TEST-ONLY static
 resolver (a dict look-up: "DNS excluded"). This process runs a loopback upstream (a byte
 source) and the clients. Reported:
 
@@ -39,10 +39,11 @@ sys.path.insert(0, str(REPO))
 
 from vivified import tokens  # noqa: E402
 from vivified.audit.hook import NullAuditor  # noqa: E402
+from vivified.dataplane.auth import Authenticator  # noqa: E402
 from vivified.dataplane.directory import StaticDirectory  # noqa: E402
 from vivified.dataplane.proxy import ProxyServer, ProxySettings  # noqa: E402
-from vivified.dataplane.proxy.verifier import TokenVerifier  # noqa: E402
-from vivified.sdk.verify import JwksCache  # noqa: E402
+from vivified.dataplane.settings import CoreSettings  # noqa: E402
+from vivified.dataplane.trust import CoreKey, TrustState  # noqa: E402
 
 HOST = "bench.partner.test"
 ISS, AUD = "vivified-operator", "vivified-platform"
@@ -56,7 +57,12 @@ async def run_proxy(config: dict[str, Any]) -> None:
     from tests.unit.egress_fixtures import egress_record  # noqa: PLC0415
 
     directory = StaticDirectory([egress_record("bench", domains=(HOST,))])
-    verifier = TokenVerifier(JwksCache(file=config["jwks"]), audience=AUD, issuer=ISS)
+    now = datetime.now(UTC)
+    trust = TrustState(CoreKey(tokens.generate_signing_key(now)))
+    trust.set_jwks({tokens.JWKS_CONFIGMAP_KEY: Path(config["jwks"]).read_text()})
+    trust.set_revocations(tokens.revocations_to_configmap_data(tokens.RevocationList()))
+    settings_core = CoreSettings(token_issuer=ISS, token_audience=AUD)
+    verifier = Authenticator(trust, directory, settings_core, lambda: datetime.now(UTC))
     settings = ProxySettings(
         host="127.0.0.1",
         port=0,

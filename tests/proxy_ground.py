@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
-import json
 import ssl
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -25,11 +24,12 @@ from cryptography.x509.oid import NameOID
 
 from vivified import tokens
 from vivified.audit.hook import MemoryAuditor
+from vivified.dataplane.auth import Authenticator
 from vivified.dataplane.directory import StaticDirectory
 from vivified.dataplane.proxy import ProxyMetrics, ProxyServer, ProxySettings
-from vivified.dataplane.proxy.verifier import TokenVerifier
+from vivified.dataplane.settings import CoreSettings
+from vivified.dataplane.trust import CoreKey, TrustState
 from vivified.manifest import PluginManifest
-from vivified.sdk.verify import JwksCache
 
 ISS, AUD = "vivified-operator", "vivified-platform"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -172,33 +172,34 @@ class Upstream:
             writer.close()
 
 
-class MutableRevocations:
-    """A revocation source the test edits."""
-
-    def __init__(self) -> None:
-        self.revoked: set[str] = set()
-
-    def jtis(self) -> Collection[str]:
-        return frozenset(self.revoked)
-
-
 @dataclass
 class Keys:
+    """The operator's key ring and the core's trust state (JWKS, revocations) built from it:
+    the proxy checks tokens with the core's own :class:`Authenticator`, as in production."""
+
     ring: tokens.KeyRing
-    jwks_file: Path
-    revocations: MutableRevocations
+    trust: TrustState
+    revoked: tokens.RevocationList = field(default_factory=tokens.RevocationList)
 
     @classmethod
-    def create(cls, tmp: Path) -> Keys:
+    def create(cls, tmp: Path | None = None) -> Keys:
+        del tmp
         ring = tokens.KeyRing(active=tokens.generate_signing_key(NOW))
-        path = tmp / "jwks.json"
-        path.write_text(json.dumps(tokens.jwks(ring)))
-        return cls(ring, path, MutableRevocations())
+        trust = TrustState(CoreKey(tokens.generate_signing_key(NOW)))
+        trust.set_jwks(tokens.jwks_to_configmap_data(tokens.jwks(ring)))
+        keys = cls(ring, trust)
+        trust.set_revocations(tokens.revocations_to_configmap_data(keys.revoked))
+        return keys
 
-    def verifier(self) -> TokenVerifier:
-        return TokenVerifier(
-            JwksCache(file=self.jwks_file), audience=AUD, issuer=ISS, revocations=self.revocations
+    def verifier(self, directory: StaticDirectory | None = None) -> Authenticator:
+        settings = CoreSettings(token_issuer=ISS, token_audience=AUD)
+        return Authenticator(
+            self.trust, directory or StaticDirectory(), settings, lambda: datetime.now(UTC)
         )
+
+    def revoke(self, minted: tokens.MintedToken) -> None:
+        self.revoked = tokens.revoke(self.revoked, minted.jti, minted.expires_at)
+        self.trust.set_revocations(tokens.revocations_to_configmap_data(self.revoked))
 
     def mint(self, manifest: PluginManifest, **kwargs: Any) -> tokens.MintedToken:
         options: dict[str, Any] = {"issuer": ISS, "audience": AUD, "ttl_seconds": 600}
@@ -242,7 +243,6 @@ async def start_proxy(
         "allowed_ports": frozenset(ports),
         "test_static_hosts": hosts,
         "test_allow_networks": ("127.0.0.0/8",),
-        "token_cache_seconds": 0.0,
         "policy_recheck_seconds": 0.05,
         "head_timeout": 1.0,
         "connect_timeout": 2.0,
@@ -253,7 +253,7 @@ async def start_proxy(
     server = ProxyServer(
         ProxySettings(**options),
         directory,
-        keys.verifier(),
+        keys.verifier(directory),
         auditor,
         metrics=metrics,
     )

@@ -33,6 +33,7 @@ from vivified import tokens
 from vivified.audit.hook import MemoryAuditor
 from vivified.dataplane.directory import StaticDirectory
 from vivified.dataplane.proxy import ProxyMetrics, ProxyServer, ProxySettings, allowlist_report
+from vivified_sdk import TokenFile, async_egress_client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -352,13 +353,19 @@ def _foreign(ground: Ground) -> str:
 
 async def test_expired_revoked_and_foreign_tokens_are_refused(ground: Ground) -> None:
     revoked = ground.keys.mint(egress_manifest("billing"))
-    ground.keys.revocations.revoked.add(revoked.jti)
-    for token in (_expired(ground), revoked.token, _foreign(ground), "not-a-jwt"):
+    ground.keys.revoke(revoked)
+    cases = (
+        (_expired(ground), "invalid_token"),
+        (revoked.token, "token_revoked"),
+        (_foreign(ground), "invalid_token"),
+        ("not-a-jwt", "invalid_token"),
+    )
+    for token, reason in cases:  # the core's own reasons, as on every lane
         status, headers, body, _, writer = await ground.connect(
             f"{PARTNER}:{ground.echo.port}", ground.bearer(token)
         )
         writer.close()
-        assert (status, reason_of(headers, body)) == (407, "token_invalid")
+        assert (status, reason_of(headers, body)) == (407, reason)
     mismatch = f"Proxy-Authorization: {basic('other-plugin', ground.token)}\r\n"
     status, headers, body, _, writer = await ground.connect(f"{PARTNER}:1", mismatch)
     writer.close()
@@ -434,12 +441,12 @@ async def test_a_revoked_token_opens_no_new_tunnel(ground: Ground) -> None:
     )
     writer.close()
     assert status == 200
-    ground.keys.revocations.revoked.add(token.jti)
+    ground.keys.revoke(token)
     status, headers, body, _, writer = await ground.connect(
         f"{PARTNER}:{ground.echo.port}", ground.bearer(token.token)
     )
     writer.close()
-    assert (status, reason_of(headers, body)) == (407, "token_invalid")
+    assert (status, reason_of(headers, body)) == (407, "token_revoked")
 
 
 # ------------------------------------------------------------------------ plain HTTP
@@ -622,9 +629,6 @@ async def test_an_unreachable_upstream_answers_502_and_is_closed_in_audit(
 async def test_the_sdk_egress_client_sends_the_current_token(
     ground: Ground, tmp_path: Path
 ) -> None:
-    from vivified.sdk import TokenFile  # noqa: PLC0415
-    from vivified.sdk.egress import async_egress_client  # noqa: PLC0415
-
     token_path = tmp_path / "token"
     first = ground.keys.mint(egress_manifest("billing"))
     token_path.write_text(first.token)
@@ -636,7 +640,7 @@ async def test_the_sdk_egress_client_sends_the_current_token(
     ) as http:
         assert (await http.get(url)).text == "hello from upstream"
         # rotation: the old token is revoked, the file holds a new one
-        ground.keys.revocations.revoked.add(first.jti)
+        ground.keys.revoke(first)
         second = ground.keys.mint(egress_manifest("billing"), jti="second-jti")
         replacement = tmp_path / "token.new"
         replacement.write_text(second.token)

@@ -15,12 +15,15 @@ from vivified.dataplane.proxy.auth import Authenticator, AuthFailure, parse_prox
 from vivified.dataplane.proxy.limits import PluginLimits
 from vivified.dataplane.proxy.resolver import ResolveError
 from vivified.dataplane.proxy.responses import refusal
+from vivified.dataplane.proxy.verifier import CoreAuthFailure
 from vivified.tokens import TokenInvalid, VerifiedToken
+from vivified_sdk import contract
 
 
 def test_settings_defaults_are_enforcing_and_without_test_seams() -> None:
     settings = ProxySettings.from_env({})
-    assert settings.port == 3128
+    assert settings.port == contract.CORE_PROXY_PORT == 3128
+    assert settings.host == ""  # the core's own listen address
     assert settings.mode == "enforce"
     assert settings.allowed_ports == frozenset({443})
     assert not settings.has_test_seams
@@ -112,25 +115,36 @@ def verified_token() -> VerifiedToken:
     )
 
 
-async def test_authenticator_caches_briefly_and_coalesces_bursts() -> None:
-    import asyncio  # noqa: PLC0415
-
-    clock = [0.0]
+def test_authenticator_maps_the_cores_refusals() -> None:
     verifier = CountingVerifier(verified_token())
-    auth = Authenticator(verifier, cache_seconds=5.0, monotonic=lambda: clock[0])
-    results = await asyncio.gather(*(auth.identify("Bearer good") for _ in range(20)))
-    assert all(isinstance(r, VerifiedToken) for r in results)
-    assert verifier.calls == 1
-    clock[0] = 6.0
-    await auth.identify("Bearer good")
-    assert verifier.calls == 2
-    failure = await auth.identify("Bearer bad")
+    auth = Authenticator(verifier)
+    assert isinstance(auth.identify("Bearer good"), VerifiedToken)
+    failure = auth.identify("Bearer bad")
     assert isinstance(failure, AuthFailure)
-    assert failure.reason == "token_invalid"
+    assert (failure.status, failure.reason) == (407, "invalid_token")
     assert "bad" not in failure.message.replace("bad signature", "")
-    mismatch = await auth.identify("Basic " + base64.b64encode(b"other:good").decode())
+    mismatch = auth.identify("Basic " + base64.b64encode(b"other:good").decode())
     assert isinstance(mismatch, AuthFailure)
     assert mismatch.reason == "credentials_mismatch"
+    assert verifier.calls == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "answered"),
+    [
+        (401, "token_revoked", 407),
+        (401, "invalid_token", 407),
+        (503, "core_not_ready", 503),  # retry later, not re-authenticate
+    ],
+)
+def test_the_cores_auth_failures_keep_their_reason(status: int, reason: str, answered: int) -> None:
+    class Refusing:
+        def verify(self, token: str) -> VerifiedToken:
+            raise CoreAuthFailure(status, reason, "detail")
+
+    failure = Authenticator(Refusing()).identify("Bearer x.y.z")
+    assert isinstance(failure, AuthFailure)
+    assert (failure.status, failure.reason, failure.message) == (answered, reason, "detail")
 
 
 def test_limits_are_per_plugin() -> None:

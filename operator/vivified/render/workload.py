@@ -67,10 +67,9 @@ JWKS_PATH = contract.OPERATOR_JWKS_PATH
 CORE_HEARTBEAT_PATH = contract.CORE_HEARTBEAT_PATH
 CORE_REVOCATIONS_PATH = contract.CORE_REVOCATIONS_PATH
 CORE_JWKS_PATH = contract.CORE_JWKS_PATH
-#: The proxy lane (issue 9): the core's port ``proxy``; the standard variables, both cases
-#: (curl reads only lower-case ``http_proxy``; Go and .NET read upper case).
-PROXY_PORT = 3128
-ENV_PROXY_NAMES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
+#: The proxy lane (issue 9): the core's port ``proxy``; the standard variables, both cases.
+PROXY_PORT = contract.CORE_PROXY_PORT
+ENV_PROXY_NAMES = contract.ENV_PROXY_NAMES
 #: Names the operator sets; user ``env`` entries with these names (or the ``VIVIFIED_``
 #: prefix, which the spec validation rejects) are dropped rather than overriding them.
 RESERVED_ENV_NAMES: frozenset[str] = frozenset(
@@ -119,8 +118,12 @@ def proxy_env(plugin: PluginInstance, settings: OperatorSettings) -> list[dict[s
     if heartbeat and heartbeat not in bypass:
         bypass.append(heartbeat)
     no_proxy = ",".join([*bypass, "localhost", "127.0.0.1", "::1"])
-    values = (url, url, no_proxy)
-    return [{"name": name, "value": values[i % 3]} for i, name in enumerate(ENV_PROXY_NAMES)]
+    values = {
+        contract.ENV_HTTPS_PROXY: url,
+        contract.ENV_HTTP_PROXY: url,
+        contract.ENV_NO_PROXY: no_proxy,
+    }
+    return [{"name": name, "value": values[name.upper()]} for name in ENV_PROXY_NAMES]
 
 
 def _url_host(host: str) -> str:

@@ -1,24 +1,19 @@
 """The proxy lane: plugins reach the outside only through the core, only to allowed domains.
 
-The core's main starts it next to the HTTP app (port 3128 by default)::
+In ``vivified core`` it is one lane of ``vivified.dataplane.lanes.core_lanes``:
+:func:`vivified.dataplane.proxy.lane.setup` starts the listener (port 3128,
+``contract.CORE_PROXY_PORT``; ``VIVIFIED_PROXY_*`` settings, see settings.py) on app start-up
+and closes it on clean-up, with the core's context: ``ctx.directory`` (live plugins),
+``ctx.authenticator`` (the token checks every lane makes), ``ctx.auditor`` (one record per
+decision and per close) and ``ctx.metrics``. Its one route on the core's app,
+``GET /v1/proxy/allowlists`` (:func:`allowlist_report`), is read by the operator for the
+``EgressEnforced`` condition (see docs/proxy.md).
 
-    from vivified.dataplane.proxy import ProxySettings, start
+Standalone (tests, the bench)::
 
-    proxy = await start(
-        ProxySettings.from_env(),  # VIVIFIED_PROXY_*; see settings.py
-        directory,                 # vivified.dataplane.directory.PluginDirectory (live view)
-        verifier,                  # the SDK's TokenVerifier (anything with .verify(token))
-        auditor,                   # vivified.audit.hook.Auditor
-        resolver=None,             # None: the system resolver (or the TEST-ONLY static map)
-    )
+    proxy = await start(settings, directory, verifier, auditor, resolver=None)
     ...
     await proxy.close()
-
-or ``await serve(...)`` with the same arguments, which runs until cancelled. The lane's
-metrics live in ``proxy.metrics`` (their own registry); the core appends
-``proxy.metrics.render()`` to its ``/metrics``. ``http.routes(directory, mode)`` is the lane's
-one route on the core's app (``GET /v1/proxy/allowlists``, :func:`allowlist_report`), read by
-the operator for the ``EgressEnforced`` condition (see docs/proxy.md).
 
 Decisions are :mod:`vivified.policy.egress` (pure); this package only parses, resolves, dials,
 relays, limits, counts and audits.

@@ -11,12 +11,13 @@ from aiohttp import web
 
 from vivified.dataplane.directory import PluginDirectory
 from vivified.policy.egress import Mode
+from vivified_sdk import contract
 
 from .report import allowlist_report
 
 __all__ = ["ALLOWLISTS_PATH", "routes"]
 
-ALLOWLISTS_PATH = "/v1/proxy/allowlists"
+ALLOWLISTS_PATH = contract.CORE_PROXY_ALLOWLISTS_PATH
 
 
 def routes(directory: PluginDirectory, mode: Mode = "enforce") -> list[web.RouteDef]:

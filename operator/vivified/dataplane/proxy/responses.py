@@ -1,16 +1,19 @@
 """What a refused client reads: a status line, a machine-readable reason, a problem+json body.
 
-Every refusal names its reason in ``X-Vivified-Reason`` and in the body (RFC 9457), so a
-denial never looks like a TLS or network error to the plugin's author.
+Every refusal names its reason in ``X-Vivified-Reason`` (``contract.PROXY_REASON_HEADER``) and
+in the body (RFC 9457), so a denial never looks like a TLS or network error to the plugin's
+author.
 """
 
 from __future__ import annotations
 
 import json
 
+from vivified_sdk import contract
+
 __all__ = ["REASON_HEADER", "refusal", "tunnel_established"]
 
-REASON_HEADER = "X-Vivified-Reason"
+REASON_HEADER = contract.PROXY_REASON_HEADER
 _TITLES = {
     400: "Bad Request",
     403: "Forbidden",

@@ -90,7 +90,7 @@ class ProxyServer:
             )
         self.resolver = resolver
         self.metrics = metrics if metrics is not None else ProxyMetrics()
-        self.auth = Authenticator(verifier, cache_seconds=settings.token_cache_seconds)
+        self.auth = Authenticator(verifier)
         self.limits = PluginLimits(
             rate_per_second=settings.rate_per_second,
             burst=settings.rate_burst,
@@ -117,7 +117,7 @@ class ProxyServer:
             logger.warning("proxy lane in REPORT mode: allowlist refusals are only recorded")
         self._server = await asyncio.start_server(
             self._handle,
-            self.settings.host,
+            self.settings.host or "0.0.0.0",  # noqa: S104 - see ProxySettings.host
             self.settings.port,
             limit=STREAM_LIMIT,
             backlog=1024,
@@ -229,12 +229,12 @@ class ProxyServer:
         if head is None:
             return
         started = time.perf_counter()
-        identity = await self.auth.identify(first_header(head, "proxy-authorization"))
+        identity = self.auth.identify(first_header(head, "proxy-authorization"))
         if isinstance(identity, AuthFailure):
             self._count(identity.reason)
             if identity.reason != "credentials_missing":  # the challenge itself is routine
                 await self._audit_auth_failure(head, identity)
-            await _answer(writer, 407, identity.reason, identity.message)
+            await _answer(writer, identity.status, identity.reason, identity.message)
             return
         plugin_id = identity.plugin_id
         req = _Request(reader, writer, conn, head, identity, self.directory.get(plugin_id))

@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vivified.policy.egress import EgressConfig, Mode
+from vivified_sdk import contract
 
 __all__ = ["ENV_PREFIX", "ProxySettings", "ProxySettingsError"]
 
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "VIVIFIED_PROXY_"
-DEFAULT_PORT = 3128
+DEFAULT_PORT = contract.CORE_PROXY_PORT
 
 
 class ProxySettingsError(ValueError):
@@ -27,7 +28,9 @@ class ProxySettingsError(ValueError):
 class ProxySettings:
     """Everything the proxy needs besides its collaborators (directory, verifier, ...)."""
 
-    host: str = "0.0.0.0"  # noqa: S104 - the core's pods serve plugins on every interface
+    host: str = ""
+    """Listen address; empty = the core's own (``VIVIFIED_CORE_HOST``, every interface in a
+    pod: plugins reach it through the Service, NetworkPolicy admits only them)."""
     port: int = DEFAULT_PORT
     allowed_ports: frozenset[int] = frozenset({443})
     """Ports plugins may reach (CONNECT and plain HTTP alike). Plain HTTP needs 80 here."""
@@ -51,8 +54,6 @@ class ProxySettings:
     """... with this burst."""
     policy_recheck_seconds: float = 1.0
     """How often open tunnels are re-checked against the directory (disable, CR edits)."""
-    token_cache_seconds: float = 5.0
-    """A verified token is trusted this long before it is verified again (revocation lag)."""
     test_static_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """TEST ONLY: resolve these names from this map instead of DNS (and nothing else)."""
     test_allow_networks: tuple[str, ...] = ()
@@ -73,7 +74,7 @@ class ProxySettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ProxySettings:
-        """``VIVIFIED_PROXY_*``: PORT, ALLOWED_PORTS (comma list), MODE, HEAD_TIMEOUT,
+        """``VIVIFIED_PROXY_*``: HOST, PORT, ALLOWED_PORTS (comma list), MODE, HEAD_TIMEOUT,
         CONNECT_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_TUNNELS_PER_PLUGIN,
         RATE_PER_SECOND, RATE_BURST; test only: TEST_STATIC_HOSTS (JSON ``{name: [addr]}``)
         and TEST_ALLOW_NETWORKS (comma list of CIDRs)."""
@@ -115,6 +116,9 @@ class ProxySettings:
                 )
         except (ValueError, TypeError) as error:
             raise ProxySettingsError(f"{ENV_PREFIX}*: {error}") from None
+        host = get("HOST")
+        if host is not None:
+            values["host"] = host
         mode = get("MODE")
         if mode is not None:
             if mode not in ("enforce", "report"):
