@@ -18,7 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EgressReport", "egress_condition", "forces_egress_through_core"]
+__all__ = [
+    "EgressReport",
+    "changed_reports",
+    "egress_condition",
+    "forces_egress_through_core",
+    "reports_from_document",
+]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,35 @@ class EgressReport:
             domains=tuple(sorted(str(d) for d in entry.get("domains", ()))),
             mode=str(document.get("mode", "enforce")),
         )
+
+
+def reports_from_document(document: object) -> dict[tuple[str, str], EgressReport]:
+    """Every plugin's entry in the core's published document, keyed ``(namespace, id)``;
+    anything malformed is left out (an entry the operator cannot read is "not reported")."""
+    if not isinstance(document, Mapping):
+        return {}
+    plugins = document.get("plugins")
+    if not isinstance(plugins, Mapping):
+        return {}
+    out: dict[tuple[str, str], EgressReport] = {}
+    for plugin_id, entry in plugins.items():
+        if not isinstance(plugin_id, str) or not isinstance(entry, Mapping):
+            continue
+        namespace = entry.get("namespace")
+        try:
+            report = EgressReport.from_document(document, plugin_id)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(namespace, str) and report is not None:
+            out[(namespace, plugin_id)] = report
+    return out
+
+
+def changed_reports(
+    old: Mapping[tuple[str, str], EgressReport], new: Mapping[tuple[str, str], EgressReport]
+) -> set[tuple[str, str]]:
+    """Plugins whose entry appeared, disappeared or changed: the ones to reconcile again."""
+    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
 
 
 def forces_egress_through_core(network_policy: Mapping[str, Any] | None) -> bool:
