@@ -239,7 +239,9 @@ def test_the_proxy_lane_end_to_end(ground: dict[str, Any], cluster: Cluster) -> 
     wait_for("EgressEnforced lists it", lambda: _enforced(cluster, namespace, OTHER), timeout=60)
     assert ground["core"].process.poll() is None  # the same core process throughout
 
-    # Disabling the plugin closes its open tunnel.
+    # Disabling the plugin closes its open tunnel. (The edit rolled the Deployment: the plugin
+    # is Pending until it is Available again, and the proxy serves Active plugins only.)
+    cluster.wait_phase(namespace, "billing", "Active", timeout=60)
     sock, head = _connect(port, f"{PARTNER}:{targets.echo_port}", tokens["billing"].read())
     assert head.startswith(b"HTTP/1.1 200"), head
     sock.sendall(b"ping")
