@@ -64,7 +64,8 @@ def proxy_url_from_env(environ: Mapping[str, str] | None = None) -> str:
 def refusal_reason(response: httpx.Response) -> str | None:
     """The proxy's machine-readable reason for refusing ``response``'s request, or None (the
     answer came from the target, not from the proxy)."""
-    return response.headers.get(c.PROXY_REASON_HEADER)
+    reason: str | None = response.headers.get(c.PROXY_REASON_HEADER)
+    return reason
 
 
 def _proxy(url: str, token: str) -> httpx.Proxy:
