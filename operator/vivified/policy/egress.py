@@ -26,9 +26,9 @@ import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol
 
-from vivified.dataplane.directory import PluginRecord
+from vivified.manifest import PluginManifest
 from vivified.policy.domains import ip_literal, normalize_domain
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "REPORTABLE_REASONS",
     "EgressConfig",
     "EgressDecision",
+    "EgressParty",
     "IPAddress",
     "Mode",
     "allowed_domains",
@@ -133,7 +134,26 @@ def normalize_host(host: str) -> str | None:
     return normalize_domain(host)
 
 
-def allowed_domains(plugin: PluginRecord) -> frozenset[str]:
+class EgressParty(Protocol):
+    """A plugin as the decision sees it (``vivified.dataplane.directory.PluginRecord``)."""
+
+    @property
+    def plugin_id(self) -> str: ...
+
+    @property
+    def manifest(self) -> PluginManifest: ...
+
+    @property
+    def phase(self) -> str: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+    @property
+    def active(self) -> bool: ...
+
+
+def allowed_domains(plugin: EgressParty) -> frozenset[str]:
     """The plugin's normalised domains: ``PluginManifest.all_allowed_domains``, computed with
     the memoised normaliser (the same function underneath)."""
     manifest = plugin.manifest
@@ -144,7 +164,7 @@ def allowed_domains(plugin: PluginRecord) -> frozenset[str]:
 
 
 def decide_target(
-    plugin: PluginRecord | None, host: str, port: int, config: EgressConfig
+    plugin: EgressParty | None, host: str, port: int, config: EgressConfig
 ) -> EgressDecision:
     """Stage 1, before any DNS look-up."""
     if plugin is None:
@@ -287,7 +307,7 @@ def decide_host_header(
 
 
 def decide(
-    plugin: PluginRecord | None,
+    plugin: EgressParty | None,
     host: str,
     port: int,
     addresses: Iterable[IPAddress],
