@@ -164,3 +164,24 @@ async def test_cleanup_closes_the_listener(tmp_path: Path) -> None:
         writer.close()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.1", port)
+
+
+async def test_report_mode_lets_the_allowlist_pass_and_says_so(tmp_path: Path) -> None:
+    ca = LoopbackCA.create([PARTNER, OTHER])
+    https = Upstream("http", tls=ca.server_context(tmp_path))
+    port = await https.start()
+    world = World(settings=CoreSettings(host="127.0.0.1"))
+    world.directory.put(egress_record("billing"))
+    app = build_app(world.ctx, core_lanes({**_env(port), "VIVIFIED_PROXY_MODE": "report"}))
+    try:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            core = Core(world, client, https, ca)
+            status, headers = await core.connect(f"{OTHER}:{port}", core.token("billing"))
+            assert status == 200
+            assert "would_deny=domain_not_allowed" in headers[contract.PROXY_REASON_HEADER.lower()]
+            document = await (await client.get(contract.CORE_PROXY_ALLOWLISTS_PATH)).json()
+            assert document["mode"] == "report"
+            decision = next(e for e in world.auditor.entries if e.action == "egress.decision")
+            assert decision.details["would_deny"] == "domain_not_allowed"
+    finally:
+        await https.close()
