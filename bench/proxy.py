@@ -154,6 +154,32 @@ def ms(values: list[float]) -> dict[str, float]:
     }
 
 
+async def bulk(
+    mib: int, proxy_port: int, upstream_port: int, token: str, pid: int
+) -> dict[str, Any]:
+    """One stream of ``mib`` MiB direct, then through a tunnel; CPU of proxy and endpoints."""
+    size, gib = mib * 1024 * 1024, mib / 1024
+    t0, own0 = time.perf_counter(), cpu_seconds(os.getpid())
+    assert await direct(upstream_port, size) == size
+    d = time.perf_counter() - t0
+    own_direct = cpu_seconds(os.getpid()) - own0
+    t0, cpu0, own0 = time.perf_counter(), cpu_seconds(pid), cpu_seconds(os.getpid())
+    assert await tunnelled(proxy_port, upstream_port, token, size) == size
+    p = time.perf_counter() - t0
+    return {
+        "mib": mib,
+        "direct_mib_s": round(mib / d, 1),
+        "proxy_mib_s": round(mib / p, 1),
+        "ratio": round(d / p, 3),
+        "proxy_cpu_s_per_gib": round((cpu_seconds(pid) - cpu0) / gib, 3),
+        # The endpoints (upstream source + client, this process) for comparison.
+        "endpoints_cpu_s_per_gib_direct": round(own_direct / gib, 3),
+        "endpoints_cpu_s_per_gib_tunnel": round((cpu_seconds(os.getpid()) - own0) / gib, 3),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     ring = tokens.KeyRing(active=tokens.generate_signing_key(now))
@@ -185,23 +211,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         assert proc.stdout is not None
         proxy_port = int(proc.stdout.readline())
         results: dict[str, Any] = {}
-        size = args.mb * 1024 * 1024
         await tunnelled(proxy_port, upstream_port, token, 1024)  # warm up (token cache)
 
-        t0 = time.perf_counter()
-        assert await direct(upstream_port, size) == size
-        d = time.perf_counter() - t0
-        t0, cpu0 = time.perf_counter(), cpu_seconds(proc.pid)
-        assert await tunnelled(proxy_port, upstream_port, token, size) == size
-        p = time.perf_counter() - t0
-        bulk_cpu = cpu_seconds(proc.pid) - cpu0
-        results["bulk"] = {
-            "mib": args.mb,
-            "direct_mib_s": round(args.mb / d, 1),
-            "proxy_mib_s": round(args.mb / p, 1),
-            "ratio": round(d / p, 3),
-            "proxy_cpu_s_per_gib": round(bulk_cpu / (args.mb / 1024), 3),
-        }
+        results["bulk"] = await bulk(args.mb, proxy_port, upstream_port, token, proc.pid)
 
         psize = args.parallel_mb * 1024 * 1024
         t0 = time.perf_counter()
