@@ -72,8 +72,9 @@ class Ground:
         return await raw_request(self.port, request)
 
 
-@pytest.fixture
-async def ground(tmp_path: Path) -> AsyncIterator[Ground]:
+@pytest.fixture(params=["kernel_splice", "transport_splice"])
+async def ground(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Ground]:
+    """Every tunnel test runs with both CONNECT relays (splice(2) and asyncio transports)."""
     ca = LoopbackCA.create([PARTNER, OTHER])
     echo, https, http = (
         Upstream("echo"),
@@ -99,7 +100,11 @@ async def ground(tmp_path: Path) -> AsyncIterator[Ground]:
         "mapped.partner.test": ("::ffff:169.254.169.254",),
     }
     proxy, dials, audit, metrics = await start_proxy(
-        directory, keys, hosts=hosts, ports={echo.port, https.port, http.port}
+        directory,
+        keys,
+        hosts=hosts,
+        ports={echo.port, https.port, http.port},
+        kernel_splice=request.param == "kernel_splice",
     )
     token = keys.mint(egress_manifest("billing")).token
     yield Ground(proxy, dials, audit, metrics, directory, keys, echo, https, http, ca, token)

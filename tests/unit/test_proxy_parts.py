@@ -182,3 +182,11 @@ def test_refusal_is_problem_json_with_a_reason_header() -> None:
     assert b"Content-Type: application/problem+json" in head
     assert json.loads(body)["reason"] == "domain_not_allowed"
     assert b'Proxy-Authenticate: Basic realm="vivified"' in refusal(407, "credentials_missing", "")
+
+
+def test_kernel_splice_is_the_default_and_can_be_turned_off() -> None:
+    assert ProxySettings.from_env({}).kernel_splice is True
+    off = ProxySettings.from_env({"VIVIFIED_PROXY_KERNEL_SPLICE": "false"})
+    assert off.kernel_splice is False
+    with pytest.raises(ProxySettingsError, match="KERNEL_SPLICE"):
+        ProxySettings.from_env({"VIVIFIED_PROXY_KERNEL_SPLICE": "maybe"})

@@ -343,7 +343,7 @@ class ProxyServer:
                 req.writer.write(tunnel_established(decision.would_deny))
                 leftover, _closed = req.conn.trailing_data
                 self.metrics.observe("setup", time.perf_counter() - req.started)
-                await tunnel.splice(bytes(leftover))
+                await tunnel.splice(bytes(leftover), kernel=self.settings.kernel_splice)
             else:
                 await forward_request(
                     tunnel, req.conn, req.head, body_timeout=self.settings.idle_timeout

@@ -54,6 +54,9 @@ class ProxySettings:
     """... with this burst."""
     policy_recheck_seconds: float = 1.0
     """How often open tunnels are re-checked against the directory (disable, CR edits)."""
+    kernel_splice: bool = True
+    """CONNECT tunnels relay with ``splice(2)`` inside the kernel (Linux); off: through
+    asyncio's transports (``VIVIFIED_PROXY_KERNEL_SPLICE=false``)."""
     test_static_hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """TEST ONLY: resolve these names from this map instead of DNS (and nothing else)."""
     test_allow_networks: tuple[str, ...] = ()
@@ -116,6 +119,11 @@ class ProxySettings:
                 )
         except (ValueError, TypeError) as error:
             raise ProxySettingsError(f"{ENV_PREFIX}*: {error}") from None
+        splice = get("KERNEL_SPLICE")
+        if splice is not None:
+            if splice.lower() not in ("true", "false", "1", "0", "on", "off"):
+                raise ProxySettingsError(f"{ENV_PREFIX}KERNEL_SPLICE must be true or false")
+            values["kernel_splice"] = splice.lower() in ("true", "1", "on")
         host = get("HOST")
         if host is not None:
             values["host"] = host

@@ -56,11 +56,16 @@ class Tunnel:
     async def wait_done(self) -> None:
         await self._done.wait()
 
-    async def splice(self, first_bytes: bytes = b"") -> None:
-        """CONNECT: relay transport to transport (see :mod:`.splice`)."""
-        from .splice import splice  # noqa: PLC0415 - splice imports this module's type
+    async def splice(self, first_bytes: bytes = b"", *, kernel: bool = True) -> None:
+        """CONNECT: relay inside the kernel where it can (:mod:`.kernel_splice`), else
+        transport to transport (:mod:`.splice`)."""
+        from . import kernel_splice  # noqa: PLC0415 - both import this module's type
+        from .splice import splice  # noqa: PLC0415
 
-        await splice(self, first_bytes)
+        if kernel and kernel_splice.AVAILABLE:
+            await kernel_splice.kernel_splice(self, first_bytes)
+        else:
+            await splice(self, first_bytes)
 
     def close(self, reason: str) -> None:
         """Stop both directions now (idempotent); the first reason given is kept."""
