@@ -346,6 +346,27 @@ async def test_half_close_inside_a_tunnel_still_delivers_the_answer(ground: Grou
     writer.close()
 
 
+async def test_closed_tunnels_leave_no_file_descriptor_behind(ground: Ground) -> None:
+    async def roundtrip() -> None:
+        status, _, _, reader, writer = await ground.connect(f"{PARTNER}:{ground.echo.port}")
+        assert status == 200
+        writer.write(b"x" * 100_000)
+        writer.write_eof()
+        assert len(await asyncio.wait_for(reader.read(), 5)) == 100_000
+        writer.close()
+        await writer.wait_closed()
+
+    await roundtrip()  # warm: whatever is opened once (resolver, caches) stays
+    await until(lambda: not ground.proxy.tunnels)
+    before = len(os.listdir("/proc/self/fd"))
+    await asyncio.gather(*(roundtrip() for _ in range(20)))
+    await until(lambda: not ground.proxy.tunnels)
+    await until(lambda: len(os.listdir("/proc/self/fd")) <= before)
+    assert [e.details["bytes_in"] for e in ground.audit.entries if e.action == "egress.close"][
+        -20:
+    ] == [100_000] * 20
+
+
 def _expired(ground: Ground) -> str:
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     return ground.keys.mint(egress_manifest("billing"), now=past, ttl_seconds=60).token
