@@ -2,6 +2,7 @@
 and tunnel set-up latency with 200 tunnels open.
 
     python bench/proxy.py [--mb 512] [--tunnels 200] [--setups 1000] [--parallel-mb 4]
+                          [--transport-relay] [--json]
 
 The real ``ProxyServer`` runs in its own process (as in the core), with a static directory,
 the core's ``Authenticator`` (trust from a JWKS file), a null auditor, and the TEST-ONLY static
@@ -73,6 +74,7 @@ async def run_proxy(config: dict[str, Any]) -> None:
         max_pending_per_peer=10_000,
         rate_per_second=1e6,
         rate_burst=1_000_000,
+        kernel_splice=config.get("kernel_splice", True),
     )
     server = ProxyServer(settings, directory, verifier, NullAuditor())
     await server.start()
@@ -200,7 +202,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     upstream = await asyncio.start_server(source, "127.0.0.1", 0, backlog=1024)
     upstream_port = int(upstream.sockets[0].getsockname()[1])
     config = tmp / "config.json"
-    config.write_text(json.dumps({"jwks": str(jwks), "upstream_port": upstream_port}))
+    config.write_text(
+        json.dumps(
+            {
+                "jwks": str(jwks),
+                "upstream_port": upstream_port,
+                "kernel_splice": not args.transport_relay,
+            }
+        )
+    )
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve-proxy", str(config)],
         stdout=subprocess.PIPE,
@@ -270,6 +280,11 @@ def main() -> None:
     parser.add_argument("--setups", type=int, default=1000)
     parser.add_argument("--parallel-mb", type=int, default=4)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--transport-relay",
+        action="store_true",
+        help="relay CONNECT tunnels through asyncio transports instead of splice(2)",
+    )
     parser.add_argument("--serve-proxy", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_proxy:
