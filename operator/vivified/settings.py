@@ -207,8 +207,10 @@ class OperatorSettings:
     resync_seconds: int = 600
     #: Seconds between two reads of the core's proxy allowlist state
     #: (``GET /v1/proxy/allowlists`` under ``core_url``), the input of ``EgressEnforced``
-    #: (docs/proxy.md). 0 = never read: plugins with allowed domains show AllowlistNotLoaded.
-    egress_report_seconds: int = 5
+    #: (docs/proxy.md). 0 (the default) = never read: plugins with allowed domains show
+    #: AllowlistNotLoaded. The chart sets 5 when it deploys the core; an operator started by
+    #: hand (tests, the demo) then never looks up the core's Service name.
+    egress_report_seconds: int = 0
 
     def __post_init__(self) -> None:
         for name in (
