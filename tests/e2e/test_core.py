@@ -43,6 +43,9 @@ class CoreProcess:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The proxy lane listens too (issue 9): a free port of its own, never the shared 3128.
+        self.proxy_port = int(env.get("VIVIFIED_PROXY_PORT") or free_port())
+        env = {**env, "VIVIFIED_PROXY_PORT": str(self.proxy_port)}
         with log.open("wb") as sink:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "vivified", "core", "--port", str(self.port)],

@@ -49,11 +49,14 @@ def test_no_ui_lane(
 ) -> None:
     config = kubeconfig(tmp_path) if with_kubeconfig else None
     assert ui_setup({"VIVIFIED_UI_SESSION_KEY": KEY, **env}, config) is None, reason
-    assert core_lanes({"VIVIFIED_UI_SESSION_KEY": KEY, **env}, config) == [], reason
+    no_proxy = {"VIVIFIED_PROXY": "off"}  # the proxy lane (issue 9) is another lane
+    assert core_lanes({"VIVIFIED_UI_SESSION_KEY": KEY, **no_proxy, **env}, config) == [], reason
 
 
 async def test_the_ui_is_served_under_ui_with_its_security_headers(tmp_path: Path) -> None:
-    lanes = core_lanes({"VIVIFIED_UI_SESSION_KEY": KEY}, kubeconfig(tmp_path))
+    lanes = core_lanes(
+        {"VIVIFIED_UI_SESSION_KEY": KEY, "VIVIFIED_PROXY": "off"}, kubeconfig(tmp_path)
+    )
     assert len(lanes) == 1
     world = World()
     async with TestClient(TestServer(build_app(world.ctx, lanes))) as client:

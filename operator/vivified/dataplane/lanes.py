@@ -4,6 +4,10 @@
 always served. This module decides the rest from the environment, so that ``server.py`` stays
 a thin shell and a lane of another issue adds itself in exactly one place: :func:`core_lanes`.
 
+* the proxy lane (``VIVIFIED_PROXY=off`` turns it off): its own listener on the core's
+  ``proxy`` port (``VIVIFIED_PROXY_PORT``, default ``contract.CORE_PROXY_PORT``) started and
+  stopped with the app, sharing the core's context; settings ``VIVIFIED_PROXY_*``
+  (``dataplane/proxy/settings.py``), parsed here so a bad one stops the core at start;
 * the Admin UI at ``/ui`` (``VIVIFIED_UI=off`` turns it off): it talks to the API server as
   the signed-in user, never with the core's ServiceAccount; ``VIVIFIED_UI_SESSION_KEY`` (base64,
   32 bytes, the chart's Secret) seals its cookie so every replica reads every session.
@@ -21,7 +25,7 @@ from vivified.dataplane.app import Setup
 from vivified.dataplane.audit.reader import trail_reader
 from vivified.dataplane.context import CoreContext
 
-__all__ = ["UI_PREFIX", "core_lanes", "ui_setup"]
+__all__ = ["UI_PREFIX", "core_lanes", "proxy_setup", "ui_setup"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +62,25 @@ def ui_setup(env: Mapping[str, str], kubeconfig: str | None = None) -> Setup | N
     return setup
 
 
+def proxy_setup(env: Mapping[str, str]) -> Setup | None:
+    """The proxy lane's mount, or None when it is off."""
+    if env.get("VIVIFIED_PROXY", "on").strip().lower() in _OFF:
+        return None
+    from vivified.dataplane.proxy import ProxySettings, lane  # noqa: PLC0415
+
+    settings = ProxySettings.from_env(env)
+
+    def setup(app: web.Application, ctx: CoreContext) -> None:
+        lane.setup(app, ctx, settings)
+
+    return setup
+
+
 def core_lanes(env: Mapping[str, str], kubeconfig: str | None = None) -> list[Setup]:
     """Everything the core mounts besides its own routes, in order."""
     lanes: list[Setup] = []
+    if (proxy := proxy_setup(env)) is not None:
+        lanes.append(proxy)
     if (ui := ui_setup(env, kubeconfig)) is not None:
         lanes.append(ui)
     return lanes

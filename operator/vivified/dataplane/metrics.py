@@ -1,6 +1,6 @@
-"""A minimal Prometheus registry: labelled counters and histograms, text exposition 0.0.4.
+"""A minimal Prometheus registry: labelled counters, gauges and histograms, text exposition 0.0.4.
 
-Why not ``prometheus_client``: the core needs two metric types and a fixed label set; a
+Why not ``prometheus_client``: the core needs three metric types and a fixed label set; a
 hundred lines keep the image free of another dependency and its global default registry
 (tests build many apps in one process). Label values are reasons and outcomes (bounded sets),
 never caller-supplied strings.
@@ -12,7 +12,7 @@ import bisect
 import threading
 from collections.abc import Iterable, Sequence
 
-__all__ = ["Counter", "Histogram", "Registry"]
+__all__ = ["Counter", "Gauge", "Histogram", "Registry"]
 
 DEFAULT_BUCKETS: tuple[float, ...] = (
     0.0005,
@@ -67,6 +67,30 @@ class Counter:
             yield f"{self.name}{_labels(self.label_names, values)} {_number(count)}"
 
 
+class Gauge:
+    """A value that goes up and down (open connections); ``add`` with a negative amount."""
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        self.name, self.help, self.label_names = name, help_text, tuple(labels)
+        self._values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, amount: float, *values: str) -> None:
+        with self._lock:
+            self._values[values] = self._values.get(values, 0.0) + amount
+
+    def value(self, *values: str) -> float:
+        return self._values.get(values, 0.0)
+
+    def render(self) -> Iterable[str]:
+        yield f"# HELP {self.name} {self.help}"
+        yield f"# TYPE {self.name} gauge"
+        if not self._values and not self.label_names:
+            yield f"{self.name} 0"
+        for values, current in sorted(self._values.items()):
+            yield f"{self.name}{_labels(self.label_names, values)} {_number(current)}"
+
+
 class Histogram:
     def __init__(
         self,
@@ -105,10 +129,11 @@ class Histogram:
 
 
 class Registry:
-    """The core's metrics. Lanes add their own with :meth:`counter` / :meth:`histogram`."""
+    """The core's metrics. Lanes add their own with :meth:`counter` / :meth:`gauge` /
+    :meth:`histogram`."""
 
     def __init__(self) -> None:
-        self._metrics: dict[str, Counter | Histogram] = {}
+        self._metrics: dict[str, Counter | Gauge | Histogram] = {}
         self.requests = self.counter(
             "vivified_core_requests_total",
             "Requests answered by the core, by lane, outcome and reason.",
@@ -127,6 +152,11 @@ class Registry:
 
     def counter(self, name: str, help_text: str, labels: Sequence[str]) -> Counter:
         metric = Counter(name, help_text, labels)
+        self._metrics[name] = metric
+        return metric
+
+    def gauge(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Gauge:
+        metric = Gauge(name, help_text, labels)
         self._metrics[name] = metric
         return metric
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from vivified.settings import OperatorSettings
+from vivified_sdk import contract
 
 from .common import ANNOTATION_ALLOWED_DOMAINS, child_names, object_metadata, selector_labels
 from .instance import PluginInstance
@@ -50,7 +51,7 @@ BLOCKED_IPV6_RANGES: tuple[str, ...] = (
 EXTERNAL_EGRESS_PORT = 443
 DNS_PORT = 53
 #: The core Service's ``proxy`` port (DESIGN.md): the only way out for external calls.
-CORE_PROXY_PORT = 3128
+CORE_PROXY_PORT = contract.CORE_PROXY_PORT
 
 
 def allowed_domains(plugin: PluginInstance) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from vivified.health import ProbeAddressResolver
 from vivified.policy import PolicyConfig
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.settings import OperatorSettings
+from vivified.shell.allowlists import AllowlistReports
 from vivified.shell.events import EventRecorder
 from vivified.shell.heartbeat import HeartbeatServer
 from vivified.shell.identity import Identity
@@ -72,6 +73,12 @@ class Runtime:
         self.leases = LeaseWatcher(
             self.kube, self.monitor, list(self.namespaces) or [None], self.clock
         )
+        # Issue 9: what the core's proxy enforces, for EgressEnforced (shell/allowlists.py).
+        self.allowlists = AllowlistReports(
+            self.settings.core_url,
+            self.enqueue_all,
+            interval=float(self.settings.egress_report_seconds or 1),
+        )
         self.reconciler = Reconciler(
             kube=self.kube,
             informer=self.informer,
@@ -83,6 +90,7 @@ class Runtime:
             policy=self.policy,
             health=self.monitor,
             on_affected=self.enqueue_all,
+            egress_reports=self.allowlists.get,
         )
 
     async def _reconcile(self, key: PluginKey) -> float | None:
@@ -109,6 +117,8 @@ class Runtime:
         await self.monitor.start()
         await self.heartbeats.start()
         self.leases.start()
+        if self.settings.egress_report_seconds:
+            self.allowlists.start()
         self.queue.start()
         self._refresher = asyncio.create_task(self._refresh_identity())
         self._resyncer = (
@@ -139,6 +149,7 @@ class Runtime:
             self.enqueue_all(set(keys))
 
     async def stop(self) -> None:
+        await self.allowlists.stop()
         await self.leases.stop()
         await self.heartbeats.stop()
         await self.monitor.stop()

@@ -20,6 +20,13 @@ SDK_ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = {
     "PROTOCOL_VERSION",
+    "AsyncEgressTransport",
+    "EgressNotConfigured",
+    "EgressTransport",
+    "async_egress_client",
+    "egress_client",
+    "proxy_url_from_env",
+    "refusal_reason",
     "CallIdentity",
     "CallVerifier",
     "CoreClient",
@@ -80,15 +87,18 @@ def test_protocol_version_is_the_api_prefix() -> None:
     assert all(p.startswith(contract.API_PREFIX + "/") for p in paths)
 
 
-def test_the_operator_lane_is_implemented_and_the_others_are_reserved() -> None:
+def test_the_operator_and_proxy_lanes_are_implemented_and_the_event_lane_is_reserved() -> None:
     invoke = importlib.import_module("vivified_sdk._invoke")
-    assert invoke.__doc__
-    assert "Reserved for issue" not in invoke.__doc__
+    egress = importlib.import_module("vivified_sdk._egress")
+    for module in (invoke, egress):
+        assert module.__doc__
+        assert "Reserved for issue" not in module.__doc__
     assert vivified_sdk.CallVerifier is invoke.CallVerifier
-    for module in ("_events", "_egress"):
-        loaded = importlib.import_module(f"vivified_sdk.{module}")
-        assert loaded.__doc__
-        assert "Reserved for issue" in loaded.__doc__
+    assert vivified_sdk.egress_client is egress.egress_client
+    assert set(egress.__all__) <= PUBLIC
+    events = importlib.import_module("vivified_sdk._events")
+    assert events.__doc__
+    assert "Reserved for issue" in events.__doc__
 
 
 def test_version_matches_the_distribution() -> None:
