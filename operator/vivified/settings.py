@@ -205,6 +205,12 @@ class OperatorSettings:
     #: Seconds between two full resyncs: every plugin is reconciled again even without an
     #: event, the safety net behind the watches (an unchanged plugin costs no write). 0 = off.
     resync_seconds: int = 600
+    #: Seconds between two reads of the core's proxy allowlist state
+    #: (``GET /v1/proxy/allowlists`` under ``core_url``), the input of ``EgressEnforced``
+    #: (docs/proxy.md). 0 (the default) = never read: plugins with allowed domains show
+    #: AllowlistNotLoaded. The chart sets 5 when it deploys the core; an operator started by
+    #: hand (tests, the demo) then never looks up the core's Service name.
+    egress_report_seconds: int = 0
 
     def __post_init__(self) -> None:
         for name in (
@@ -341,6 +347,7 @@ class OperatorSettings:
             "signing_key_publish_ahead_seconds",
             "unhealthy_disable_after",
             "resync_seconds",
+            "egress_report_seconds",
         ):
             v = getattr(self, name)
             need(_is_int(v) and v >= 0, name, f"must be an integer >= 0, got {v!r}")
@@ -602,7 +609,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("probes", ("probe_",)),
     ("network", ("platform_", "dns_", "core_port")),
     ("dependencies", ("dependency_",)),
-    ("core", ("core_url", "operator_namespace", "field_manager", "resync_")),
+    ("core", ("core_url", "operator_namespace", "field_manager", "resync_", "egress_report_")),
 )
 #: Settings whose values are credentials: shown masked. (None today: the settings name Secrets,
 #: they never hold one; the set is here so that adding one cannot leak it.)

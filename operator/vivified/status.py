@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from vivified.dependencies import DependencyVerdict
+from vivified.policy.egress_status import EgressReport, egress_condition
 from vivified.resource import status_patch_body
 from vivified.violations import Violation
 
@@ -85,6 +86,10 @@ class PluginFacts:
     token: TokenFacts | None = None
     kept_last_valid_workload: bool = False
     egress_domains: tuple[str, ...] = ()
+    egress_through_core: bool = False
+    """The live NetworkPolicy forces egress through the core (``forces_egress_through_core``)."""
+    egress_report: EgressReport | None = None
+    """The core's published allowlist entry for this plugin (None: not reported)."""
 
 
 def _phase(facts: PluginFacts) -> Phase:
@@ -171,17 +176,15 @@ def _conditions(facts: PluginFacts, phase: Phase) -> list[dict[str, str]]:
         egress = _condition("EgressEnforced", None, "NotEvaluated", "manifest is invalid")
     elif phase is Phase.DISABLED:
         egress = _condition("EgressEnforced", True, "DenyAll", "all traffic denied")
-    elif facts.egress_domains:
-        egress = _condition(
-            "EgressEnforced",
-            True,
-            "PortLevel",
-            "egress limited to DNS, the platform and TCP 443 to public addresses; domains "
-            "recorded for the proxy: " + ", ".join(facts.egress_domains),
-        )
     else:
         egress = _condition(
-            "EgressEnforced", True, "PlatformOnly", "egress limited to DNS and the platform"
+            "EgressEnforced",
+            *egress_condition(
+                domains=facts.egress_domains,
+                generation=facts.generation,
+                through_core=facts.egress_through_core,
+                report=facts.egress_report,
+            ),
         )
     return [ready, valid, deps, token, available, egress]
 

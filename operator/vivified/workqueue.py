@@ -26,6 +26,12 @@ class RetryLater(Exception):  # noqa: N818 — it is a request, not an error
         self.delay = delay
 
 
+def failure_backoff(failures: int, base: float, cap: float) -> float:
+    """Seconds before retrying a key that failed ``failures`` times in a row: doubling from
+    ``base``, never above ``cap``."""
+    return min(base * 2.0 ** (failures - 1), cap)
+
+
 class WorkQueue(Generic[K]):
     """Deduplicating queue with per-key exclusivity, delayed adds and failure backoff."""
 
@@ -116,7 +122,7 @@ class WorkQueue(Generic[K]):
             except Exception:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
-                delay = min(self._base_backoff * 2 ** (failures - 1), self._max_backoff)
+                delay = failure_backoff(failures, self._base_backoff, self._max_backoff)
                 logger.exception(
                     "reconcile of %s failed (attempt %d); retry in %.1fs", key, failures, delay
                 )

@@ -1,10 +1,11 @@
 """The work queue: bursts collapse, one worker per key, failures back off, delays are honoured."""
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from vivified.workqueue import RetryLater, WorkQueue
+from vivified.workqueue import RetryLater, WorkQueue, failure_backoff
 
 
 async def settle(queue: WorkQueue[str], seconds: float = 0.05) -> None:
@@ -55,22 +56,51 @@ async def test_a_key_is_never_handled_concurrently_and_adds_during_work_rerun_on
     assert calls == 2
 
 
+class _DelaySpy(WorkQueue[str]):
+    """Records the delays the queue asks for (what backoff means), not wall-clock gaps,
+    which a busy machine stretches at will."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delays: list[float] = []
+
+    def add_after(self, key: str, delay: float) -> None:
+        self.delays.append(delay)
+        super().add_after(key, delay)
+
+
 async def test_failures_are_retried_with_backoff() -> None:
-    attempts: list[float] = []
-    loop = asyncio.get_running_loop()
+    attempts = 0
 
     async def handle(key: str) -> None:
-        attempts.append(loop.time())
-        if len(attempts) < 3:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
             raise RuntimeError("transient")
 
-    queue: WorkQueue[str] = WorkQueue(handle, workers=1, base_backoff=0.02)
+    queue = _DelaySpy(handle, workers=1, base_backoff=0.02)
     queue.start()
     queue.add("a")
-    await asyncio.sleep(0.3)
+    for _ in range(500):
+        if attempts >= 3:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # a fourth attempt would be a bug: give it the chance
     await queue.stop()
-    assert len(attempts) == 3
-    assert attempts[2] - attempts[1] >= attempts[1] - attempts[0] >= 0.015
+    assert attempts == 3
+    assert queue.delays == [0.02, 0.04]
+
+
+@pytest.mark.parametrize(
+    ("reason", "failures", "expected"),
+    [
+        ("the first retry waits the base", 1, 0.5),
+        ("each further failure doubles it", 3, 2.0),
+        ("never above the cap", 20, 60.0),
+    ],
+)
+def test_failure_backoff(reason: str, failures: int, expected: float) -> None:
+    assert failure_backoff(failures, 0.5, 60.0) == expected, reason
 
 
 async def test_requeue_after_is_honoured() -> None:

@@ -140,6 +140,12 @@ def _inet_aton(text: str) -> int | None:
     return (result << room) | last
 
 
+def ip_literal(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` denotes when it is an IP literal in any form resolvers accept
+    (bracketed IPv6, numeric shorthands), else ``None``. The proxy lane uses the same test."""
+    return _as_ip(text)
+
+
 def _ip_reason(addr: ipaddress.IPv4Address | ipaddress.IPv6Address, shown: str) -> str:
     return (
         f"{shown!s} is an IP address ({_ip_class(addr)}); list DNS host names only — egress is "

@@ -25,9 +25,11 @@ __all__ = [
     "ENV_JWKS_URL",
     "ENV_PLUGIN_ID",
     "ENV_PLUGIN_PORT",
+    "ENV_PROXY_NAMES",
     "ENV_REVOCATIONS_URL",
     "ENV_TOKEN_FILE",
     "PORT_NAME",
+    "PROXY_PORT",
     "RESERVED_ENV_NAMES",
     "SECRET_DEFAULT_MODE",
     "TMP_VOLUME",
@@ -35,6 +37,7 @@ __all__ = [
     "container_env",
     "is_reserved_env_name",
     "operator_api_url",
+    "proxy_env",
     "render_deployment",
     "render_service",
     "render_service_account",
@@ -60,11 +63,19 @@ ENV_JWKS_URL = contract.ENV_JWKS_URL
 HEARTBEAT_PATH = contract.OPERATOR_HEARTBEAT_PATH
 REVOCATIONS_PATH = contract.OPERATOR_REVOCATIONS_PATH
 JWKS_PATH = contract.OPERATOR_JWKS_PATH
+#: The core's plugin services (``vivified.dataplane.plugin_api``), under ``core_url``.
+CORE_HEARTBEAT_PATH = contract.CORE_HEARTBEAT_PATH
+CORE_REVOCATIONS_PATH = contract.CORE_REVOCATIONS_PATH
+CORE_JWKS_PATH = contract.CORE_JWKS_PATH
+#: The proxy lane (issue 9): the core's port ``proxy``; the standard variables, both cases.
+PROXY_PORT = contract.CORE_PROXY_PORT
+ENV_PROXY_NAMES = contract.ENV_PROXY_NAMES
 #: Names the operator sets; user ``env`` entries with these names (or the ``VIVIFIED_``
 #: prefix, which the spec validation rejects) are dropped rather than overriding them.
 RESERVED_ENV_NAMES: frozenset[str] = frozenset(
     {*SPEC_RESERVED_ENV_NAMES, ENV_PLUGIN_ID, ENV_PLUGIN_PORT, ENV_CORE_URL, ENV_TOKEN_FILE}
     | {ENV_JWKS_FILE, ENV_HEARTBEAT_URL, ENV_REVOCATIONS_URL, ENV_JWKS_URL}
+    | set(ENV_PROXY_NAMES)
 )
 
 
@@ -91,6 +102,34 @@ def operator_api_url(heartbeat_url: str, path: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, prefix.rstrip("/") + path, "", ""))
 
 
+def proxy_env(plugin: PluginInstance, settings: OperatorSettings) -> list[dict[str, str]]:
+    """``HTTPS_PROXY``/``HTTP_PROXY`` (the core's proxy lane) and ``NO_PROXY`` (the core and
+    the operator, reached directly) for plugins with ``external_service`` only: the others
+    have no egress to configure, and leaving their env alone avoids restarting them.
+
+    The URL carries no credentials (the token rotates): the SDK's egress client sends the
+    current token per request; stock clients are configured as in docs/proxy.md."""
+    if "external_service" not in plugin.spec.manifest.traits:
+        return []
+    core = urlsplit(settings.core_url).hostname or ""
+    url = f"http://{_url_host(core)}:{PROXY_PORT}"
+    bypass = [core]
+    heartbeat = urlsplit(settings.heartbeat_url).hostname if settings.heartbeat_url else None
+    if heartbeat and heartbeat not in bypass:
+        bypass.append(heartbeat)
+    no_proxy = ",".join([*bypass, "localhost", "127.0.0.1", "::1"])
+    values = {
+        contract.ENV_HTTPS_PROXY: url,
+        contract.ENV_HTTP_PROXY: url,
+        contract.ENV_NO_PROXY: no_proxy,
+    }
+    return [{"name": name, "value": values[name.upper()]} for name in ENV_PROXY_NAMES]
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[dict[str, str]]:
     """Operator variables first, then the user's ``env`` (reserved names dropped; for a name
     given twice the last value wins, at the first position, as with ``kubectl``)."""
@@ -99,7 +138,14 @@ def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[di
         {"name": ENV_PLUGIN_PORT, "value": str(plugin.spec.effective_port)},
         {"name": ENV_CORE_URL, "value": settings.core_url},
     ]
-    if settings.heartbeat_url:
+    if not settings.heartbeat_url:
+        # The core serves every plugin service (vivified.dataplane.plugin_api).
+        core = settings.core_url.rstrip("/")
+        env.append({"name": ENV_HEARTBEAT_URL, "value": core + CORE_HEARTBEAT_PATH})
+        env.append({"name": ENV_REVOCATIONS_URL, "value": core + CORE_REVOCATIONS_PATH})
+        env.append({"name": ENV_JWKS_URL, "value": core + CORE_JWKS_PATH})
+    else:
+        # Legacy override: the operator's own heartbeat server (VIVIFIED_HEARTBEAT_URL).
         env.append({"name": ENV_HEARTBEAT_URL, "value": settings.heartbeat_url})
         # Plugins in other namespaces cannot mount the operator's revocation ConfigMap; the
         # SDK polls this URL instead (and refuses every token while it cannot).
@@ -115,6 +161,7 @@ def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[di
     if plugin.token_secret_name is not None:
         env.append({"name": ENV_TOKEN_FILE, "value": settings.token_file})
         env.append({"name": ENV_JWKS_FILE, "value": settings.jwks_file})
+    env.extend(proxy_env(plugin, settings))
     user: dict[str, str] = {}
     for item in plugin.spec.env:
         if not is_reserved_env_name(item.name):

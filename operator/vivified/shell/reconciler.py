@@ -23,10 +23,12 @@ from vivified.health import probe_target
 from vivified.manifest import PluginManifest
 from vivified.plan import children_to_apply, plan_instance, token_secret_name
 from vivified.policy import PolicyConfig, validate_spec
+from vivified.policy.egress_status import EgressReport, forces_egress_through_core
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.render import (
     PluginInstance,
     TokenSecretState,
+    child_names,
     read_token_secret_state,
     render_token_secret,
 )
@@ -115,6 +117,7 @@ class Reconciler:
         policy: PolicyConfig | None = None,
         health: HealthMonitor | None = None,
         on_affected: Callable[[set[PluginKey]], None] = lambda keys: None,
+        egress_reports: Callable[[PluginKey], EgressReport | None] = lambda key: None,
     ) -> None:
         self._kube = kube
         self._informer = informer
@@ -126,6 +129,7 @@ class Reconciler:
         self._policy = policy
         self._health = health
         self._on_affected = on_affected
+        self._egress_reports = egress_reports
 
     async def reconcile(self, key: PluginKey) -> float | None:
         """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
@@ -210,6 +214,12 @@ class Reconciler:
             workload=workload_facts(self._informer.get("Deployment", namespace, name)),
             token=token,
             egress_domains=tuple(sorted(manifest.all_allowed_domains)),
+            egress_through_core=forces_egress_through_core(
+                self._informer.get(
+                    "NetworkPolicy", namespace, child_names(instance.plugin_id)["NetworkPolicy"]
+                )
+            ),
+            egress_report=self._egress_reports(key),
         )
         await self._write_status(key, body, facts)
         return requeue

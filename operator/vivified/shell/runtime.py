@@ -14,11 +14,13 @@ from vivified.health import ProbeAddressResolver
 from vivified.policy import PolicyConfig
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.settings import OperatorSettings
+from vivified.shell.allowlists import AllowlistReports
 from vivified.shell.events import EventRecorder
 from vivified.shell.heartbeat import HeartbeatServer
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
 from vivified.shell.kube import Kube, counting_writes
+from vivified.shell.leases import LeaseWatcher
 from vivified.shell.monitor import HealthMonitor
 from vivified.shell.reconciler import Reconciler, workload_facts
 from vivified.workqueue import WorkQueue
@@ -67,6 +69,16 @@ class Runtime:
         self.heartbeats = HeartbeatServer(
             self.monitor, self.registry, self.identity, self.settings, self.clock
         )
+        # Issue 16: heartbeats arrive from the core as Leases (shell/leases.py).
+        self.leases = LeaseWatcher(
+            self.kube, self.monitor, list(self.namespaces) or [None], self.clock
+        )
+        # Issue 9: what the core's proxy enforces, for EgressEnforced (shell/allowlists.py).
+        self.allowlists = AllowlistReports(
+            self.settings.core_url,
+            self.enqueue_all,
+            interval=float(self.settings.egress_report_seconds or 1),
+        )
         self.reconciler = Reconciler(
             kube=self.kube,
             informer=self.informer,
@@ -78,6 +90,7 @@ class Runtime:
             policy=self.policy,
             health=self.monitor,
             on_affected=self.enqueue_all,
+            egress_reports=self.allowlists.get,
         )
 
     async def _reconcile(self, key: PluginKey) -> float | None:
@@ -103,6 +116,9 @@ class Runtime:
         await self.informer.wait_synced()
         await self.monitor.start()
         await self.heartbeats.start()
+        self.leases.start()
+        if self.settings.egress_report_seconds:
+            self.allowlists.start()
         self.queue.start()
         self._refresher = asyncio.create_task(self._refresh_identity())
         self._resyncer = (
@@ -133,6 +149,8 @@ class Runtime:
             self.enqueue_all(set(keys))
 
     async def stop(self) -> None:
+        await self.allowlists.stop()
+        await self.leases.stop()
         await self.heartbeats.stop()
         await self.monitor.stop()
         for name in ("_refresher", "_resyncer"):

@@ -20,6 +20,15 @@ SDK_ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = {
     "PROTOCOL_VERSION",
+    "AsyncEgressTransport",
+    "EgressNotConfigured",
+    "EgressTransport",
+    "async_egress_client",
+    "egress_client",
+    "proxy_url_from_env",
+    "refusal_reason",
+    "CallIdentity",
+    "CallVerifier",
     "CoreClient",
     "JwksFile",
     "JwksSource",
@@ -43,6 +52,7 @@ PUBLIC = {
     "loads_strict",
     "parse_revocations",
     "subject_for",
+    "verify_call_token",
     "verify_plugin_token",
 }
 
@@ -77,11 +87,18 @@ def test_protocol_version_is_the_api_prefix() -> None:
     assert all(p.startswith(contract.API_PREFIX + "/") for p in paths)
 
 
-def test_the_lanes_have_their_modules() -> None:
-    for module in ("_invoke", "_events", "_egress"):
-        loaded = importlib.import_module(f"vivified_sdk.{module}")
-        assert loaded.__doc__
-        assert "Reserved for issue" in loaded.__doc__
+def test_the_operator_and_proxy_lanes_are_implemented_and_the_event_lane_is_reserved() -> None:
+    invoke = importlib.import_module("vivified_sdk._invoke")
+    egress = importlib.import_module("vivified_sdk._egress")
+    for module in (invoke, egress):
+        assert module.__doc__
+        assert "Reserved for issue" not in module.__doc__
+    assert vivified_sdk.CallVerifier is invoke.CallVerifier
+    assert vivified_sdk.egress_client is egress.egress_client
+    assert set(egress.__all__) <= PUBLIC
+    events = importlib.import_module("vivified_sdk._events")
+    assert events.__doc__
+    assert "Reserved for issue" in events.__doc__
 
 
 def test_version_matches_the_distribution() -> None:

@@ -120,6 +120,11 @@ class JetStreamSink:
         self._ready = nc.is_connected
         self._connecting: asyncio.Task[None] | None = None
 
+    @property
+    def jetstream(self) -> Any:
+        """The JetStream context (readers share the sink's connection)."""
+        return self._js
+
     @classmethod
     async def open(cls, settings: StreamSettings, *, wait: bool = True) -> JetStreamSink:
         """Connect and create the streams; ``wait=False`` does it in the background, so a

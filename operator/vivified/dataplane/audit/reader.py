@@ -76,3 +76,19 @@ class StreamTrailReader:
                 break
             seq -= 1
         return found
+
+
+def trail_reader(auditor: object) -> FileTrailReader | StreamTrailReader | None:
+    """The reader over the trail ``auditor`` writes (None when auditing is off), so the UI reads
+    exactly where the core writes."""
+    from vivified.dataplane.audit.auditor import ChainAuditor  # noqa: PLC0415
+    from vivified.dataplane.audit.file import FileSink  # noqa: PLC0415
+    from vivified.dataplane.audit.jetstream import JetStreamSink  # noqa: PLC0415
+
+    if not isinstance(auditor, ChainAuditor):
+        return None
+    if isinstance(auditor.sink, FileSink):
+        return FileTrailReader(auditor.sink.path)
+    if isinstance(auditor.sink, JetStreamSink):
+        return StreamTrailReader(auditor.sink.jetstream, auditor.sink.settings.stream)
+    return None

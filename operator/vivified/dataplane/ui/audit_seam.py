@@ -1,9 +1,10 @@
-"""Recent audit records on the detail page: the seam the audit store plugs into.
+"""Recent audit records on the detail page: the seam the audit trail plugs into.
 
-SEAM (issue 11): the audit sinks and their query API are not on main yet. ``create_ui_app``
-takes an optional :class:`AuditReader`; until one is passed the detail page says that audit
-records are not available here (and where they are: the core's audit sink and the Kubernetes
-audit log), instead of showing an empty list that would read as "nothing happened".
+``create_ui_app`` takes an optional :class:`AuditReader`; the core passes the reader over the
+trail it writes (``vivified.dataplane.audit.reader.trail_reader``: the file or the JetStream
+stream). Without one (auditing off, or the UI run alone) the detail page says that audit
+records are not available here, and where they are, instead of showing an empty list that
+would read as "nothing happened".
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ lists (pinned by a test); modules starting with ``_`` are private and may change
     async with CoreClient.from_env() as core:  # VIVIFIED_CORE_URL + the mounted token
         await core.heartbeat("healthy")
 
+    async with async_egress_client() as http:  # external_service: through the core's proxy
+        await http.get("https://api.partner.test/v1/charges")
+
 Where the lanes' client functions go: ``_invoke`` (operator lane), ``_events`` (event lane),
 ``_egress`` (proxy lane); each is re-exported here.
 """
@@ -20,7 +23,17 @@ from __future__ import annotations
 
 from . import contract
 from ._client import CoreClient, TokenAuth
+from ._egress import (
+    AsyncEgressTransport,
+    EgressNotConfigured,
+    EgressTransport,
+    async_egress_client,
+    egress_client,
+    proxy_url_from_env,
+    refusal_reason,
+)
 from ._errors import TokenInvalid, VerifierUnavailable
+from ._invoke import CallIdentity, CallVerifier, verify_call_token
 from ._revocations import RevocationListError, parse_revocations
 from ._sources import (
     JwksFile,
@@ -42,7 +55,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "AsyncEgressTransport",
+    "CallIdentity",
+    "CallVerifier",
     "CoreClient",
+    "EgressNotConfigured",
+    "EgressTransport",
     "JwksFile",
     "JwksSource",
     "JwksUrl",
@@ -61,9 +79,14 @@ __all__ = [
     "VerifiedToken",
     "VerifierUnavailable",
     "__version__",
+    "async_egress_client",
     "contract",
+    "egress_client",
     "loads_strict",
     "parse_revocations",
+    "proxy_url_from_env",
+    "refusal_reason",
     "subject_for",
+    "verify_call_token",
     "verify_plugin_token",
 ]

@@ -7,13 +7,16 @@ never a request. Start and stop are explicit (``TokenVerifier.start/stop``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
 
 from ._sources import Polled
 
-__all__ = ["Refresher"]
+__all__ = ["Refresher", "Refreshing"]
 
 logger = logging.getLogger("vivified_sdk")
 
@@ -85,3 +88,53 @@ class Refresher:
             self._first_round.set()
             sleep = min(source.due_in() for source in self.sources)
             self._wake.wait(min(max(sleep, 0.01), _MAX_SLEEP))
+
+
+class Refreshing:
+    """The start/stop/``with`` life cycle of a verifier whose sources a :class:`Refresher`
+    keeps fresh (``TokenVerifier``, ``CallVerifier``); subclasses set ``_refresher``."""
+
+    _refresher: Refresher
+
+    def start(self) -> None:
+        """Start the background refresh (idempotent)."""
+        self._refresher.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the background refresh (waits up to ``timeout`` for a fetch in flight)."""
+        self._refresher.stop(timeout)
+
+    def wait_ready(self, timeout: float | None = 5.0) -> bool:
+        """Block until every URL source was tried once; False on timeout. Not for request
+        handlers: call it at startup if the first requests should not be refused."""
+        return self._refresher.wait_ready(timeout)
+
+    def refresh_now(self) -> None:
+        """Fetch every URL source now, in this thread (blocking: scripts, tests, CLIs)."""
+        self._refresher.refresh_now()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        """Start, and wait (off the event loop) up to 5 s for the first fetches."""
+        self.start()
+        await asyncio.to_thread(self.wait_ready, 5.0)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.stop)

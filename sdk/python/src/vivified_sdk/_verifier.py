@@ -9,18 +9,16 @@ refused with ``VerifierUnavailable`` (fail closed; see ``_sources``).
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 
 import httpx
 
 from . import contract as c
 from ._env import first, optional
 from ._errors import TokenInvalid
-from ._refresh import Refresher
+from ._refresh import Refresher, Refreshing
 from ._sources import (
     JwksFile,
     JwksSource,
@@ -44,7 +42,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class TokenVerifier:
+class TokenVerifier(Refreshing):
     """Verifies incoming plugin tokens. Thread-safe; usable from sync and async code."""
 
     def __init__(
@@ -118,49 +116,6 @@ class TokenVerifier:
     def running(self) -> bool:
         """Whether the background refresh thread runs (False when nothing needs fetching)."""
         return self._refresher.running
-
-    def start(self) -> None:
-        """Start refreshing URL sources in the background. Returns at once; idempotent."""
-        self._refresher.start()
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop the background refresh (waits up to ``timeout`` for a fetch in flight)."""
-        self._refresher.stop(timeout)
-
-    def wait_ready(self, timeout: float | None = 5.0) -> bool:
-        """Block until every URL source was tried once; False on timeout. Not for request
-        handlers: call it at startup if the first requests should not be refused."""
-        return self._refresher.wait_ready(timeout)
-
-    def refresh_now(self) -> None:
-        """Fetch every URL source now, in this thread (blocking: scripts, tests, CLIs)."""
-        self._refresher.refresh_now()
-
-    def __enter__(self) -> TokenVerifier:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> TokenVerifier:
-        """Start, and wait (off the event loop) up to 5 s for the first fetches."""
-        self.start()
-        await asyncio.to_thread(self.wait_ready, 5.0)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- verification ----------------------------------------------------------------------------
     def verify(self, token: object) -> VerifiedToken:

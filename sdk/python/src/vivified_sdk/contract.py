@@ -16,6 +16,7 @@ from typing import Final
 
 __all__ = [
     "API_PREFIX",
+    "CALL_TOKEN_TYPE",
     "CLAIM_AUDIENCE",
     "CLAIM_DATA_CLASSIFICATION",
     "CLAIM_EXPIRES_AT",
@@ -35,24 +36,31 @@ __all__ = [
     "CORE_INVOKE_PATH",
     "CORE_JWKS_PATH",
     "CORE_PLUGINS_PATH",
+    "CORE_PROXY_ALLOWLISTS_PATH",
     "CORE_PROXY_PORT",
     "CORE_PROXY_PORT_NAME",
     "CORE_REVOCATIONS_PATH",
     "CORE_SERVICE_NAME",
     "DEFAULT_AUDIENCE",
+    "DEFAULT_CORE_ISSUER",
     "DEFAULT_ISSUER",
     "DEFAULT_JWKS_FILE",
     "DEFAULT_TOKEN_FILE",
     "ENV_AUDIENCE",
     "ENV_AUDIENCE_ALIAS",
+    "ENV_CORE_ISSUER",
     "ENV_CORE_URL",
     "ENV_HEARTBEAT_URL",
+    "ENV_HTTPS_PROXY",
+    "ENV_HTTP_PROXY",
     "ENV_ISSUER",
     "ENV_ISSUER_ALIAS",
     "ENV_JWKS_FILE",
     "ENV_JWKS_URL",
+    "ENV_NO_PROXY",
     "ENV_PLUGIN_ID",
     "ENV_PLUGIN_PORT",
+    "ENV_PROXY_NAMES",
     "ENV_REVOCATIONS_FILE",
     "ENV_REVOCATIONS_URL",
     "ENV_TOKEN_FILE",
@@ -62,6 +70,7 @@ __all__ = [
     "OPERATOR_JWKS_PATH",
     "OPERATOR_REVOCATIONS_PATH",
     "PROTOCOL_VERSION",
+    "PROXY_REASON_HEADER",
     "REQUIRED_CLAIMS",
     "RESERVED_ENV_PREFIX",
     "REVOCATIONS_FILE_NAME",
@@ -94,6 +103,22 @@ ENV_ISSUER: Final = "VIVIFIED_TOKEN_ISSUER"
 ENV_ISSUER_ALIAS: Final = "TOKEN_ISSUER"
 ENV_AUDIENCE: Final = "VIVIFIED_TOKEN_AUDIENCE"
 ENV_AUDIENCE_ALIAS: Final = "TOKEN_AUDIENCE"
+#: The proxy lane (issue 9): the standard proxy variables, set for ``external_service`` plugins
+#: only. The proxy URLs point at the core's ``proxy`` port and carry no credential (the token
+#: rotates; clients send it in ``Proxy-Authorization``). ``NO_PROXY`` names the core itself.
+ENV_HTTPS_PROXY: Final = "HTTPS_PROXY"
+ENV_HTTP_PROXY: Final = "HTTP_PROXY"
+ENV_NO_PROXY: Final = "NO_PROXY"
+#: Every name the operator sets, both cases: curl reads only lower-case ``http_proxy``, Go and
+#: .NET read upper case, Python reads both.
+ENV_PROXY_NAMES: Final[tuple[str, ...]] = (
+    ENV_HTTPS_PROXY,
+    ENV_HTTP_PROXY,
+    ENV_NO_PROXY,
+    ENV_HTTPS_PROXY.lower(),
+    ENV_HTTP_PROXY.lower(),
+    ENV_NO_PROXY.lower(),
+)
 
 # -- the token Secret, mounted as a directory (never subPath, so re-minted tokens appear) --------
 MOUNT_DIR: Final = "/var/run/vivified"
@@ -119,6 +144,12 @@ CORE_PLUGINS_PATH: Final = API_PREFIX + "/plugins"
 CORE_INVOKE_PATH: Final = API_PREFIX + "/invoke"
 #: ``POST /v1/events`` with a CloudEvents 1.0 structured JSON body.
 CORE_EVENTS_PATH: Final = API_PREFIX + "/events"
+#: The proxy lane's published state (per plugin: generation, domains; the mode): the operator
+#: reads it for the ``EgressEnforced`` condition. Never a token.
+CORE_PROXY_ALLOWLISTS_PATH: Final = API_PREFIX + "/proxy/allowlists"
+#: Every proxy refusal names its machine-readable reason in this response header (and in the
+#: problem+json body), so a denial never looks like a TLS or network error.
+PROXY_REASON_HEADER: Final = "X-Vivified-Reason"
 #: Served by the operator's heartbeat API until the core takes these over (issue 16); plugins
 #: receive full URLs (``VIVIFIED_HEARTBEAT_URL`` ...), never these paths.
 OPERATOR_HEARTBEAT_PATH: Final = "/plugins/heartbeat"
@@ -130,6 +161,12 @@ SIGNING_ALGORITHM: Final = "ES256"
 DEFAULT_ISSUER: Final = "vivified-operator"
 DEFAULT_AUDIENCE: Final = "vivified-platform"
 TOKEN_TYPE: Final = "plugin"  # noqa: S105 - the type claim's value
+#: The ``type`` claim of the call tokens the core mints for a call's target (operator lane).
+CALL_TOKEN_TYPE: Final = "call"  # noqa: S105 - a claim value
+#: The ``iss`` (and ``act.sub``) of call tokens: the core's name; plugins may override it with
+#: ``VIVIFIED_CORE_ISSUER`` when a platform runs the core under another name.
+DEFAULT_CORE_ISSUER: Final = CORE_SERVICE_NAME
+ENV_CORE_ISSUER: Final = "VIVIFIED_CORE_ISSUER"
 SUBJECT_PREFIX: Final = "plugin:"
 CLAIM_ISSUER: Final = "iss"
 CLAIM_SUBJECT: Final = "sub"

@@ -1,0 +1,302 @@
+"""Benchmark: the proxy lane on loopback — bulk transfer through a CONNECT tunnel vs direct,
+and tunnel set-up latency with 200 tunnels open.
+
+    python bench/proxy.py [--mb 512] [--tunnels 200] [--setups 1000] [--parallel-mb 4]
+                          [--transport-relay] [--json]
+
+The real ``ProxyServer`` runs in its own process (as in the core), with a static directory,
+the core's ``Authenticator`` (trust from a JWKS file), a null auditor, and the TEST-ONLY static
+resolver (a dict look-up: "DNS excluded"). This process runs a loopback upstream (a byte
+source) and the clients. Reported:
+
+* bulk: one stream of ``--mb`` MiB, upstream → client, direct and through a tunnel (MiB/s and
+  the ratio; goal ≥ 80 %);
+* parallel: ``--tunnels`` streams of ``--parallel-mb`` MiB at once, direct and tunnelled;
+* set-up: with ``--tunnels`` tunnels held open, ``--setups`` new tunnels opened one after the
+  other: time from TCP connect to the ``200`` line (p50/p99/max; goal p99 ≤ 5 ms), and the
+  same for ``--tunnels`` tunnels opened in one burst.
+
+Not a test: it prints numbers (and JSON with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO))
+
+from vivified import tokens  # noqa: E402
+from vivified.audit.hook import NullAuditor  # noqa: E402
+from vivified.dataplane.auth import Authenticator  # noqa: E402
+from vivified.dataplane.directory import StaticDirectory  # noqa: E402
+from vivified.dataplane.proxy import ProxyServer, ProxySettings  # noqa: E402
+from vivified.dataplane.settings import CoreSettings  # noqa: E402
+from vivified.dataplane.trust import CoreKey, TrustState  # noqa: E402
+
+HOST = "bench.partner.test"
+ISS, AUD = "vivified-operator", "vivified-platform"
+BLOCK = b"\0" * (256 * 1024)
+
+
+# ----------------------------------------------------------------------------- proxy process
+
+
+async def run_proxy(config: dict[str, Any]) -> None:
+    from tests.unit.egress_fixtures import egress_record  # noqa: PLC0415
+
+    directory = StaticDirectory([egress_record("bench", domains=(HOST,))])
+    now = datetime.now(UTC)
+    trust = TrustState(CoreKey(tokens.generate_signing_key(now)))
+    trust.set_jwks({tokens.JWKS_CONFIGMAP_KEY: Path(config["jwks"]).read_text()})
+    trust.set_revocations(tokens.revocations_to_configmap_data(tokens.RevocationList()))
+    settings_core = CoreSettings(token_issuer=ISS, token_audience=AUD)
+    verifier = Authenticator(trust, directory, settings_core, lambda: datetime.now(UTC))
+    settings = ProxySettings(
+        host="127.0.0.1",
+        port=0,
+        allowed_ports=frozenset({config["upstream_port"]}),
+        test_static_hosts={HOST: ("127.0.0.1",)},
+        test_allow_networks=("127.0.0.0/8",),
+        max_tunnels_per_plugin=10_000,
+        max_pending_per_peer=10_000,
+        rate_per_second=1e6,
+        rate_burst=1_000_000,
+        kernel_splice=config.get("kernel_splice", True),
+    )
+    server = ProxyServer(settings, directory, verifier, NullAuditor())
+    await server.start()
+    print(server.port, flush=True)
+    await asyncio.Event().wait()
+
+
+# ----------------------------------------------------------------------------- upstream + clients
+
+
+async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads a decimal byte count and a newline, sends that many bytes, closes."""
+    try:
+        line = await reader.readline()
+        remaining = int(line)
+        while remaining > 0:
+            chunk = BLOCK[: min(len(BLOCK), remaining)]
+            writer.write(chunk)
+            remaining -= len(chunk)
+            await writer.drain()
+        writer.close()
+    except (ConnectionError, ValueError, asyncio.CancelledError):
+        writer.close()
+
+
+async def open_tunnel(
+    proxy_port: int, upstream_port: int, token: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, float]:
+    t0 = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+    target = f"{HOST}:{upstream_port}"
+    writer.write(
+        f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+        f"Proxy-Authorization: Bearer {token}\r\n\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    elapsed = time.perf_counter() - t0
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head.decode("latin-1", "replace"))
+    return reader, writer, elapsed
+
+
+async def fetch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, size: int) -> int:
+    writer.write(f"{size}\n".encode())
+    await writer.drain()
+    got = 0
+    while data := await reader.read(256 * 1024):
+        got += len(data)
+    writer.close()
+    return got
+
+
+async def direct(upstream_port: int, size: int) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+    return await fetch(reader, writer, size)
+
+
+async def tunnelled(proxy_port: int, upstream_port: int, token: str, size: int) -> int:
+    reader, writer, _ = await open_tunnel(proxy_port, upstream_port, token)
+    return await fetch(reader, writer, size)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ms(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(values) * 1000, 3),
+        "p99_ms": round(pct(values, 0.99) * 1000, 3),
+        "max_ms": round(max(values) * 1000, 3),
+    }
+
+
+async def bulk(
+    mib: int, proxy_port: int, upstream_port: int, token: str, pid: int
+) -> dict[str, Any]:
+    """One stream of ``mib`` MiB direct, then through a tunnel; CPU of proxy and endpoints."""
+    size, gib = mib * 1024 * 1024, mib / 1024
+    t0, own0 = time.perf_counter(), cpu_seconds(os.getpid())
+    assert await direct(upstream_port, size) == size
+    d = time.perf_counter() - t0
+    own_direct = cpu_seconds(os.getpid()) - own0
+    t0, cpu0, own0 = time.perf_counter(), cpu_seconds(pid), cpu_seconds(os.getpid())
+    assert await tunnelled(proxy_port, upstream_port, token, size) == size
+    p = time.perf_counter() - t0
+    return {
+        "mib": mib,
+        "direct_mib_s": round(mib / d, 1),
+        "proxy_mib_s": round(mib / p, 1),
+        "ratio": round(d / p, 3),
+        "proxy_cpu_s_per_gib": round((cpu_seconds(pid) - cpu0) / gib, 3),
+        # The endpoints (upstream source + client, this process) for comparison.
+        "endpoints_cpu_s_per_gib_direct": round(own_direct / gib, 3),
+        "endpoints_cpu_s_per_gib_tunnel": round((cpu_seconds(os.getpid()) - own0) / gib, 3),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    }
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    ring = tokens.KeyRing(active=tokens.generate_signing_key(now))
+    tmp = Path(tempfile.mkdtemp(prefix="vivified-bench-proxy-"))
+    jwks = tmp / "jwks.json"
+    jwks.write_text(json.dumps(tokens.jwks(ring)))
+    from tests.unit.egress_fixtures import egress_manifest  # noqa: PLC0415
+
+    token = tokens.mint_plugin_token(
+        ring,
+        egress_manifest("bench", domains=(HOST,)),
+        issuer=ISS,
+        audience=AUD,
+        ttl_seconds=3600,
+        now=now,
+    ).token
+
+    upstream = await asyncio.start_server(source, "127.0.0.1", 0, backlog=1024)
+    upstream_port = int(upstream.sockets[0].getsockname()[1])
+    config = tmp / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "jwks": str(jwks),
+                "upstream_port": upstream_port,
+                "kernel_splice": not args.transport_relay,
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-proxy", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'operator'}:{REPO}"},
+    )
+    try:
+        assert proc.stdout is not None
+        proxy_port = int(proc.stdout.readline())
+        results: dict[str, Any] = {}
+        await tunnelled(proxy_port, upstream_port, token, 1024)  # warm up (token cache)
+
+        results["bulk"] = await bulk(args.mb, proxy_port, upstream_port, token, proc.pid)
+
+        psize = args.parallel_mb * 1024 * 1024
+        t0 = time.perf_counter()
+        await asyncio.gather(*(direct(upstream_port, psize) for _ in range(args.tunnels)))
+        d = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(tunnelled(proxy_port, upstream_port, token, psize) for _ in range(args.tunnels))
+        )
+        p = time.perf_counter() - t0
+        total = args.parallel_mb * args.tunnels
+        results["parallel"] = {
+            "streams": args.tunnels,
+            "mib_total": total,
+            "direct_mib_s": round(total / d, 1),
+            "proxy_mib_s": round(total / p, 1),
+            "ratio": round(d / p, 3),
+        }
+
+        cpu0 = cpu_seconds(proc.pid)
+        burst = await asyncio.gather(
+            *(open_tunnel(proxy_port, upstream_port, token) for _ in range(args.tunnels))
+        )
+        results["setup_burst"] = {
+            "tunnels": args.tunnels,
+            **ms([b[2] for b in burst]),
+            "proxy_cpu_ms_per_setup": round((cpu_seconds(proc.pid) - cpu0) / args.tunnels * 1e3, 3),
+        }
+        cpu0 = cpu_seconds(proc.pid)
+        setups: list[float] = []
+        for _ in range(args.setups):
+            _, writer, elapsed = await open_tunnel(proxy_port, upstream_port, token)
+            setups.append(elapsed)
+            writer.close()
+        results["setup_with_open_tunnels"] = {
+            "open_tunnels": args.tunnels,
+            "setups": args.setups,
+            **ms(setups),
+            "proxy_cpu_ms_per_setup": round((cpu_seconds(proc.pid) - cpu0) / args.setups * 1e3, 3),
+        }
+        for _, writer, _ in burst:
+            writer.close()
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        upstream.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=int, default=512)
+    parser.add_argument("--tunnels", type=int, default=200)
+    parser.add_argument("--setups", type=int, default=1000)
+    parser.add_argument("--parallel-mb", type=int, default=4)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--transport-relay",
+        action="store_true",
+        help="relay CONNECT tunnels through asyncio transports instead of splice(2)",
+    )
+    parser.add_argument("--serve-proxy", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_proxy:
+        asyncio.run(run_proxy(json.loads(Path(args.serve_proxy).read_text())))
+        return
+    results = asyncio.run(bench(args))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for name, values in results.items():
+        print(f"{name:26s} " + "  ".join(f"{k}={v}" for k, v in values.items()))
+
+
+if __name__ == "__main__":
+    main()
