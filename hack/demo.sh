@@ -57,7 +57,7 @@ say "Run the real user-management service on loopback with the token the operato
 secret() { kubectl get secret -n "$NS" user-management-token -o "jsonpath={.data.$1}" | base64 -d; }
 secret token >"$DEMO/token"
 secret 'jwks\.json' >"$DEMO/jwks.json"
-rm -f "$DEMO/users.db"
+rm -f "$DEMO/users.db" "$DEMO"/audit.jsonl*
 (cd plugins/user-management &&
   PLUGIN_TOKEN_FILE="$PWD/../../$DEMO/token" VIVIFIED_JWKS_FILE="$PWD/../../$DEMO/jwks.json" \
   USER_MANAGEMENT_DB="$PWD/../../$DEMO/users.db" USER_MANAGEMENT_HOST=127.0.0.1 \
@@ -75,6 +75,54 @@ curl -sS -X PUT "$api" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: appli
 echo
 echo "GET without a token:"
 curl -sS -o /dev/null -w '%{http_code}\n' "$api"
+
+say "The core: plugin-to-plugin calls through the operator lane (log: $DEMO/core.log)"
+CORE_PORT=18080
+core_api="http://127.0.0.1:$CORE_PORT"
+VIVIFIED_CORE_HOST=127.0.0.1 VIVIFIED_CORE_PORT=$CORE_PORT VIVIFIED_CORE_NAMESPACES="$NS" \
+VIVIFIED_CORE_ADDRESS_MAP="user-management=127.0.0.1:$PLUGIN_PORT" \
+VIVIFIED_AUDIT_SINK="file:$DEMO/audit.jsonl" VIVIFIED_UI=off \
+  .venv/bin/vivified core >"$DEMO/core.log" 2>&1 &
+CORE=$!
+trap 'kill "$CORE" 2>/dev/null; cleanup' EXIT
+for _ in $(seq 1 60); do curl -sf "$core_api/readyz" >/dev/null && break; sleep 0.5; done
+# user-management again, now behind the core: it accepts only the core's call tokens.
+kill "$PLUGIN"; wait "$PLUGIN" 2>/dev/null || true
+(cd plugins/user-management &&
+  PLUGIN_TOKEN_FILE="$PWD/../../$DEMO/token" VIVIFIED_JWKS_URL="$core_api/v1/jwks" \
+  PLUGIN_ID=user-management USER_MANAGEMENT_DB="$PWD/../../$DEMO/users.db" \
+  USER_MANAGEMENT_HOST=127.0.0.1 VIVIFIED_PLUGIN_PORT=$PLUGIN_PORT \
+  exec ../../.venv/bin/python -m user_management) >"$DEMO/plugin.log" 2>&1 &
+PLUGIN=$!
+for _ in $(seq 1 60); do curl -sf "http://127.0.0.1:$PLUGIN_PORT/health" >/dev/null && break; sleep 0.5; done
+kubectl apply -n "$NS" -f plugins/onboarding/onboarding.yaml
+kubectl wait -n "$NS" --for=condition=Ready vp/onboarding --timeout=60s || true
+ONBOARDING=$(kubectl get secret -n "$NS" onboarding-token -o jsonpath='{.data.token}' | base64 -d)
+echo "onboarding (depends on user-management, handles_pii) -> user_info/alice: allowed"
+curl -sS -D - -o "$DEMO/reply.json" "$core_api/v1/invoke/user-management/user_info/alice" \
+  -H "Authorization: Bearer $ONBOARDING" | grep -iE '^HTTP|x-vivified-caller-seen' || true
+cat "$DEMO/reply.json"; echo
+echo "phi-records (no dependency on onboarding) -> onboarding: refused, with its reason"
+PHI=$(kubectl get secret -n "$NS" phi-records-token -o jsonpath='{.data.token}' | base64 -d)
+curl -sS "$core_api/v1/invoke/onboarding/onboard/alice" -X POST -H "Authorization: Bearer $PHI"; echo
+echo "onboarding -> user_info/.. (traversal): refused before it reaches user-management"
+curl -sS --path-as-is "$core_api/v1/invoke/user-management/user_info/.." \
+  -H "Authorization: Bearer $ONBOARDING"; echo
+echo "onboarding calling user-management directly with its own token: refused by the plugin"
+curl -sS -o /dev/null -w '%{http_code}\n' "http://127.0.0.1:$PLUGIN_PORT/api/users/alice" \
+  -H "Authorization: Bearer $ONBOARDING"
+kill "$CORE" 2>/dev/null; wait "$CORE" 2>/dev/null || true
+say "Every decision above is in the core's audit trail, hash-chained"
+.venv/bin/python - "$DEMO/audit.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    entity = r.get("entity", {})
+    print(f"#{r['seq']} {r['lane']}/{r['action']}: {r['agent']['id']} -> "
+          f"{entity.get('target')}/{entity.get('operation')}: {r['outcome']} {r.get('reason', '')}")
+PY
+.venv/bin/vivified audit verify --file "$DEMO/audit.jsonl" || true
+trap cleanup EXIT
 
 say "Stop the service: degraded after one failed probe, unhealthy after three"
 kill "$PLUGIN"; wait "$PLUGIN" 2>/dev/null || true; PLUGIN=""

@@ -418,6 +418,19 @@ def cmd_operator(args: argparse.Namespace, streams: Streams) -> int:
     return int(result or 0)
 
 
+def cmd_core(args: argparse.Namespace, streams: Streams) -> int:
+    """``vivified core``: the data plane (``vivified.dataplane``), imported only now."""
+    server = importlib.import_module("vivified.dataplane.server")
+    settings_error: type[Exception] = importlib.import_module(
+        "vivified.dataplane.settings"
+    ).CoreSettingsError
+    try:
+        return int(server.run_core(args))
+    except settings_error as exc:
+        _error(streams, f"core settings: {exc}")
+        return EXIT_UNUSABLE
+
+
 # --------------------------------------------------------------------------------------------
 # Argument parsing
 # --------------------------------------------------------------------------------------------
@@ -540,6 +553,25 @@ def build_parser() -> argparse.ArgumentParser:
     from vivified.dataplane.audit.command import add_parser as add_audit  # noqa: PLC0415
 
     add_audit(sub)
+    core = sub.add_parser(
+        "core",
+        help="run the core (data plane) in the foreground",
+        description=(
+            "Run the Vivified core: plugin services (heartbeat, JWKS, revocations, plugin list) "
+            "and the operator lane, against $KUBECONFIG or the in-cluster config. Settings: "
+            "VIVIFIED_CORE_* variables (docs/core.md)."
+        ),
+    )
+    core.add_argument("--port", type=int, default=None, help="listen port (default 8080)")
+    core.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG)")
+    core.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        default="INFO",
+        type=str.upper,
+        help="log verbosity (default: INFO)",
+    )
+    core.set_defaults(func=cmd_core)
     return parser
 
 

@@ -513,6 +513,44 @@ def test_rbac_allows_exactly_what_the_operator_needs(release: Release) -> None:
     assert not can_i(tools, "create", "deployments.apps", *ns)
 
 
+# -- the core's ServiceAccount (issue 16) -------------------------------------------------------
+
+CORE_USER = f"system:serviceaccount:{RELEASE_NS}:vivified-core"
+
+
+def core_can_i(tools: Tools, *args: str) -> bool:
+    result = tools.run(tools.kubectl, "auth", "can-i", *args, "--as", CORE_USER, check=False)
+    answer = result.stdout.strip()
+    assert answer in ("yes", "no"), result.stderr
+    return answer == "yes"
+
+
+def test_core_rbac_reads_plugins_writes_only_leases_and_never_secrets(release: Release) -> None:
+    tools = release.tools
+    for namespace in (PLUGINS_NS, PLUGINS_NS_B):
+        for verb in ("get", "list", "watch"):
+            assert core_can_i(tools, verb, "vivifiedplugins.vivified.dev", "-n", namespace)
+        for verb in ("create", "patch", "get"):
+            assert core_can_i(tools, verb, "leases.coordination.k8s.io", "-n", namespace)
+        for check in (
+            ("patch", "vivifiedplugins.vivified.dev"),
+            ("patch", "vivifiedplugins.vivified.dev", "--subresource=status"),
+            ("delete", "leases.coordination.k8s.io"),
+            ("get", "secrets"),
+            ("list", "secrets"),
+            ("create", "deployments.apps"),
+            ("create", "pods"),
+            ("get", "configmaps"),
+        ):
+            assert not core_can_i(tools, *check, "-n", namespace), check
+    assert core_can_i(tools, "watch", "configmaps", "-n", RELEASE_NS)
+    assert not core_can_i(tools, "patch", "configmaps", "-n", RELEASE_NS)
+    assert not core_can_i(tools, "get", "secrets", "-n", RELEASE_NS)
+    assert not core_can_i(tools, "list", "secrets", "-n", RELEASE_NS)
+    assert not core_can_i(tools, "list", "vivifiedplugins.vivified.dev", "-n", "default")
+    assert not core_can_i(tools, "*", "*")
+
+
 def test_the_service_account_token_is_what_the_api_server_sees(release: Release) -> None:
     sa_kubeconfig = Path(release.operator.env["KUBECONFIG"])
     review = json.loads(

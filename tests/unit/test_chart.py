@@ -54,8 +54,17 @@ class RenderError(Exception):
     pass
 
 
-def render(helm: Path, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(run_helm(helm, values=values)) if d]
+def is_core(doc: Mapping[str, Any]) -> bool:
+    labels = doc.get("metadata", {}).get("labels") or {}
+    return bool(labels.get("app.kubernetes.io/component") == "core")
+
+
+def render(
+    helm: Path, values: Mapping[str, Any] | None = None, *, core: bool = False
+) -> list[dict[str, Any]]:
+    """The operator's objects (``core=True``: only the core's, templates/core.yaml)."""
+    docs = [d for d in yaml.safe_load_all(run_helm(helm, values=values)) if d]
+    return [d for d in docs if is_core(d) == core]
 
 
 def webhook_services(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -110,6 +119,7 @@ PLUGIN_RULES = expand(
     ("", "secrets", "*", "list,watch,create,patch,delete"),
     ("apps", "deployments", "*", "list,watch,create,patch"),
     ("networking.k8s.io", "networkpolicies", "*", "list,watch,create,patch"),
+    ("coordination.k8s.io", "leases", "*", "list,watch"),
 )
 SCAN_RULES = expand(
     ("apiextensions.k8s.io", "customresourcedefinitions", "*", "list,watch"),
@@ -211,7 +221,7 @@ def test_the_operator_runs_hardened(helm: Path) -> None:
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"health": 8080, "webhook": 9443, "heartbeat": 8081}
+    assert ports == {"health": 8080, "webhook": 9443}
     assert pod["serviceAccountName"] == "rel-vivified"
     assert deployment["spec"]["strategy"]["type"] == "Recreate"
 
@@ -528,11 +538,11 @@ def test_without_the_webhook_nothing_of_it_is_rendered(helm: Path) -> None:
     assert not webhook_services(docs)
     (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert not [e for e in container["env"] if e["name"].startswith("VIVIFIED_WEBHOOK_")]
-    assert [p["name"] for p in container["ports"]] == ["health", "heartbeat"]
+    assert [p["name"] for p in container["ports"]] == ["health"]
 
 
-def test_the_heartbeat_api_has_a_service_and_its_url_reaches_plugins(helm: Path) -> None:
-    docs = render(helm, {})
+def test_the_legacy_heartbeat_api_can_still_be_turned_on(helm: Path) -> None:
+    docs = render(helm, {"heartbeat": {"enabled": True}})
     service = only(docs, "Service", "rel-vivified-heartbeat")
     assert service["spec"]["ports"][0]["port"] == 8081
     deployment = only(docs, "Deployment")
@@ -543,7 +553,87 @@ def test_the_heartbeat_api_has_a_service_and_its_url_reaches_plugins(helm: Path)
     assert env["VIVIFIED_HEARTBEAT_URL"] == (
         "http://rel-vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
     )
-    off = render(helm, {"heartbeat": {"enabled": False}})
+    off = render(helm, {})  # the default: heartbeats go to the core
     assert not [d for d in off if d["metadata"]["name"].endswith("-heartbeat")]
     (container,) = only(off, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert {"name": "VIVIFIED_HEARTBEAT_PORT", "value": "0"} in container["env"]
+
+
+# -- the core (templates/core.yaml) -------------------------------------------------------------
+
+CORE_PLUGIN_RULES = expand(
+    ("vivified.dev", "vivifiedplugins", "*", "get,list,watch"),
+    ("coordination.k8s.io", "leases", "*", "get,create,patch"),
+)
+
+
+def test_the_core_runs_two_hardened_replicas_behind_vivified_core(helm: Path) -> None:
+    docs = render(helm, core=True)
+    deployment = only(docs, "Deployment", "vivified-core")
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "vivified-core"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    (container,) = pod["containers"]
+    assert container["args"][0] == "core"
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["limits"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/part-of"] == "vivified"
+    service = only(docs, "Service", "vivified-core")
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"http": 8080, "proxy": 3128}
+    assert only(docs, "PodDisruptionBudget", "vivified-core")["spec"]["minAvailable"] == 1
+    assert only(docs, "Secret", "vivified-core-key")["data"]["key.pem"]
+
+
+def test_the_admin_ui_gets_a_shared_32_byte_session_key_from_a_secret(helm: Path) -> None:
+    docs = render(helm, core=True)
+    sealed = only(docs, "Secret", "vivified-ui-session")["data"]["session-key"]
+    assert len(base64.b64decode(base64.b64decode(sealed), validate=True)) == 32
+    (container,) = only(docs, "Deployment", "vivified-core")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["VIVIFIED_UI_SESSION_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "vivified-ui-session",
+        "key": "session-key",
+    }
+    off = render(helm, {"core": {"ui": {"enabled": False}}}, core=True)
+    assert not [
+        d for d in off if d["kind"] == "Secret" and d["metadata"]["name"] == "vivified-ui-session"
+    ]
+    (container,) = only(off, "Deployment", "vivified-core")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert {"name": "VIVIFIED_UI", "value": "off"} in container["env"]
+    mine = render(helm, {"core": {"ui": {"existingSessionSecret": "mine"}}}, core=True)
+    assert not [d for d in mine if d["kind"] == "Secret" and "ui" in d["metadata"]["name"]]
+
+
+def test_the_core_rbac_is_read_only_plus_leases_and_no_secrets(helm: Path) -> None:
+    docs = render(helm, core=True)
+    cluster = only(docs, "ClusterRole")
+    assert rules_of(cluster) == CORE_PLUGIN_RULES
+    identity = only(docs, "Role", "vivified-core-identity")
+    assert rules_of(identity) == expand(("", "configmaps", "*", "list,watch"))
+    for doc in docs:
+        if doc["kind"] in ("Role", "ClusterRole"):
+            assert not [r for r in rules_of(doc) if r[1] == "secrets"]
+    namespaced = render(helm, {"watchNamespaces": ["team-a"]}, core=True)
+    assert rules_of(only(namespaced, "Role", "vivified-core")) == CORE_PLUGIN_RULES
+    assert not [d for d in namespaced if d["kind"] == "ClusterRole"]
+
+
+def test_the_operator_tells_plugins_the_core_url(helm: Path) -> None:
+    (container,) = only(render(helm), "Deployment")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VIVIFIED_CORE_URL"] == "http://vivified-core.vivified-system.svc:8080"
+
+
+def test_the_core_can_be_left_out(helm: Path) -> None:
+    assert render(helm, {"core": {"enabled": False}}, core=True) == []

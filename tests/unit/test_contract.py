@@ -32,6 +32,7 @@ OPERATOR = Path(__file__).resolve().parents[2] / "operator" / "vivified"
 GENERIC = {
     contract.TOKEN_FILE_NAME,
     contract.TOKEN_TYPE,
+    contract.CALL_TOKEN_TYPE,
     contract.DEFAULT_ISSUER,
     contract.ENV_PLUGIN_ID,
     contract.CORE_HTTP_PORT_NAME,

@@ -39,29 +39,10 @@ DNS_RULE = {
     ],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
-# The core's port and the operator's heartbeat port (8081), both platform pods.
+# The core's two ports (http 8080, proxy 3128), on platform pods. Nothing else, ever.
 CORE_RULE = {
     "to": [PLATFORM_PEER],
-    "ports": [{"protocol": "TCP", "port": 8080}, {"protocol": "TCP", "port": 8081}],
-}
-HTTPS_RULE = {
-    "to": [
-        {
-            "ipBlock": {
-                "cidr": "0.0.0.0/0",
-                "except": [
-                    "10.0.0.0/8",
-                    "100.64.0.0/10",
-                    "127.0.0.0/8",
-                    "169.254.0.0/16",
-                    "172.16.0.0/12",
-                    "192.168.0.0/16",
-                ],
-            }
-        },
-        {"ipBlock": {"cidr": "::/0", "except": ["::1/128", "fc00::/7", "fe80::/10"]}},
-    ],
-    "ports": [{"protocol": "TCP", "port": 443}],
+    "ports": [{"protocol": "TCP", "port": 3128}, {"protocol": "TCP", "port": 8080}],
 }
 
 
@@ -161,19 +142,19 @@ def test_platform_and_dns_peers_follow_settings() -> None:
     ]
     assert core == {
         "to": [peer],
-        "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 8081}],
+        "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 3128}],
     }
 
 
-def test_no_heartbeat_egress_when_the_operator_serves_no_heartbeats() -> None:
-    np = render_network_policy(plugin(), OperatorSettings(heartbeat_port=0))
+def test_no_operator_heartbeat_port_in_egress() -> None:
+    np = render_network_policy(plugin(), OperatorSettings(heartbeat_port=8081))
     platform_rule = np["spec"]["egress"][1]
-    assert platform_rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert {p["port"] for p in platform_rule["ports"]} == {8080, 3128}
 
 
 def test_core_egress_uses_the_core_pod_port_when_set() -> None:
     core = policy(core_port=8081)["spec"]["egress"][1]
-    assert core["ports"] == [{"protocol": "TCP", "port": 8081}]
+    assert core["ports"] == [{"protocol": "TCP", "port": 3128}, {"protocol": "TCP", "port": 8081}]
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,9 +162,11 @@ def test_core_egress_uses_the_core_pod_port_when_set() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_allowed_domains_open_https_to_public_addresses_only() -> None:
+def test_allowed_domains_open_no_direct_egress() -> None:
+    """External calls go through the core's proxy (by name); no IP-block rule, ever."""
     np = policy(plugin({"allowed_domains": ["api.salesforce.com"]}))
-    assert np["spec"]["egress"] == [DNS_RULE, CORE_RULE, HTTPS_RULE]
+    assert np["spec"]["egress"] == [DNS_RULE, CORE_RULE]
+    assert "ipBlock" not in str(np)
 
 
 def test_private_loopback_link_local_and_metadata_ranges_are_excluded() -> None:
@@ -228,7 +211,7 @@ def test_domains_only_in_security_section_also_open_https() -> None:
             }
         )
     )
-    assert np["spec"]["egress"][-1] == HTTPS_RULE
+    assert np["spec"]["egress"] == [DNS_RULE, CORE_RULE]
     assert np["metadata"]["annotations"][ANNOTATION_ALLOWED_DOMAINS] == "hooks.slack.com"
 
 

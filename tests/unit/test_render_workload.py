@@ -232,6 +232,9 @@ def test_operator_env_comes_first_in_a_fixed_order() -> None:
         "PLUGIN_ID",
         "VIVIFIED_PLUGIN_PORT",
         "VIVIFIED_CORE_URL",
+        "VIVIFIED_HEARTBEAT_URL",
+        "VIVIFIED_REVOCATIONS_URL",
+        "VIVIFIED_JWKS_URL",
         "PLUGIN_TOKEN_FILE",
         "VIVIFIED_JWKS_FILE",
     ]
@@ -239,6 +242,9 @@ def test_operator_env_comes_first_in_a_fixed_order() -> None:
         "PLUGIN_ID": "user-management",
         "VIVIFIED_PLUGIN_PORT": "8000",
         "VIVIFIED_CORE_URL": "http://vivified-core.vivified-system.svc:8080",
+        "VIVIFIED_HEARTBEAT_URL": "http://vivified-core.vivified-system.svc:8080/v1/heartbeat",
+        "VIVIFIED_REVOCATIONS_URL": "http://vivified-core.vivified-system.svc:8080/v1/revocations",
+        "VIVIFIED_JWKS_URL": "http://vivified-core.vivified-system.svc:8080/v1/jwks",
         "PLUGIN_TOKEN_FILE": "/var/run/vivified/token",
         "VIVIFIED_JWKS_FILE": "/var/run/vivified/jwks.json",
     }
@@ -252,15 +258,19 @@ def test_env_follows_settings() -> None:
 
 
 def test_the_heartbeat_url_reaches_plugins_only_when_configured() -> None:
-    assert "VIVIFIED_HEARTBEAT_URL" not in env_of(container())
+    core = "http://vivified-core.vivified-system.svc:8080"
+    default = env_of(container())
+    assert default["VIVIFIED_HEARTBEAT_URL"] == core + "/v1/heartbeat"
+    assert default["VIVIFIED_REVOCATIONS_URL"] == core + "/v1/revocations"
+    assert default["VIVIFIED_JWKS_URL"] == core + "/v1/jwks"
     url = "http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
     assert env_of(container(heartbeat_url=url))["VIVIFIED_HEARTBEAT_URL"] == url
 
 
 def test_revocations_and_jwks_urls_come_from_the_heartbeat_url() -> None:
     plain = env_of(container())
-    assert "VIVIFIED_REVOCATIONS_URL" not in plain
-    assert "VIVIFIED_JWKS_URL" not in plain
+    assert plain["VIVIFIED_REVOCATIONS_URL"].endswith(":8080/v1/revocations")
+    assert plain["VIVIFIED_JWKS_URL"].endswith(":8080/v1/jwks")
     env = env_of(
         container(
             heartbeat_url="http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"

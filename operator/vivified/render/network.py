@@ -4,14 +4,12 @@ Enabled plugin:
 
 * ingress: from platform pods (namespace + pod selector from settings), TCP, on the plugin
   port (and the health-check port when it differs);
-* egress: DNS (UDP+TCP 53) to kube-dns, the core pods on ``settings.resolved_core_port``,
-  and — only when the manifest allows domains — TCP 443 to public addresses: ``0.0.0.0/0``
-  and ``::/0`` minus private, loopback, link-local (cloud metadata), CGNAT and ULA ranges.
-
-Portable NetworkPolicy matches IP blocks, not host names, so a plugin with allowed domains
-can reach *any* public HTTPS endpoint at this layer; the domains are recorded in the
-``vivified.dev/allowed-domains`` annotation for the layer that enforces names (a CNI with
-FQDN policies or the core's proxy lane).
+* egress: DNS (UDP+TCP 53) to kube-dns and the core pods on their ``http`` port
+  (``settings.resolved_core_port``, 8080) and ``proxy`` port (3128). Nothing else, whatever
+  the manifest says: external calls go through the core's proxy lane, which enforces the
+  allowed domains by name (portable NetworkPolicy only knows IP blocks, so the former
+  "TCP 443 to any public address" rule let a plugin with one allowed domain reach every
+  HTTPS host). The domains stay in the ``vivified.dev/allowed-domains`` annotation.
 
 Disabled plugin: the same pod selector and both policy types with no rules, which denies all
 traffic to and from its pods.
@@ -29,6 +27,7 @@ from .instance import PluginInstance
 __all__ = [
     "BLOCKED_IPV4_RANGES",
     "BLOCKED_IPV6_RANGES",
+    "CORE_PROXY_PORT",
     "EXTERNAL_EGRESS_PORT",
     "allowed_domains",
     "render_network_policy",
@@ -50,6 +49,8 @@ BLOCKED_IPV6_RANGES: tuple[str, ...] = (
 )
 EXTERNAL_EGRESS_PORT = 443
 DNS_PORT = 53
+#: The core Service's ``proxy`` port (DESIGN.md): the only way out for external calls.
+CORE_PROXY_PORT = 3128
 
 
 def allowed_domains(plugin: PluginInstance) -> tuple[str, ...]:
@@ -105,22 +106,13 @@ def render_network_policy(plugin: PluginInstance, settings: OperatorSettings) ->
             "to": [platform()],
             "ports": [
                 {"protocol": "TCP", "port": port}
-                for port in sorted({settings.resolved_core_port, settings.heartbeat_port} - {0})
+                for port in sorted({settings.resolved_core_port, CORE_PROXY_PORT})
             ],
         },
     ]
     domains = allowed_domains(plugin)
     annotations: dict[str, str] = {}
     if domains:
-        egress.append(
-            {
-                "to": [
-                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(BLOCKED_IPV4_RANGES)}},
-                    {"ipBlock": {"cidr": "::/0", "except": list(BLOCKED_IPV6_RANGES)}},
-                ],
-                "ports": [{"protocol": "TCP", "port": EXTERNAL_EGRESS_PORT}],
-            }
-        )
         annotations[ANNOTATION_ALLOWED_DOMAINS] = ",".join(domains)
     spec["egress"] = egress
     return {

@@ -60,6 +60,10 @@ ENV_JWKS_URL = contract.ENV_JWKS_URL
 HEARTBEAT_PATH = contract.OPERATOR_HEARTBEAT_PATH
 REVOCATIONS_PATH = contract.OPERATOR_REVOCATIONS_PATH
 JWKS_PATH = contract.OPERATOR_JWKS_PATH
+#: The core's plugin services (``vivified.dataplane.plugin_api``), under ``core_url``.
+CORE_HEARTBEAT_PATH = contract.CORE_HEARTBEAT_PATH
+CORE_REVOCATIONS_PATH = contract.CORE_REVOCATIONS_PATH
+CORE_JWKS_PATH = contract.CORE_JWKS_PATH
 #: Names the operator sets; user ``env`` entries with these names (or the ``VIVIFIED_``
 #: prefix, which the spec validation rejects) are dropped rather than overriding them.
 RESERVED_ENV_NAMES: frozenset[str] = frozenset(
@@ -99,7 +103,14 @@ def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[di
         {"name": ENV_PLUGIN_PORT, "value": str(plugin.spec.effective_port)},
         {"name": ENV_CORE_URL, "value": settings.core_url},
     ]
-    if settings.heartbeat_url:
+    if not settings.heartbeat_url:
+        # The core serves every plugin service (vivified.dataplane.plugin_api).
+        core = settings.core_url.rstrip("/")
+        env.append({"name": ENV_HEARTBEAT_URL, "value": core + CORE_HEARTBEAT_PATH})
+        env.append({"name": ENV_REVOCATIONS_URL, "value": core + CORE_REVOCATIONS_PATH})
+        env.append({"name": ENV_JWKS_URL, "value": core + CORE_JWKS_PATH})
+    else:
+        # Legacy override: the operator's own heartbeat server (VIVIFIED_HEARTBEAT_URL).
         env.append({"name": ENV_HEARTBEAT_URL, "value": settings.heartbeat_url})
         # Plugins in other namespaces cannot mount the operator's revocation ConfigMap; the
         # SDK polls this URL instead (and refuses every token while it cannot).

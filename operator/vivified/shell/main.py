@@ -13,6 +13,7 @@ from typing import TextIO
 
 import kopf
 
+from vivified.dataplane import logsafe
 from vivified.settings import OperatorSettings, SettingsError, settings_by_section
 from vivified.shell.handlers import build_registry
 from vivified.shell.reconciler import FINALIZER
@@ -122,6 +123,8 @@ def run_operator(args: argparse.Namespace) -> int:
     )
     # Request lines would drown the operator's own messages (and they add nothing secret).
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The webhook server is aiohttp too: no malformed request may log a credential (issue 16).
+    logsafe.install()
     namespaces = list(getattr(args, "namespace", None) or [])
     liveness = getattr(args, "liveness", None)
     try:

@@ -19,6 +19,7 @@ from vivified.shell.heartbeat import HeartbeatServer
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
 from vivified.shell.kube import Kube, counting_writes
+from vivified.shell.leases import LeaseWatcher
 from vivified.shell.monitor import HealthMonitor
 from vivified.shell.reconciler import Reconciler, workload_facts
 from vivified.workqueue import WorkQueue
@@ -67,6 +68,10 @@ class Runtime:
         self.heartbeats = HeartbeatServer(
             self.monitor, self.registry, self.identity, self.settings, self.clock
         )
+        # Issue 16: heartbeats arrive from the core as Leases (shell/leases.py).
+        self.leases = LeaseWatcher(
+            self.kube, self.monitor, list(self.namespaces) or [None], self.clock
+        )
         self.reconciler = Reconciler(
             kube=self.kube,
             informer=self.informer,
@@ -103,6 +108,7 @@ class Runtime:
         await self.informer.wait_synced()
         await self.monitor.start()
         await self.heartbeats.start()
+        self.leases.start()
         self.queue.start()
         self._refresher = asyncio.create_task(self._refresh_identity())
         self._resyncer = (
@@ -133,6 +139,7 @@ class Runtime:
             self.enqueue_all(set(keys))
 
     async def stop(self) -> None:
+        await self.leases.stop()
         await self.heartbeats.stop()
         await self.monitor.stop()
         for name in ("_refresher", "_resyncer"):

@@ -7,6 +7,7 @@ in the SDK (``vivified_sdk``) and is re-exported here, so there is one verifier.
 
 from __future__ import annotations
 
+from .call_token import CALL_TOKEN_TYPE, CallIdentity, mint_call_token, verify_call_token
 from .keyring import (
     DEFAULT_ROTATION_GRACE_SECONDS,
     JWKS_CONFIGMAP_KEY,
@@ -57,12 +58,14 @@ from .timeutil import format_rfc3339, parse_rfc3339
 
 __all__ = [
     "ALGORITHM",
+    "CALL_TOKEN_TYPE",
     "DEFAULT_ROTATION_GRACE_SECONDS",
     "JWKS_CONFIGMAP_KEY",
     "KEYRING_SECRET_KEY",
     "REQUIRED_CLAIMS",
     "REVOCATIONS_CONFIGMAP_KEY",
     "TOKEN_TYPE",
+    "CallIdentity",
     "KeyMaterialError",
     "KeyRing",
     "KeyRingError",
@@ -82,6 +85,7 @@ __all__ = [
     "keyring_from_secret_data",
     "keyring_to_secret_data",
     "load_signing_key",
+    "mint_call_token",
     "mint_plugin_token",
     "needs_remint",
     "needs_rotation",
@@ -95,5 +99,6 @@ __all__ = [
     "rotation_due",
     "stage",
     "subject_for",
+    "verify_call_token",
     "verify_plugin_token",
 ]

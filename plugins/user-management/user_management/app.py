@@ -32,7 +32,14 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from vivified_sdk import CoreClient, TokenFile, TokenInvalid, TokenVerifier, VerifiedToken, contract
+from vivified_sdk import (
+    CallVerifier,
+    CoreClient,
+    TokenFile,
+    TokenInvalid,
+    TokenVerifier,
+    contract,
+)
 
 from . import MANIFEST
 from .store import ProfileStore, StoreUnavailable
@@ -78,6 +85,10 @@ class Config:
     heartbeat_url: str | None = None
     heartbeat_interval_seconds: float = 30.0
     token_file: TokenFile | None = None
+    #: Calls through the core's operator lane: when set (in a cluster: the operator always
+    #: passes VIVIFIED_JWKS_URL), *only* call tokens minted by the core for this plugin are
+    #: accepted; a plugin token presented directly is refused.
+    calls: CallVerifier | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -91,6 +102,7 @@ class Config:
             heartbeat_url=env.get(contract.ENV_HEARTBEAT_URL) or None,
             heartbeat_interval_seconds=float(env.get("USER_MANAGEMENT_HEARTBEAT_SECONDS") or 30.0),
             token_file=TokenFile.from_env(env),
+            calls=CallVerifier.from_env(env) if env.get(contract.ENV_JWKS_URL) else None,
         )
 
 
@@ -152,17 +164,38 @@ def _audit(event: str, **fields: str) -> None:
     audit.info(json.dumps({"event": event, **fields}, sort_keys=True))
 
 
-def caller(request: Request) -> VerifiedToken:
-    """A valid platform token, and the trait that reading PII requires."""
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: from the core's call token (or, outside a cluster, a plugin token)."""
+
+    plugin_id: str
+    jti: str
+    traits: tuple[str, ...]
+
+
+def _verify(cfg: Config, header: str | None) -> Caller:
+    if cfg.calls is not None:
+        call = cfg.calls.verify_authorization(header)
+        return Caller(call.caller, call.jti, call.traits)
+    token = cfg.verifier.verify_authorization(header)
+    return Caller(token.plugin_id, token.jti, token.traits)
+
+
+def caller(request: Request) -> Caller:
+    """A valid call token (or platform token out of cluster), and the trait PII requires."""
     cfg = _state(request).config
+    if len(request.headers.getlist("authorization")) > 1:
+        raise _Refused(_problem(400, "the Authorization header appears twice"))
     try:
-        token = cfg.verifier.verify_authorization(request.headers.get("Authorization"))
+        token = _verify(cfg, request.headers.get("Authorization"))
     except TokenInvalid as invalid:
         _audit("auth.denied", reason=invalid.reason)
         raise _Refused(
             _problem(
                 401,
-                "a valid platform token is required",
+                "a valid call token from the core is required"
+                if cfg.calls is not None
+                else "a valid platform token is required",
                 **{"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         ) from None
@@ -172,11 +205,11 @@ def caller(request: Request) -> VerifiedToken:
     return token
 
 
-CallerToken = Annotated[VerifiedToken, Depends(caller)]
+CallerToken = Annotated[Caller, Depends(caller)]
 router = APIRouter()
 
 
-def _record(event: str, token: VerifiedToken, user_id: str, outcome: str) -> None:
+def _record(event: str, token: Caller, user_id: str, outcome: str) -> None:
     _audit(event, caller=token.plugin_id, jti=token.jti, user_id=user_id, outcome=outcome)
 
 
@@ -212,9 +245,10 @@ def get_user(user_id: str, request: Request, token: CallerToken) -> JSONResponse
         _record("user.read", token, user_id, "error")
         return _problem(503, "profile store unavailable")
     _record("user.read", token, user_id, "found" if profile else "not_found")
+    seen = {"X-Vivified-Caller-Seen": token.plugin_id}  # the demo shows who the core vouched for
     if profile is None:
-        return _problem(404, "no profile for this user")
-    return JSONResponse(profile.to_dict())
+        return _problem(404, "no profile for this user", **seen)
+    return JSONResponse(profile.to_dict(), headers=seen)
 
 
 @router.put("/api/users/{user_id}")
@@ -263,6 +297,9 @@ def create_app(config: Config | None = None) -> FastAPI:
         # request); until its first revocation list arrives it refuses every token.
         cfg.verifier.start()
         await asyncio.to_thread(cfg.verifier.wait_ready, 5.0)
+        if cfg.calls is not None:  # the core's JWKS, for the call tokens it forwards
+            cfg.calls.start()
+            await asyncio.to_thread(cfg.calls.wait_ready, 5.0)
         beat = None
         if cfg.heartbeat_url and cfg.token_file is not None:
             beat = asyncio.create_task(_heartbeats(cfg.heartbeat_url, cfg.token_file, cfg))
@@ -274,6 +311,8 @@ def create_app(config: Config | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
             await asyncio.to_thread(cfg.verifier.stop)
+            if cfg.calls is not None:
+                await asyncio.to_thread(cfg.calls.stop)
 
     api = FastAPI(
         title=str(MANIFEST["name"]),

@@ -20,6 +20,8 @@ SDK_ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = {
     "PROTOCOL_VERSION",
+    "CallIdentity",
+    "CallVerifier",
     "CoreClient",
     "JwksFile",
     "JwksSource",
@@ -43,6 +45,7 @@ PUBLIC = {
     "loads_strict",
     "parse_revocations",
     "subject_for",
+    "verify_call_token",
     "verify_plugin_token",
 }
 
@@ -77,8 +80,12 @@ def test_protocol_version_is_the_api_prefix() -> None:
     assert all(p.startswith(contract.API_PREFIX + "/") for p in paths)
 
 
-def test_the_lanes_have_their_modules() -> None:
-    for module in ("_invoke", "_events", "_egress"):
+def test_the_operator_lane_is_implemented_and_the_others_are_reserved() -> None:
+    invoke = importlib.import_module("vivified_sdk._invoke")
+    assert invoke.__doc__
+    assert "Reserved for issue" not in invoke.__doc__
+    assert vivified_sdk.CallVerifier is invoke.CallVerifier
+    for module in ("_events", "_egress"):
         loaded = importlib.import_module(f"vivified_sdk.{module}")
         assert loaded.__doc__
         assert "Reserved for issue" in loaded.__doc__

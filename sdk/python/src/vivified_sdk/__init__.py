@@ -21,6 +21,7 @@ from __future__ import annotations
 from . import contract
 from ._client import CoreClient, TokenAuth
 from ._errors import TokenInvalid, VerifierUnavailable
+from ._invoke import CallIdentity, CallVerifier, verify_call_token
 from ._revocations import RevocationListError, parse_revocations
 from ._sources import (
     JwksFile,
@@ -42,6 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "CallIdentity",
+    "CallVerifier",
     "CoreClient",
     "JwksFile",
     "JwksSource",
@@ -65,5 +68,6 @@ __all__ = [
     "loads_strict",
     "parse_revocations",
     "subject_for",
+    "verify_call_token",
     "verify_plugin_token",
 ]

@@ -11,6 +11,7 @@ import os
 from collections.abc import Generator, Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -88,6 +89,23 @@ class CoreClient:
     async def post(self, url: str, **kwargs: Any) -> httpx.Response:
         return await self.http.post(url, **kwargs)
 
+    async def invoke(
+        self,
+        target: str,
+        operation: str,
+        *path: str,
+        method: str = "GET",
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Call ``operation`` of plugin ``target`` through the core's operator lane
+        (``{method} /v1/invoke/{target}/{operation}/{path...}``). Each ``path`` value fills
+        one placeholder of the operation's template (``/api/users/{id}`` → ``invoke(
+        "user-management", "user_info", "42")``) and is %-encoded whole, so it can never
+        add a segment. A refusal is a problem+json response whose ``reason`` says why."""
+        segments = "".join("/" + quote(str(p), safe="") for p in path)
+        url = f"/v1/invoke/{quote(target, safe='')}/{quote(operation, safe='')}{segments}"
+        return await self.http.request(method, url, **kwargs)
+
     async def heartbeat(
         self,
         status: str = "healthy",
@@ -95,8 +113,8 @@ class CoreClient:
         metrics: Mapping[str, int | float | str] | None = None,
         message: str | None = None,
     ) -> httpx.Response:
-        """``POST`` a heartbeat to ``VIVIFIED_HEARTBEAT_URL`` (the operator's heartbeat API,
-        docs/health.md). Raises ``RuntimeError`` when no heartbeat URL is configured."""
+        """``POST`` a heartbeat to ``VIVIFIED_HEARTBEAT_URL`` (the core's ``/v1/heartbeat``,
+        docs/core.md). Raises ``RuntimeError`` when no heartbeat URL is configured."""
         if self.heartbeat_url is None:
             raise RuntimeError(f"{c.ENV_HEARTBEAT_URL} is not set")
         body: dict[str, Any] = {"status": status}

@@ -16,6 +16,7 @@ from typing import Final
 
 __all__ = [
     "API_PREFIX",
+    "CALL_TOKEN_TYPE",
     "CLAIM_AUDIENCE",
     "CLAIM_DATA_CLASSIFICATION",
     "CLAIM_EXPIRES_AT",
@@ -40,11 +41,13 @@ __all__ = [
     "CORE_REVOCATIONS_PATH",
     "CORE_SERVICE_NAME",
     "DEFAULT_AUDIENCE",
+    "DEFAULT_CORE_ISSUER",
     "DEFAULT_ISSUER",
     "DEFAULT_JWKS_FILE",
     "DEFAULT_TOKEN_FILE",
     "ENV_AUDIENCE",
     "ENV_AUDIENCE_ALIAS",
+    "ENV_CORE_ISSUER",
     "ENV_CORE_URL",
     "ENV_HEARTBEAT_URL",
     "ENV_ISSUER",
@@ -130,6 +133,12 @@ SIGNING_ALGORITHM: Final = "ES256"
 DEFAULT_ISSUER: Final = "vivified-operator"
 DEFAULT_AUDIENCE: Final = "vivified-platform"
 TOKEN_TYPE: Final = "plugin"  # noqa: S105 - the type claim's value
+#: The ``type`` claim of the call tokens the core mints for a call's target (operator lane).
+CALL_TOKEN_TYPE: Final = "call"  # noqa: S105 - a claim value
+#: The ``iss`` (and ``act.sub``) of call tokens: the core's name; plugins may override it with
+#: ``VIVIFIED_CORE_ISSUER`` when a platform runs the core under another name.
+DEFAULT_CORE_ISSUER: Final = CORE_SERVICE_NAME
+ENV_CORE_ISSUER: Final = "VIVIFIED_CORE_ISSUER"
 SUBJECT_PREFIX: Final = "plugin:"
 CLAIM_ISSUER: Final = "iss"
 CLAIM_SUBJECT: Final = "sub"

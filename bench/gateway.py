@@ -1,0 +1,256 @@
+"""Benchmark: the operator lane (core) vs calling the same target directly, same run.
+
+    python bench/gateway.py [--rates 500,2000] [--duration 10] [--closed-seconds 5]
+                            [--concurrency 32]
+
+Three processes on loopback: a target plugin (aiohttp, answers ``GET /api/users/{id}`` with
+a small JSON body), the real core app (``vivified.dataplane.app.build_app`` with a static
+directory, the address map pointing at the target, fresh keys; the caller's plugin token is
+minted there and handed to this process), and this load generator (one aiohttp session with
+keep-alive, like a plugin's SDK client).
+
+* Open loop at each ``--rates`` value: requests are *scheduled* every 1/rate s for
+  ``--duration`` s, direct and through ``/v1/invoke/b/user_info/<n>``; latency counts from
+  the scheduled time (no coordinated omission). p50/p99/max and achieved req/s.
+* Closed loop: ``--concurrency`` workers as fast as possible for ``--closed-seconds``: the
+  maximum req/s of each path and their ratio.
+* Peak RSS (VmHWM) of the core process.
+
+Every lane request does the full work: token checks (signature cached per token), policy,
+path template, audit call site (NullAuditor), call-token minting (an ES256 signature),
+forwarding over a pooled connection. Numbers, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from vivified import tokens
+from vivified.dataplane.app import build_app
+from vivified.dataplane.context import CoreContext
+from vivified.dataplane.directory import PluginRecord, StaticDirectory
+from vivified.dataplane.settings import CoreSettings
+from vivified.dataplane.trust import CoreKey, TrustState
+from vivified.manifest import PluginManifest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- child processes ---------------------------------------------------------------------------
+def serve_target(port: int) -> None:
+    async def user(request: web.Request) -> web.Response:
+        return web.json_response({"id": request.match_info["id"], "plan": "gold"})
+
+    app = web.Application()
+    app.router.add_get("/api/users/{id}", user)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def serve_core(port: int, target_port: int) -> None:
+    now = datetime.now(UTC)
+
+    def manifest(pid: str, **extra: object) -> PluginManifest:
+        return PluginManifest.model_validate(
+            {
+                "id": pid,
+                "name": pid,
+                "version": "1.0.0",
+                "contracts": ["IdentityPlugin"],
+                "traits": ["handles_pii", "audit_required"],
+                "security": {"authentication_required": True, "data_classification": ["pii"]},
+                "compliance": {"audit_level": "basic"},
+                **extra,
+            }
+        )
+
+    a = manifest("a", dependencies=["b"])
+    b = manifest("b", endpoints={"user_info": "/api/users/{id}"})
+    ring = tokens.KeyRing(active=tokens.generate_signing_key(now))
+    trust = TrustState(CoreKey(tokens.generate_signing_key(now)))
+    trust.set_jwks(tokens.jwks_to_configmap_data(tokens.jwks(ring)))
+    trust.set_revocations(tokens.revocations_to_configmap_data(tokens.RevocationList()))
+    directory = StaticDirectory(
+        [PluginRecord(m.id, "bench", m, "Active", "healthy") for m in (a, b)]
+    )
+    settings = CoreSettings(address_map={"b": f"127.0.0.1:{target_port}"})
+    ctx = CoreContext(settings=settings, directory=directory, trust=trust)
+    token = tokens.mint_plugin_token(
+        ring,
+        a,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        ttl_seconds=3600,
+        now=now,
+    )
+    print(json.dumps({"token": token.token}), flush=True)  # the bench's own test credential
+    web.run_app(build_app(ctx), host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+# -- load --------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def open_loop(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], rate: int, seconds: float
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    total = int(rate * seconds)
+
+    async def one(i: int, due: float) -> None:
+        nonlocal errors
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            async with session.get(f"{url}/{i}", headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+        except aiohttp.ClientError:
+            errors += 1
+        latencies.append(loop.time() - due)
+
+    await asyncio.gather(*(one(i, start + i / rate) for i in range(total)))
+    elapsed = loop.time() - start
+    return {
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies) * 1000,
+        "rps": len(latencies) / elapsed,
+        "errors": errors,
+    }
+
+
+async def closed_loop(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], workers: int, seconds: float
+) -> float:
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = 0
+        while time.perf_counter() < stop:
+            async with session.get(f"{url}/{w}-{i}", headers=headers) as response:
+                await response.read()
+            done += 1
+            i += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    return done / (time.perf_counter() - started)
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    target_port, core_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    me = [sys.executable, __file__]
+    target = subprocess.Popen([*me, "--serve-target", str(target_port)], env=env)
+    core = subprocess.Popen(
+        [*me, "--serve-core", str(core_port), str(target_port)], env=env, stdout=subprocess.PIPE
+    )
+    try:
+        assert core.stdout is not None
+        token = json.loads(core.stdout.readline())["token"]
+        await wait_port(target_port)
+        await wait_port(core_port)
+        direct = f"http://127.0.0.1:{target_port}/api/users"
+        lane = f"http://127.0.0.1:{core_port}/v1/invoke/b/user_info"
+        auth = {"Authorization": f"Bearer {token}"}
+        connector = aiohttp.TCPConnector(limit=256)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for url, headers in ((direct, {}), (lane, auth)):  # warm up both paths
+                await open_loop(session, url, headers, 200, 1.0)
+            results: dict[str, object] = {}
+            for rate in args.rates:
+                results[f"direct@{rate}"] = await open_loop(
+                    session, direct, {}, rate, args.duration
+                )
+                results[f"lane@{rate}"] = await open_loop(session, lane, auth, rate, args.duration)
+            top_direct = await closed_loop(session, direct, {}, args.concurrency, args.closed)
+            top_lane = await closed_loop(session, lane, auth, args.concurrency, args.closed)
+            results["closed_loop"] = {
+                "direct_rps": round(top_direct),
+                "lane_rps": round(top_lane),
+                "lane_share": round(top_lane / top_direct, 3),
+            }
+        results["core_peak_rss_mib"] = round(peak_rss_mib(core.pid), 1)
+        return results
+    finally:
+        for proc in (core, target):
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--serve-target", type=int)
+    parser.add_argument("--serve-core", type=int, nargs=2)
+    parser.add_argument("--rates", default="500,2000")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--closed", "--closed-seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    if args.serve_target:
+        serve_target(args.serve_target)
+        return
+    if args.serve_core:
+        serve_core(*args.serve_core)
+        return
+    args.rates = [int(r) for r in args.rates.split(",")]
+    results = asyncio.run(run(args))
+    for name, value in results.items():
+        if isinstance(value, dict):
+            shown = ", ".join(
+                f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()
+            )
+            print(f"{name:>14}: {shown}")
+        else:
+            print(f"{name:>14}: {value}")
+
+
+if __name__ == "__main__":
+    main()

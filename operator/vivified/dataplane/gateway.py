@@ -1,0 +1,190 @@
+"""The operator lane: ``{METHOD} /v1/invoke/{target}/{operation}[/{rest}]``.
+
+One request, in order: authenticate the caller (``auth``), parse the path from the *raw*
+request target (never a normalised one: ``..`` and ``%2F`` must be seen to be refused), ask
+``vivified.policy.invoke.decide_invoke``, fill the operation's path template, record the
+decision (the lane's single ``auditor.record`` call site), then forward (``forward``) with a
+call token minted for the target. A refusal at any step answers problem+json with its
+``reason``, counts it in ``vivified_core_decisions_total`` and never reaches the target.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from vivified.audit.hook import AuditEntry, AuditUnavailable
+from vivified.dataplane.auth import AuthFailure, Caller
+from vivified.dataplane.call_tokens import CallTokenCache
+from vivified.dataplane.context import CONTEXT, CoreContext
+from vivified.dataplane.directory import PluginRecord
+from vivified.dataplane.forward import Forwarder, ForwardFailure
+from vivified.dataplane.problem import problem
+from vivified.policy.invoke import InvokeDecision, PathRefused, decide_invoke, fill_path
+from vivified_sdk import contract
+
+__all__ = ["INVOKE_PREFIX", "LANE", "setup"]
+
+logger = logging.getLogger(__name__)
+
+LANE = "invoke"
+INVOKE_PREFIX = contract.CORE_INVOKE_PATH + "/"
+_PLUGIN_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_OPERATION = re.compile(r"[A-Za-z0-9_-]{1,64}")
+FORWARDER: web.AppKey[Forwarder] = web.AppKey("vivified_invoke_forwarder", Forwarder)
+CALL_TOKENS: web.AppKey[CallTokenCache] = web.AppKey("vivified_call_tokens", CallTokenCache)
+
+
+@dataclass
+class _Call:
+    """What is known about one call so far (for the audit entry and the metrics)."""
+
+    caller: Caller | None = None
+    target_id: str = ""
+    operation: str = ""
+    target: PluginRecord | None = None
+    path: str = ""
+    #: The refusal's reason, once there is one (metrics label).
+    reason: str = ""
+    details: dict[str, object] = field(default_factory=dict)
+
+
+def _parse(raw_path: str) -> tuple[str, str, str, str]:
+    """``(target, operation, rest, query)`` from the raw request target. Raises PathRefused."""
+    path, _, query = raw_path.partition("?")
+    if "#" in raw_path:
+        raise PathRefused("invalid_path", "fragments are refused")
+    tail = path[len(INVOKE_PREFIX) :]
+    target, _, after = tail.partition("/")
+    operation, slash, rest = after.partition("/")
+    if not _PLUGIN_ID.fullmatch(target):
+        raise PathRefused("invalid_path", "the target is not a plugin id")
+    if not _OPERATION.fullmatch(operation):
+        raise PathRefused("invalid_path", "the operation is not an operation name")
+    return target, operation, slash + rest, query
+
+
+async def _decided(ctx: CoreContext, call: _Call, decision: InvokeDecision) -> web.Response | None:
+    """Record the decision once (audit + metrics). None = go on and forward."""
+    agent = call.caller.plugin_id if call.caller is not None else "anonymous"
+    manifest = call.caller.record.manifest if call.caller is not None else None
+    entry = AuditEntry(
+        action="invoke",
+        agent=agent,
+        outcome="allowed" if decision.allowed else "refused",
+        reason="" if decision.allowed else decision.reason,
+        entity={"target": call.target_id, "operation": call.operation},
+        details=dict(call.details),
+        audit_level=manifest.compliance.audit_level if manifest is not None else "basic",
+        audit_required="audit_required" in manifest.traits if manifest is not None else False,
+    )
+    try:
+        await ctx.auditor.record(entry)
+    except AuditUnavailable:
+        ctx.metrics.decisions.inc(LANE, "error", "audit_unavailable")
+        call.reason = "audit_unavailable"
+        return problem(503, "audit_unavailable", "the audit trail cannot take this call")
+    outcome = "allowed" if decision.allowed else "refused"
+    ctx.metrics.decisions.inc(LANE, outcome, decision.reason)
+    if decision.allowed:
+        return None
+    call.reason = decision.reason
+    if decision.status >= 500:
+        logger.info("invoke %s→%s refused: %s", agent, call.target_id, decision.reason)
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if decision.status == 401 else {}
+    return problem(decision.status, decision.reason, decision.message, headers=headers)
+
+
+async def _refuse(ctx: CoreContext, call: _Call, decision: InvokeDecision) -> web.Response:
+    response = await _decided(ctx, call, decision)
+    if response is None:  # a refusal always answers; kept explicit for the type checker
+        raise RuntimeError("a refusal produced no response")
+    return response
+
+
+async def _handle(request: web.Request, ctx: CoreContext, call: _Call) -> web.StreamResponse:
+    call.details["method"] = request.method
+    try:
+        call.caller = ctx.authenticator.authenticate(request.headers)
+    except AuthFailure as failure:
+        return await _refuse(
+            ctx, call, InvokeDecision.refuse(failure.status, failure.reason, failure.detail)
+        )
+    try:
+        call.target_id, call.operation, rest, query = _parse(request.raw_path)
+    except PathRefused as bad:
+        return await _refuse(ctx, call, InvokeDecision.refuse(400, bad.reason, bad.message))
+    call.target = ctx.directory.get(call.target_id)
+    decision = decide_invoke(
+        call.caller.record,
+        call.target_id,
+        call.target,
+        call.operation,
+        ctx.settings.dangerous_operations,
+    )
+    if decision.allowed and call.target is not None:
+        try:
+            call.path = fill_path(call.target.manifest.endpoints[call.operation], rest, query)
+        except PathRefused as bad:
+            decision = InvokeDecision.refuse(400, bad.reason, bad.message)
+    refused = await _decided(ctx, call, decision)
+    if refused is not None:
+        return refused
+    if call.target is None:  # decide_invoke allows only known targets
+        raise RuntimeError("allowed call without a target")
+    key = ctx.trust.core_key
+    call_token = request.app[CALL_TOKENS].token(
+        key.private_key,
+        key.kid,
+        caller=call.caller.plugin_id,
+        caller_traits=tuple(call.caller.record.manifest.traits),
+        target=call.target_id,
+        operation=call.operation,
+        now=ctx.clock(),
+    )
+    try:
+        return await request.app[FORWARDER].forward(
+            request,
+            call.target,
+            call.path,
+            call_token=call_token,
+            caller=call.caller.plugin_id,
+            operation=call.operation,
+        )
+    except ForwardFailure as failure:
+        logger.info(
+            "invoke %s→%s failed upstream: %s",
+            call.caller.plugin_id,
+            call.target_id,
+            failure.reason,
+        )
+        call.reason = failure.reason
+        return problem(failure.status, failure.reason, failure.message)
+
+
+async def invoke(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    started = time.perf_counter()
+    call = _Call()
+    response = await _handle(request, ctx, call)
+    outcome = "allowed" if not call.reason else "error" if response.status >= 500 else "refused"
+    ctx.metrics.requests.inc(LANE, outcome, call.reason)
+    ctx.metrics.latency.observe(time.perf_counter() - started, LANE, outcome)
+    return response
+
+
+async def _close_forwarder(app: web.Application) -> None:
+    await app[FORWARDER].close()
+
+
+def setup(app: web.Application, ctx: CoreContext) -> None:
+    app[FORWARDER] = Forwarder(ctx.settings)
+    app[CALL_TOKENS] = CallTokenCache(
+        issuer=ctx.settings.call_token_issuer, ttl_seconds=ctx.settings.call_token_ttl_seconds
+    )
+    app.on_cleanup.append(_close_forwarder)
+    app.router.add_route("*", INVOKE_PREFIX + "{tail:.*}", invoke)
