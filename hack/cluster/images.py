@@ -53,8 +53,6 @@ PROJECT_IMAGES = {
     "operator": "Dockerfile",
     "user-management": "plugins/user-management/Dockerfile",
 }
-#: What goes into the build context (the Dockerfiles' COPY sources, see .dockerignore).
-CONTEXT_PATHS = ("pyproject.toml", "README.md", "operator", "plugins", "sdk")
 DOCKER = shutil.which("docker", path="/usr/bin") or "docker"  # Debian's docker.io client
 
 
@@ -82,6 +80,27 @@ def tree_digest(paths: list[Path]) -> str:
                 continue
             h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:12]
+
+
+def copy_sources(dockerfile: str) -> list[str]:
+    """The build-context paths DOCKERFILE's ``COPY`` instructions read (not ``--from=``).
+
+    An image's cache key hashes only these, so a change to the operator does not rebuild a
+    plugin image, and a change to a plugin does not rebuild the operator image."""
+    text = (REPO / dockerfile).read_text().replace("\\\n", " ")
+    sources: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        args = words[1:]
+        if any(a.startswith("--from") for a in args):
+            continue
+        paths = [a for a in args if not a.startswith("--")][:-1]  # the last one is the target
+        if any(any(c in a for c in "*?[$") for a in paths):
+            raise ValueError(f"{dockerfile}: cannot hash the COPY source pattern in {line!r}")
+        sources += [a.rstrip("/") or "." for a in paths]
+    return sorted(set(sources))
 
 
 def bin_dir() -> Path:
@@ -292,7 +311,7 @@ class Builder:
             self.wheels_key,
             (REPO / dockerfile).read_bytes(),
             (REPO / ".dockerignore").read_bytes(),
-            tree_digest([REPO / p for p in CONTEXT_PATHS if (REPO / p).exists()]),
+            tree_digest([REPO / p for p in copy_sources(dockerfile)]),
         )
         ref = f"{REGISTRY}/{name}:{key}"
         if self.tarball(ref).exists():
