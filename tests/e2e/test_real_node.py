@@ -39,6 +39,7 @@ from vivified_sdk import contract
 pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.timeout(900)]
 
 PLUGIN = "user-management"
+OPERATOR_SELECTOR = "app.kubernetes.io/instance=vivified,app.kubernetes.io/component=operator"
 
 
 def pods(node: RealNode, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -170,7 +171,7 @@ def test_the_operator_runs_from_its_image_under_the_charts_service_account(
     real_release: Any,
 ) -> None:
     node: RealNode = real_release.node
-    (pod,) = pods(node, real_release.namespace, "app.kubernetes.io/instance=vivified")
+    (pod,) = pods(node, real_release.namespace, OPERATOR_SELECTOR)
     assert pod["spec"]["nodeName"] == NODE_NAME
     assert pod["spec"]["serviceAccountName"] == "vivified"
     (container,) = pod["status"]["containerStatuses"]
@@ -316,7 +317,7 @@ def test_health_goes_degraded_then_unhealthy_when_the_process_fails_and_back(
 def isolation_targets(release: Any, neighbour_ip: str) -> dict[str, tuple[str, int]]:
     node: RealNode = release.node
     api_port = json.loads((node.state_dir / "ports.json").read_text())["apiserver"]
-    (operator,) = pods(node, release.namespace, "app.kubernetes.io/component=operator")
+    (operator,) = pods(node, release.namespace, OPERATOR_SELECTOR)
     return {
         # On the core's port: only the peer (core pods), not the port, lets a plugin through.
         "another plugin's pod": (neighbour_ip, NEIGHBOUR_PORT),
