@@ -274,6 +274,9 @@ class Builder:
         log(f"base rootfs in {time.monotonic() - started:.0f}s")
 
     def ensure_build_base(self) -> None:
+        # dockerd first: asked before it ran, `has` always said no, so every project-image miss
+        # also re-ran `pip wheel` and rebuilt the build base (1-2 min of each warm run).
+        self.docker.start()
         if self.docker.has(self.build_base):
             return
         self.ensure_base()
