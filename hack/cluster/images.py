@@ -68,15 +68,23 @@ def digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:12]
 
 
+#: Path parts never hashed (the .dockerignore's `**/` patterns).
+IGNORED_PARTS = frozenset({"__pycache__", "build", ".pytest_cache", ".mypy_cache"})
+
+
 def tree_digest(paths: list[Path]) -> str:
     """Hash of file names and contents under PATHS (the working tree, not just commits)."""
     h = hashlib.sha256()
     for root in paths:
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for f in files:
-            if not f.is_file() or "__pycache__" in f.parts or f.suffix == ".pyc":
+            if not f.is_file() or f.suffix == ".pyc":
                 continue
-            if any(part.endswith(".egg-info") for part in f.parts):
+            # What .dockerignore keeps out of the context. `build/` matters most: the host's
+            # `pip wheel` of sdk/python writes sdk/python/build/, which changed the key of
+            # every image that copies the SDK on the next run (a rebuild for nothing).
+            parts = f.relative_to(REPO).parts
+            if any(part in IGNORED_PARTS or part.endswith(".egg-info") for part in parts):
                 continue
             h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:12]

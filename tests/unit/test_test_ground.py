@@ -154,3 +154,23 @@ def test_the_build_base_is_looked_up_in_a_running_dockerd() -> None:
     builder = images.Builder(FakeDocker())  # type: ignore[arg-type]
     builder.ensure_build_base()  # found: nothing built
     assert calls == ["start", "has"]
+
+
+def test_build_leftovers_do_not_change_an_images_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip wheel sdk/python` on the host writes sdk/python/build/; .dockerignore drops it."""
+    monkeypatch.setattr(images, "REPO", tmp_path)
+    sdk = tmp_path / "sdk" / "python"
+    (sdk / "src").mkdir(parents=True)
+    (sdk / "src" / "a.py").write_text("x = 1\n")
+    before = images.tree_digest([sdk])
+    for junk in ("build/lib/a.py", "src/__pycache__/a.pyc", ".pytest_cache/v", "x.egg-info/PKG"):
+        (sdk / junk).parent.mkdir(parents=True, exist_ok=True)
+        (sdk / junk).write_text("junk")
+    assert images.tree_digest([sdk]) == before
+    (sdk / "src" / "a.py").write_text("x = 2\n")
+    assert images.tree_digest([sdk]) != before
+    dockerignore = (Path(__file__).resolve().parents[2] / ".dockerignore").read_text()
+    for part in images.IGNORED_PARTS:
+        assert f"**/{part}" in dockerignore
