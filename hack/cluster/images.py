@@ -53,8 +53,6 @@ PROJECT_IMAGES = {
     "operator": "Dockerfile",
     "user-management": "plugins/user-management/Dockerfile",
 }
-#: What goes into the build context (the Dockerfiles' COPY sources, see .dockerignore).
-CONTEXT_PATHS = ("pyproject.toml", "README.md", "operator", "plugins", "sdk")
 DOCKER = shutil.which("docker", path="/usr/bin") or "docker"  # Debian's docker.io client
 
 
@@ -70,18 +68,47 @@ def digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:12]
 
 
+#: Path parts never hashed (the .dockerignore's `**/` patterns).
+IGNORED_PARTS = frozenset({"__pycache__", "build", ".pytest_cache", ".mypy_cache"})
+
+
 def tree_digest(paths: list[Path]) -> str:
     """Hash of file names and contents under PATHS (the working tree, not just commits)."""
     h = hashlib.sha256()
     for root in paths:
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for f in files:
-            if not f.is_file() or "__pycache__" in f.parts or f.suffix == ".pyc":
+            if not f.is_file() or f.suffix == ".pyc":
                 continue
-            if any(part.endswith(".egg-info") for part in f.parts):
+            # What .dockerignore keeps out of the context. `build/` matters most: the host's
+            # `pip wheel` of sdk/python writes sdk/python/build/, which changed the key of
+            # every image that copies the SDK on the next run (a rebuild for nothing).
+            parts = f.relative_to(REPO).parts
+            if any(part in IGNORED_PARTS or part.endswith(".egg-info") for part in parts):
                 continue
             h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:12]
+
+
+def copy_sources(dockerfile: str) -> list[str]:
+    """The build-context paths DOCKERFILE's ``COPY`` instructions read (not ``--from=``).
+
+    An image's cache key hashes only these, so a change to the operator does not rebuild a
+    plugin image, and a change to a plugin does not rebuild the operator image."""
+    text = (REPO / dockerfile).read_text().replace("\\\n", " ")
+    sources: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        args = words[1:]
+        if any(a.startswith("--from") for a in args):
+            continue
+        paths = [a for a in args if not a.startswith("--")][:-1]  # the last one is the target
+        if any(any(c in a for c in "*?[$") for a in paths):
+            raise ValueError(f"{dockerfile}: cannot hash the COPY source pattern in {line!r}")
+        sources += [a.rstrip("/") or "." for a in paths]
+    return sorted(set(sources))
 
 
 def bin_dir() -> Path:
@@ -255,6 +282,9 @@ class Builder:
         log(f"base rootfs in {time.monotonic() - started:.0f}s")
 
     def ensure_build_base(self) -> None:
+        # dockerd first: asked before it ran, `has` always said no, so every project-image miss
+        # also re-ran `pip wheel` and rebuilt the build base (1-2 min of each warm run).
+        self.docker.start()
         if self.docker.has(self.build_base):
             return
         self.ensure_base()
@@ -292,7 +322,7 @@ class Builder:
             self.wheels_key,
             (REPO / dockerfile).read_bytes(),
             (REPO / ".dockerignore").read_bytes(),
-            tree_digest([REPO / p for p in CONTEXT_PATHS if (REPO / p).exists()]),
+            tree_digest([REPO / p for p in copy_sources(dockerfile)]),
         )
         ref = f"{REGISTRY}/{name}:{key}"
         if self.tarball(ref).exists():

@@ -56,6 +56,9 @@ TEST_NET = "10.250.0.0/16"  # test hosts: 10.250.<i>.2, their gateway 10.250.<i>
 INTERNET_NET = "203.0.113.0/24"  # TEST-NET-3: "internet" addresses held by test hosts
 TAINT = {"key": "vivified.dev/real-node", "value": "true", "effect": "NoSchedule"}
 NODE_LABEL = ("vivified.dev/node", "real")
+#: kube-router's identity (its client certificate's CN, no group); ClusterRole
+#: `vivified-test-ground:kube-router` in node-addons.yaml: read-only, least privilege.
+KUBE_ROUTER_USER = "vivified-test-ground:kube-router"
 REAL_NAMESPACE_ANNOTATIONS = {
     "scheduler.alpha.kubernetes.io/node-selector": f"{NODE_LABEL[0]}={NODE_LABEL[1]}",
     "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
@@ -273,8 +276,9 @@ class RealNode:
         pki.issue("kubelet", f"system:node:{NODE_NAME}", organizations=("system:nodes",))
         pki.issue("kubelet-serving", NODE_NAME, dns=(NODE_NAME,), ips=(NODE_IP,), server=True)
         pki.issue("kube-proxy", "system:kube-proxy", organizations=("system:node-proxier",))
-        # kube-router's firewall reads pods, namespaces, NetworkPolicies and nodes cluster-wide.
-        pki.issue("kube-router", "kube-router", organizations=("system:masters",))
+        # kube-router's own user, no group: node-addons.yaml grants it read-only access to
+        # what its informers list and watch (KUBE_ROUTER_USER).
+        pki.issue("kube-router", KUBE_ROUTER_USER)
         for name in ("kubelet", "kube-proxy", "kube-router"):
             write_kubeconfig(
                 d / f"{name}.kubeconfig",
@@ -484,6 +488,8 @@ oom_score = 0
             {"spec": {"podCIDR": POD_SUBNET, "podCIDRs": [POD_SUBNET]}},
             content_type="application/strategic-merge-patch+json",
         )
+        # Before kube-router: its RBAC is among the addons (it has no other rights).
+        self.apply_addons(cluster, bin_dir, api_port, refs)
         cluster._start(
             "kube-proxy",
             self.in_netns(
@@ -539,7 +545,6 @@ oom_score = 0
             )
         # The test CA (the same CA; its certificate is what pods trust for test hosts).
         shutil.copy2(cluster.pki_dir / "ca.crt", self.state / "test-ca.crt")
-        self.apply_addons(cluster, bin_dir, api_port, refs)
         cluster._wait("real node Ready", lambda: self.ready(cluster))
         cluster._wait("cluster DNS Ready", lambda: self.dns_ready(cluster))
         log(f"real node {NODE_NAME} up in {time.monotonic() - started:.1f}s")
@@ -583,6 +588,7 @@ oom_score = 0
             .replace("@TAINT_KEY@", TAINT["key"])
             .replace("@NODE_LABEL_KEY@", NODE_LABEL[0])
             .replace("@NODE_LABEL_VALUE@", NODE_LABEL[1])
+            .replace("@KUBE_ROUTER_USER@", KUBE_ROUTER_USER)
         )
         docs = list(yaml.safe_load_all(manifest))
         for doc in docs:

@@ -1,10 +1,11 @@
 """The real-node tier: real containers from our own images, real probes, NetworkPolicy enforced.
 
 Runs on the local test cluster's real node (hack/cluster/node.py); skipped when the cluster
-has none, except in CI. The chart is installed for real (`real_release`): the operator runs as
-a pod from the image built here, under the chart's ServiceAccount, on the real node; its
-webhook is reached through its Service. user-management runs from its image; the kubelet runs
-its probes and the operator probes it through its Service (probe mode `direct`).
+has none, except in CI. The chart is installed for real (`real_release`): the operator and the
+core (2 replicas) run as pods from the image built here, each under its own ServiceAccount, on
+the real node; the webhook is reached through its Service. user-management runs from its
+image; the kubelet runs its probes and the operator probes it through its Service (probe mode
+`direct`). Its NetworkPolicy lets it reach DNS and the core, and nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes import client
 from tests.e2e.kube import EXAMPLES, load_example, wait_for
 from tests.e2e.real_node import (
@@ -31,10 +33,13 @@ from tests.e2e.real_node import (
     real_node,
 )
 
+from vivified_sdk import contract
+
 # Generous: the first test also pays for the chart's install (images start on a busy machine).
 pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.timeout(900)]
 
 PLUGIN = "user-management"
+OPERATOR_SELECTOR = "app.kubernetes.io/instance=vivified,app.kubernetes.io/component=operator"
 
 
 def pods(node: RealNode, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -86,9 +91,13 @@ def outsider(real_release: Any, k8s_api: client.ApiClient) -> Iterator[dict[str,
 
 
 def neighbour_pod(
-    node: RealNode, namespace: str, name: str, labels: dict[str, str] | None = None
+    node: RealNode,
+    namespace: str,
+    name: str,
+    labels: dict[str, str] | None = None,
+    port: int = 8000,
 ) -> str:
-    """A pod serving HTTP on 8000 from the user-management image (restricted security)."""
+    """A pod serving HTTP on PORT from the user-management image (restricted security)."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -104,13 +113,20 @@ def neighbour_pod(
                     "name": "app",
                     "image": node.images["user-management"],
                     "imagePullPolicy": "Never",
-                    "command": ["python", "-m", "http.server", "8000", "--directory", "/opt/app"],
+                    "command": [
+                        "python",
+                        "-m",
+                        "http.server",
+                        str(port),
+                        "--directory",
+                        "/opt/app",
+                    ],
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
                         "readOnlyRootFilesystem": True,
                         "capabilities": {"drop": ["ALL"]},
                     },
-                    "readinessProbe": {"tcpSocket": {"port": 8000}, "periodSeconds": 1},
+                    "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
                 }
             ],
         },
@@ -155,13 +171,33 @@ def test_the_operator_runs_from_its_image_under_the_charts_service_account(
     real_release: Any,
 ) -> None:
     node: RealNode = real_release.node
-    (pod,) = pods(node, real_release.namespace, "app.kubernetes.io/instance=vivified")
+    (pod,) = pods(node, real_release.namespace, OPERATOR_SELECTOR)
     assert pod["spec"]["nodeName"] == NODE_NAME
     assert pod["spec"]["serviceAccountName"] == "vivified"
     (container,) = pod["status"]["containerStatuses"]
     assert container["ready"] is True
     assert container["containerID"].startswith("containerd://")
     assert container["image"].endswith(node.images["operator"].split("/", 1)[1])
+
+
+CORE_SELECTOR = "app.kubernetes.io/name=vivified,app.kubernetes.io/component=core"
+
+
+def test_the_core_runs_from_its_image_under_its_own_service_account(real_release: Any) -> None:
+    """Two replicas of `vivified core`, Ready (readiness = /readyz), on the real node."""
+    node: RealNode = real_release.node
+    core = [p for p in pods(node, real_release.namespace, CORE_SELECTOR)
+            if not p["metadata"].get("deletionTimestamp")]  # fmt: skip
+    assert len(core) == 2, [p["metadata"]["name"] for p in core]
+    for pod in core:
+        assert pod["spec"]["nodeName"] == NODE_NAME
+        assert pod["spec"]["serviceAccountName"] == "vivified-core"
+        (container,) = pod["status"]["containerStatuses"]
+        assert container["ready"] is True, container
+        assert container["containerID"].startswith("containerd://")
+        assert container["image"].endswith(node.images["operator"].split("/", 1)[1])
+        assert pod["spec"]["containers"][0]["args"][0] == "core"
+    print(node.k("get", "pods", "-n", real_release.namespace, "-o", "wide"))
 
 
 def test_the_webhook_is_reached_through_its_service(real_release: Any) -> None:
@@ -278,10 +314,15 @@ def test_health_goes_degraded_then_unhealthy_when_the_process_fails_and_back(
 # -- NetworkPolicy, enforced by kube-router ------------------------------------------------------
 
 
-def isolation_targets(node: RealNode, neighbour_ip: str) -> dict[str, tuple[str, int]]:
+def isolation_targets(release: Any, neighbour_ip: str) -> dict[str, tuple[str, int]]:
+    node: RealNode = release.node
     api_port = json.loads((node.state_dir / "ports.json").read_text())["apiserver"]
+    (operator,) = pods(node, release.namespace, OPERATOR_SELECTOR)
     return {
-        "another plugin's pod": (neighbour_ip, 8000),
+        # On the core's port: only the peer (core pods), not the port, lets a plugin through.
+        "another plugin's pod": (neighbour_ip, NEIGHBOUR_PORT),
+        # Its liveness endpoint listens on 8080, the core's port, too.
+        "the operator's pod": (str(operator["status"]["podIP"]), 8080),
         "the API server (Service)": ("10.96.0.1", 443),
         "the API server (node address)": (real_node.NODE_IP, api_port),
         "the kubelet": (real_node.NODE_IP, 10250),
@@ -290,14 +331,20 @@ def isolation_targets(node: RealNode, neighbour_ip: str) -> dict[str, tuple[str,
     }
 
 
+NEIGHBOUR_PORT = 8080
+
+
 @pytest.fixture(scope="module")
 def neighbour(real_release: Any, plugin: dict[str, Any]) -> str:
-    """Another plugin's pod in the same namespace (labels of a plugin, its own id)."""
+    """Another plugin's pod in the same namespace (a plugin's labels, its own id), serving on
+    the core's port."""
     node: RealNode = real_release.node
-    name = neighbour_pod(
-        node, plugin["namespace"], "other-plugin",
-        {"app.kubernetes.io/component": "plugin", "app.kubernetes.io/part-of": "vivified"},
-    )  # fmt: skip
+    labels = {
+        "app.kubernetes.io/component": "plugin",
+        "app.kubernetes.io/part-of": "vivified-plugins",
+        "vivified.dev/plugin": "other-plugin",
+    }
+    name = neighbour_pod(node, plugin["namespace"], "other-plugin", labels, port=NEIGHBOUR_PORT)
     return pod_ip(node, plugin["namespace"], name)
 
 
@@ -306,7 +353,7 @@ def test_without_a_policy_every_target_is_reachable(
 ) -> None:
     """The control: the same targets from a pod no NetworkPolicy selects all answer."""
     node: RealNode = real_release.node
-    targets = isolation_targets(node, neighbour)
+    targets = isolation_targets(real_release, neighbour)
     results = connect_results(node, outsider["namespace"], outsider["pod"], list(targets.values()))
     assert all(r == "ok" for r in results.values()), results
 
@@ -315,6 +362,7 @@ def test_without_a_policy_every_target_is_reachable(
     "target",
     [
         "another plugin's pod",
+        "the operator's pod",
         "the API server (Service)",
         "the API server (node address)",
         "the kubelet",
@@ -326,7 +374,7 @@ def test_a_plugin_pod_cannot_connect(
     real_release: Any, plugin: dict[str, Any], neighbour: str, target: str
 ) -> None:
     node: RealNode = real_release.node
-    host, port = isolation_targets(node, neighbour)[target]
+    host, port = isolation_targets(real_release, neighbour)[target]
     results = connect_results(node, plugin["namespace"], plugin["pod"], [(host, port)])
     assert results[f"{host}:{port}"] != "ok", f"{target} reachable from a plugin pod"
 
@@ -355,6 +403,40 @@ def test_a_plugin_pod_can_resolve_names_through_the_cluster_dns(
     assert TEST_HOSTS["internet"].extra_addresses[0] in seen["www.internet.test"]
 
 
+def test_a_plugin_pod_reaches_the_core_through_its_service(
+    real_release: Any, plugin: dict[str, Any]
+) -> None:
+    """Egress to the core (http 8080) by its Service name, from VIVIFIED_CORE_URL: the public
+    key set without a token, and the plugin directory with the plugin's own token."""
+    node: RealNode = real_release.node
+    seen = node.exec_python(
+        plugin["namespace"],
+        plugin["pod"],
+        f"""
+        import json, os, urllib.request
+        core = os.environ[{contract.ENV_CORE_URL!r}]
+        token = open(os.environ[{contract.ENV_TOKEN_FILE!r}]).read().strip()
+        def get(path, token=None):
+            request = urllib.request.Request(core + path)
+            if token:
+                request.add_header("Authorization", "Bearer " + token)
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        jwks = get({contract.CORE_JWKS_PATH!r})
+        listing = get({contract.CORE_PLUGINS_PATH!r}, token)
+        print(json.dumps({{"core": core, "jwks": [jwks[0], len(jwks[1]["keys"])],
+            "plugins": [listing[0], sorted(p["id"] for p in listing[1]["plugins"])]}}))
+        """,
+    )
+    assert seen["core"] == (
+        f"http://{contract.CORE_SERVICE_NAME}.{real_release.namespace}.svc:"
+        f"{contract.CORE_HTTP_PORT}"
+    )
+    assert seen["jwks"][0] == 200
+    assert seen["jwks"][1] >= 1
+    assert seen["plugins"] == [200, [PLUGIN]]
+
+
 def test_a_test_host_answers_https_with_the_test_ca(
     real_release: Any, outsider: dict[str, str]
 ) -> None:
@@ -371,3 +453,33 @@ def test_a_test_host_answers_https_with_the_test_ca(
         """,
     )
     assert seen == {"host": "partner", "path": "/hello"}
+
+
+# -- kube-router: its own identity, least privilege ----------------------------------------------
+
+
+def test_kube_router_runs_as_its_own_user_with_read_only_rights(real_node_env: RealNode) -> None:
+    """Not system:masters: a client certificate for its own user, no group, and a ClusterRole
+    that only reads what its informers watch. The isolation tests above show it still enforces
+    (they create their NetworkPolicies after kube-router started)."""
+    node = real_node_env
+    cert = x509.load_pem_x509_certificate((node.state_dir / "pki" / "kube-router.crt").read_bytes())
+    subject = cert.subject.rfc4514_string()
+    assert subject == f"CN={real_node.KUBE_ROUTER_USER}", subject  # no O=system:masters
+
+    def can(*args: str) -> str:
+        out = node.k("auth", "can-i", "--as", real_node.KUBE_ROUTER_USER, *args, check=False)
+        return out.strip().splitlines()[0]
+
+    for verb in ("list", "watch"):
+        for resource in ("pods", "namespaces", "nodes", "networkpolicies.networking.k8s.io",
+                         "services", "endpointslices.discovery.k8s.io"):  # fmt: skip
+            assert can(verb, resource, "--all-namespaces") == "yes", (verb, resource)
+    for args in (
+        ("get", "secrets", "--all-namespaces"),
+        ("create", "pods", "-n", "default"),
+        ("patch", "nodes"),
+        ("delete", "networkpolicies.networking.k8s.io", "--all-namespaces"),
+        ("*", "*"),
+    ):
+        assert can(*args) == "no", args

@@ -591,6 +591,15 @@ def test_the_core_runs_two_hardened_replicas_behind_vivified_core(helm: Path) ->
     assert only(docs, "Secret", "vivified-core-key")["data"]["key.pem"]
 
 
+def test_no_service_links_in_the_operators_and_the_cores_pods(helm: Path) -> None:
+    """The Service `vivified-core` would inject VIVIFIED_CORE_PORT=tcp://<ip>:8080 (and more
+    VIVIFIED_CORE_* names) into every pod of the release namespace: the operator reads it as its
+    `core_port` setting and exits (seen on the real node), the core as its own settings."""
+    for core in (False, True):
+        for deployment in (d for d in render(helm, core=core) if d["kind"] == "Deployment"):
+            assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
+
+
 def test_the_admin_ui_gets_a_shared_32_byte_session_key_from_a_secret(helm: Path) -> None:
     docs = render(helm, core=True)
     sealed = only(docs, "Secret", "vivified-ui-session")["data"]["session-key"]

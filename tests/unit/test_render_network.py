@@ -1,17 +1,24 @@
-"""NetworkPolicy: default deny; ingress from the platform; egress DNS, core and domains."""
+"""NetworkPolicy: default deny; ingress from the core and operator probes; egress DNS, core."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from vivified.health.targets import ProbeKind, probe_target
 from vivified.render import (
     ANNOTATION_ALLOWED_DOMAINS,
     BLOCKED_IPV4_RANGES,
     BLOCKED_IPV6_RANGES,
     PluginInstance,
     render_network_policy,
+)
+from vivified.render.network import (
+    COMPONENT_LABEL,
+    CORE_COMPONENT,
+    OPERATOR_COMPONENT,
 )
 from vivified.resource import PluginSpec
 from vivified.settings import OperatorSettings
@@ -26,9 +33,24 @@ MANIFEST: dict[str, Any] = {
     "compliance": {"audit_level": "basic"},
 }
 
-PLATFORM_PEER = {
-    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "vivified-system"}},
-    "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "vivified"}},
+PLATFORM_NS = {"matchLabels": {"kubernetes.io/metadata.name": "vivified-system"}}
+CORE_PEER = {
+    "namespaceSelector": PLATFORM_NS,
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/component": "core",
+            "app.kubernetes.io/part-of": "vivified",
+        }
+    },
+}
+OPERATOR_PEER = {
+    "namespaceSelector": PLATFORM_NS,
+    "podSelector": {
+        "matchLabels": {
+            "app.kubernetes.io/component": "operator",
+            "app.kubernetes.io/part-of": "vivified",
+        }
+    },
 }
 DNS_RULE = {
     "to": [
@@ -39,9 +61,9 @@ DNS_RULE = {
     ],
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
-# The core's two ports (http 8080, proxy 3128), on platform pods. Nothing else, ever.
+# The core's two ports (http 8080, proxy 3128), on the core's pods. Nothing else, ever.
 CORE_RULE = {
-    "to": [PLATFORM_PEER],
+    "to": [CORE_PEER],
     "ports": [{"protocol": "TCP", "port": 3128}, {"protocol": "TCP", "port": 8080}],
 }
 
@@ -95,9 +117,10 @@ def test_selects_only_this_plugins_pods_and_governs_both_directions() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_ingress_only_from_platform_pods_on_the_plugin_port() -> None:
+def test_without_a_network_probe_ingress_is_only_the_core_on_the_plugin_port() -> None:
+    """MANIFEST declares no health check and no health endpoint: the operator probes nothing."""
     assert policy()["spec"]["ingress"] == [
-        {"from": [PLATFORM_PEER], "ports": [{"protocol": "TCP", "port": 8000}]}
+        {"from": [CORE_PEER], "ports": [{"protocol": "TCP", "port": 8000}]}
     ]
 
 
@@ -106,12 +129,65 @@ def test_ingress_port_follows_the_effective_port() -> None:
     assert ingress[0]["ports"] == [{"protocol": "TCP", "port": 9000}]
 
 
-def test_separate_health_port_is_also_open_to_the_platform() -> None:
+def test_the_operator_may_probe_the_health_port_only() -> None:
     p = plugin({"health_check": {"type": "http", "port": 9090}}, port=8000)
-    assert policy(p)["spec"]["ingress"][0]["ports"] == [
-        {"protocol": "TCP", "port": 8000},
-        {"protocol": "TCP", "port": 9090},
+    assert policy(p)["spec"]["ingress"] == [
+        {"from": [CORE_PEER], "ports": [{"protocol": "TCP", "port": 8000}]},
+        {"from": [OPERATOR_PEER], "ports": [{"protocol": "TCP", "port": 9090}]},
     ]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "probe_port"),
+    [
+        ({"health_check": {"type": "http"}}, 8000),
+        ({"health_check": {"type": "tcp", "port": 7000}}, 7000),
+        ({"endpoints": {"health": "/health"}}, 8000),
+        ({"health_check": {"type": "custom"}}, None),
+        ({}, None),
+    ],
+)
+def test_the_operators_ingress_is_exactly_where_it_probes(
+    manifest: dict[str, Any], probe_port: int | None
+) -> None:
+    """Held together with the monitor's own decision (vivified.health.targets)."""
+    p = plugin(manifest)
+    ingress = policy(p)["spec"]["ingress"]
+    operator_rules = [r for r in ingress if r["from"] == [OPERATOR_PEER]]
+    target = probe_target(p.spec, OperatorSettings())
+    network_probe = target is not None and target.kind in (ProbeKind.HTTP, ProbeKind.TCP)
+    if probe_port is None:
+        assert operator_rules == []
+        assert not network_probe
+    else:
+        assert operator_rules == [
+            {"from": [OPERATOR_PEER], "ports": [{"protocol": "TCP", "port": probe_port}]}
+        ]
+        assert target is not None
+        assert network_probe
+        assert target.port == probe_port
+
+
+def test_no_rule_lets_a_plugin_reach_the_operator_or_anything_but_the_core_and_dns() -> None:
+    """The operator's liveness endpoint listens on 8080, the core's port: peers, not ports,
+    keep plugins away from it."""
+    p = plugin({"health_check": {"type": "http"}})
+    egress = policy(p)["spec"]["egress"]
+    peers = [peer for rule in egress for peer in rule["to"]]
+    assert peers == [DNS_RULE["to"][0], CORE_PEER]
+    assert all(peer["podSelector"]["matchLabels"] for peer in peers)
+    assert all(peer["namespaceSelector"]["matchLabels"] for peer in peers)
+
+
+def test_core_and_operator_peers_never_match_plugin_pods() -> None:
+    plugin_pod = {
+        "app.kubernetes.io/part-of": "vivified-plugins",
+        "app.kubernetes.io/component": "plugin",
+    }
+    spec = policy(plugin({"health_check": {"type": "http"}}))["spec"]
+    for peer in [*(p for r in spec["ingress"] for p in r["from"]), CORE_RULE["to"][0]]:
+        wanted = peer["podSelector"]["matchLabels"]
+        assert any(plugin_pod.get(k) != v for k, v in wanted.items()), peer
 
 
 def test_egress_without_domains_is_dns_and_core_only() -> None:
@@ -122,17 +198,23 @@ def test_egress_without_domains_is_dns_and_core_only() -> None:
 
 def test_platform_and_dns_peers_follow_settings() -> None:
     np = policy(
+        plugin({"health_check": {"type": "http"}}),
         operator_namespace="platform",
-        platform_pod_selector={"app": "core"},
+        platform_pod_selector={"app": "vivified"},
         dns_namespace_selector={"ns": "dns"},
         dns_pod_selector={"k8s-app": "coredns"},
         core_url="https://core.platform.svc",
     )
-    peer = {
-        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "platform"}},
-        "podSelector": {"matchLabels": {"app": "core"}},
-    }
-    assert np["spec"]["ingress"][0]["from"] == [peer]
+
+    def peer(component: str) -> dict[str, Any]:
+        return {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "platform"}},
+            "podSelector": {
+                "matchLabels": {"app": "vivified", "app.kubernetes.io/component": component}
+            },
+        }
+
+    assert [rule["from"] for rule in np["spec"]["ingress"]] == [[peer("core")], [peer("operator")]]
     dns, core = np["spec"]["egress"]
     assert dns["to"] == [
         {
@@ -141,9 +223,22 @@ def test_platform_and_dns_peers_follow_settings() -> None:
         }
     ]
     assert core == {
-        "to": [peer],
+        "to": [peer("core")],
         "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 3128}],
     }
+
+
+def test_the_chart_labels_its_pods_with_the_components_the_policy_names() -> None:
+    """The peers above only match what charts/vivified really puts on the pods."""
+    templates = Path(__file__).resolve().parents[2] / "charts" / "vivified" / "templates"
+    helpers = (templates / "_helpers.tpl").read_text()
+    core = (templates / "core.yaml").read_text()
+    deployment = (templates / "deployment.yaml").read_text()
+    assert f"{COMPONENT_LABEL}: {OPERATOR_COMPONENT}" in helpers  # the operator's selector
+    assert 'include "vivified.selectorLabels"' in deployment
+    assert f"{COMPONENT_LABEL}: {CORE_COMPONENT}" in core
+    assert deployment.count("app.kubernetes.io/part-of: vivified") == 1
+    assert core.count("app.kubernetes.io/part-of: vivified") == 1
 
 
 def test_no_operator_heartbeat_port_in_egress() -> None:

@@ -15,6 +15,7 @@ HACK = Path(__file__).resolve().parents[2] / "hack" / "cluster"
 sys.path.insert(0, str(HACK))
 
 import egress_guard  # noqa: E402
+import images  # noqa: E402
 import node  # noqa: E402
 import runc_wrapper  # noqa: E402
 
@@ -108,3 +109,68 @@ def test_a_real_namespace_selects_the_real_node_and_tolerates_its_taint() -> Non
     (toleration,) = json.loads(annotations["scheduler.alpha.kubernetes.io/defaultTolerations"])
     assert toleration["key"] == node.TAINT["key"]
     assert toleration["effect"] == node.TAINT["effect"]
+
+
+# -- images.py: cache keys and the build base ----------------------------------------------------
+
+
+def test_an_images_cache_key_reads_only_its_dockerfiles_copy_sources() -> None:
+    assert images.copy_sources("Dockerfile") == ["README.md", "operator", "pyproject.toml",
+                                                 "sdk/python"]  # fmt: skip
+    plugin = images.copy_sources("plugins/user-management/Dockerfile")
+    assert "operator" not in plugin
+    assert "sdk/python" in plugin
+    assert all(p == "sdk/python" or p.startswith("plugins/user-management/") for p in plugin)
+
+
+def test_copy_sources_skips_other_stages_and_refuses_patterns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "REPO", tmp_path)
+    (tmp_path / "Dockerfile").write_text(
+        "FROM x AS build\nCOPY --chown=1:1 a.txt \\\n  b/ /dst/\nCOPY --from=build /opt /opt\n"
+    )
+    assert images.copy_sources("Dockerfile") == ["a.txt", "b"]
+    (tmp_path / "Dockerfile").write_text("FROM x\nCOPY *.txt /dst/\n")
+    with pytest.raises(ValueError, match="pattern"):
+        images.copy_sources("Dockerfile")
+
+
+def test_the_build_base_is_looked_up_in_a_running_dockerd() -> None:
+    """Asked before dockerd ran, `has` always said no and every miss re-ran pip wheel."""
+    calls: list[str] = []
+
+    class FakeDocker:
+        running = False
+
+        def start(self) -> None:
+            calls.append("start")
+            self.running = True
+
+        def has(self, ref: str) -> bool:
+            calls.append("has")
+            return self.running
+
+    builder = images.Builder(FakeDocker())  # type: ignore[arg-type]
+    builder.ensure_build_base()  # found: nothing built
+    assert calls == ["start", "has"]
+
+
+def test_build_leftovers_do_not_change_an_images_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip wheel sdk/python` on the host writes sdk/python/build/; .dockerignore drops it."""
+    monkeypatch.setattr(images, "REPO", tmp_path)
+    sdk = tmp_path / "sdk" / "python"
+    (sdk / "src").mkdir(parents=True)
+    (sdk / "src" / "a.py").write_text("x = 1\n")
+    before = images.tree_digest([sdk])
+    for junk in ("build/lib/a.py", "src/__pycache__/a.pyc", ".pytest_cache/v", "x.egg-info/PKG"):
+        (sdk / junk).parent.mkdir(parents=True, exist_ok=True)
+        (sdk / junk).write_text("junk")
+    assert images.tree_digest([sdk]) == before
+    (sdk / "src" / "a.py").write_text("x = 2\n")
+    assert images.tree_digest([sdk]) != before
+    dockerignore = (Path(__file__).resolve().parents[2] / ".dockerignore").read_text()
+    for part in images.IGNORED_PARTS:
+        assert f"**/{part}" in dockerignore
