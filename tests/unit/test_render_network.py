@@ -52,7 +52,7 @@ OPERATOR_PEER = {
         }
     },
 }
-DNS_RULE = {
+DNS_RULE: dict[str, Any] = {
     "to": [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
@@ -62,7 +62,7 @@ DNS_RULE = {
     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
 }
 # The core's two ports (http 8080, proxy 3128), on the core's pods. Nothing else, ever.
-CORE_RULE = {
+CORE_RULE: dict[str, Any] = {
     "to": [CORE_PEER],
     "ports": [{"protocol": "TCP", "port": 3128}, {"protocol": "TCP", "port": 8080}],
 }
