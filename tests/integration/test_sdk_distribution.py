@@ -3,6 +3,8 @@
 Fresh virtual environments, real ``pip`` (dependencies from the package index through pip's
 cache, as ``make install`` gets them). The SDK itself always comes from this repository
 (installed from its path first), so the name ``vivified-sdk`` is never looked up on an index.
+``--no-compile``: pip compiles every installed file to bytecode, which these tests never need;
+Python compiles what they import anyway (an A/B install measured 82 s vs 57 s, under load).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def sdk_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         SDK, root / "python", ignore=shutil.ignore_patterns("build", "*.egg-info")
     )
     python = _venv(root / "venv")
-    _run(python, "-m", "pip", "install", "--quiet", source)
+    _run(python, "-m", "pip", "install", "--quiet", "--no-compile", source)
     return python
 
 
@@ -90,10 +92,19 @@ def test_a_scaffold_needs_only_the_sdk_and_its_tests_pass(tmp_path: Path, sdk_ve
     _run(sys.executable, "-m", "vivified", "create-plugin", "billing", "--dir", tmp_path)
     billing = tmp_path / "billing"
     python = sdk_venv
-    _run(python, "-m", "pip", "install", "--quiet", "-r", billing / "requirements.txt")
+    _run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "-r",
+        billing / "requirements.txt",
+    )
     installed = _installed(python)
     assert "vivified-sdk" in installed
     assert not installed & OPERATOR_ONLY
-    _run(python, "-m", "pip", "install", "--quiet", "pytest==9.2.0")
+    _run(python, "-m", "pip", "install", "--quiet", "--no-compile", "pytest==9.2.0")
     out = _run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=billing)
     assert "3 passed" in out
