@@ -34,6 +34,9 @@ class EventLaneSettings:
     #: Unacknowledged deliveries per (subscriber, type). 1 keeps per-type order across
     #: several core replicas; more raises throughput but only one replica then keeps order.
     max_in_flight: int = 1
+    #: How long a delivery may stay unacknowledged before JetStream hands it to another
+    #: replica; the worker extends it while it retries, so it bounds crash recovery.
+    ack_wait_seconds: float = 30.0
     #: A consumer whose plugin has been missing from the directory this long is deleted.
     orphan_grace_seconds: float = 600.0
     #: How often the delivery supervisor re-reads the directory.

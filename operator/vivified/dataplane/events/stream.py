@@ -16,10 +16,6 @@ from nats.js.errors import NotFoundError
 from vivified.dataplane.events import names
 from vivified.dataplane.events.settings import EventLaneSettings
 
-#: How long a delivery may stay unacknowledged before JetStream hands it to another replica.
-#: The worker extends it (in-progress acks) while it retries, so it bounds crash recovery.
-ACK_WAIT_SECONDS = 30.0
-
 
 async def ensure_streams(js: JetStreamContext, s: EventLaneSettings) -> None:
     """Create or update the event stream and the dead-letter stream (idempotent)."""
@@ -66,7 +62,7 @@ async def ensure_consumer(
                 filter_subject=names.subject(type_name),
                 deliver_policy=DeliverPolicy.NEW,
                 ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT_SECONDS,
+                ack_wait=s.ack_wait_seconds,
                 max_deliver=-1,  # the worker counts attempts and dead-letters itself
                 max_ack_pending=s.max_in_flight,
                 num_replicas=s.replicas,

@@ -1,0 +1,262 @@
+"""The event lane against a real nats-server: publish, deliver, refuse, retry, dead-letter."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from events_support import (
+    FakeAuthenticator,
+    Subscriber,
+    cloudevent,
+    manifest,
+    record,
+    set_phase,
+    token_for,
+    user_created,
+)
+from nats_support import NatsServer
+from vivified.audit.hook import MemoryAuditor
+from vivified.dataplane.directory import StaticDirectory
+from vivified.dataplane.events import EventLane, EventLaneDeps, EventLaneSettings, setup
+from vivified.dataplane.events.tokens import FakeCallTokenMinter
+
+PUBLISHER = "user-management"
+
+
+@dataclass
+class Env:
+    client: TestClient[Any, Any]
+    lane: EventLane
+    directory: StaticDirectory
+    minter: FakeCallTokenMinter
+    auditor: MemoryAuditor
+    subscribers: dict[str, Subscriber] = field(default_factory=dict)
+
+    async def publish(self, body: Any, plugin: str = PUBLISHER, **kw: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token_for(plugin)}"}
+        headers.update(kw.pop("headers", {}))
+        if isinstance(body, bytes | str):
+            kw["data"] = body
+            headers.setdefault("Content-Type", "application/cloudevents+json")
+            return await self.client.post("/v1/events", headers=headers, **kw)
+        headers.setdefault("Content-Type", "application/cloudevents+json")
+        import json  # noqa: PLC0415
+
+        return await self.client.post("/v1/events", data=json.dumps(body), headers=headers)
+
+
+async def until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def _settings(nats: NatsServer) -> EventLaneSettings:
+    return EventLaneSettings(
+        nats_url=nats.url,
+        max_attempts=3,
+        backoff_initial_seconds=0.05,
+        backoff_max_seconds=0.2,
+        delivery_timeout_seconds=0.5,
+        reconcile_seconds=0.2,
+        ack_wait_seconds=3.0,
+    )
+
+
+EnvFactory = Callable[..., Awaitable[Env]]
+
+
+@pytest.fixture
+async def make_env(nats_server: NatsServer) -> AsyncIterator[EnvFactory]:
+    made: list[Env] = []
+
+    async def factory(**subs: tuple[dict[str, Any], str]) -> Env:
+        directory = StaticDirectory([record(manifest(PUBLISHER, publishes=["UserCreated"]))])
+        subscribers: dict[str, Subscriber] = {}
+        for plugin_id, (raw, mode) in subs.items():
+            directory.put(record(raw))
+            subscribers[plugin_id] = await Subscriber(mode=mode).start()
+        minter = FakeCallTokenMinter()
+        auditor = MemoryAuditor()
+        app = web.Application()
+        lane = setup(
+            app,
+            EventLaneDeps(
+                directory=directory,
+                authenticator=FakeAuthenticator(),
+                minter=minter,
+                auditor=auditor,
+                settings=_settings(nats_server),
+                resolve_url=lambda r: subscribers[r.plugin_id].url,
+            ),
+            serve_metrics=True,
+        )
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        env = Env(client, lane, directory, minter, auditor, subscribers)
+        made.append(env)
+        return env
+
+    yield factory
+    for env in made:
+        await env.client.close()
+        for sub in env.subscribers.values():
+            await sub.stop()
+
+
+ACCOUNTING = ("accounting", manifest("accounting", subscribes=["UserCreated"]))
+
+
+async def test_published_event_is_delivered_as_published_with_core_attributes(
+    make_env: EnvFactory,
+) -> None:
+    env = await make_env(
+        accounting=(ACCOUNTING[1], "ok"),
+        nosy=(manifest("nosy", pii=False, subscribes=["DocumentProcessed"]), "ok"),
+    )
+    sent = user_created(1) | {"subject": "u1", "traceparent": "00-abc"}
+    resp = await env.publish(sent)
+    assert resp.status == 201, await resp.text()
+    assert await resp.json() == {
+        "id": "evt-1",
+        "type": "UserCreated",
+        "source": "vivified://plugins/user-management",
+    }
+    accounting = env.subscribers["accounting"]
+    await until(lambda: len(accounting.received) == 1)
+    got = accounting.received[0]
+    core_set = {"source", "time", "datacontenttype", "vivifiedclassification"}
+    assert {k: v for k, v in got.items() if k not in core_set} == sent
+    assert got["source"] == "vivified://plugins/user-management"
+    assert got["vivifiedclassification"] == "pii"
+    assert env.minter.minted[accounting.tokens[0]] == ("accounting", PUBLISHER)
+    await asyncio.sleep(0.5)
+    assert env.subscribers["nosy"].received == []
+    actions = [(e.action, e.outcome, e.agent) for e in env.auditor.entries]
+    assert ("event.publish", "allowed", PUBLISHER) in actions
+    assert ("event.deliver", "allowed", "accounting") in actions
+
+
+async def test_duplicate_id_is_stored_once(make_env: EnvFactory) -> None:
+    env = await make_env(accounting=(ACCOUNTING[1], "ok"))
+    assert (await env.publish(user_created(7))).status == 201
+    again = await env.publish(user_created(7))
+    assert again.status == 200
+    assert (await again.json())["duplicate"] is True
+    await until(lambda: len(env.subscribers["accounting"].received) == 1)
+    await asyncio.sleep(0.5)
+    assert env.subscribers["accounting"].ids() == ["evt-7"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ("{not json", 400, "malformed_json"),
+        ("[1, 2]", 400, "not_a_cloudevent"),
+        ({"hello": "world"}, 400, "not_a_cloudevent"),
+        (cloudevent("UserCreated", {}, "x", specversion="0.3"), 400, "unsupported_specversion"),
+        (cloudevent("NoSuchType", {}, "x"), 400, "unknown_event_type"),
+        (cloudevent("PaymentReceived", {}, "x"), 403, "type_not_declared"),
+        (cloudevent("UserCreated", {"user_id": 5}, "x"), 422, "data_invalid"),
+        (user_created(1) | {"source": "vivified://plugins/billing"}, 403, "source_mismatch"),
+        (user_created(1) | {"vivifiedclassification": "public"}, 400, "reserved_attribute"),
+        (
+            user_created(1) | {"data": {"user_id": "u", "email": "e@x", "pad": "x" * 70000}},
+            413,
+            "event_too_large",
+        ),
+    ],
+)
+async def test_bad_input_is_refused_with_problem_json(
+    make_env: EnvFactory, body: Any, status: int, reason: str
+) -> None:
+    env = await make_env(accounting=(ACCOUNTING[1], "ok"))
+    resp = await env.publish(body)
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    problem = await resp.json()
+    assert problem["reason"] == reason
+    assert problem["detail"]
+    await asyncio.sleep(0.3)
+    assert env.subscribers["accounting"].received == []
+
+
+async def test_authentication_and_media_type(make_env: EnvFactory) -> None:
+    env = await make_env()
+    resp = await env.client.post("/v1/events", json=user_created(1))
+    assert (resp.status, (await resp.json())["reason"]) == (401, "unauthenticated")
+    resp = await env.publish(user_created(1), headers={"Authorization": "Bearer forged"})
+    assert (resp.status, (await resp.json())["reason"]) == (401, "token_invalid")
+    resp = await env.publish("x", headers={"Content-Type": "text/plain"})
+    assert (resp.status, (await resp.json())["reason"]) == (415, "unsupported_media_type")
+    resp = await env.publish(user_created(1), plugin="stranger")
+    assert (resp.status, (await resp.json())["reason"]) == (403, "unknown_plugin")
+
+
+async def test_failing_subscriber_dead_letters_after_attempts_others_unaffected(
+    make_env: EnvFactory,
+) -> None:
+    env = await make_env(
+        accounting=(ACCOUNTING[1], "ok"),
+        broken=(manifest("broken", subscribes=["UserCreated"]), "fail"),
+        stuck=(manifest("stuck", subscribes=["UserCreated"]), "hang"),
+    )
+    for n in range(2):
+        assert (await env.publish(user_created(n))).status == 201
+    await until(lambda: len(env.subscribers["accounting"].received) == 2)
+    lane = env.lane
+    await until(lambda: lane.metrics.dead_lettered[("broken", "UserCreated")] == 2)
+    await until(lambda: lane.metrics.dead_lettered[("stuck", "UserCreated")] == 2, 20)
+    assert env.subscribers["broken"].attempts == 2 * 3
+    status = await lane.subscriber_status("broken")
+    assert status["deadLettered"] == 2
+    assert status["pending"] == 0
+    metrics = await (await env.client.get("/metrics")).text()
+    assert (
+        'vivified_events_dead_lettered_total{subscriber="broken",type="UserCreated"} 2' in metrics
+    )
+    resp = await env.client.get(
+        "/v1/events/status/broken", headers={"Authorization": f"Bearer {token_for('broken')}"}
+    )
+    assert (await resp.json())["deadLettered"] == 2
+    dead = [e for e in env.auditor.entries if e.action == "event.dead_letter"]
+    assert len(dead) == 4
+
+
+async def test_delivery_pauses_while_disabled_and_resumes_losing_nothing(
+    make_env: EnvFactory,
+) -> None:
+    env = await make_env(accounting=(ACCOUNTING[1], "ok"))
+    set_phase(env.directory, "accounting", "Disabled")
+    await asyncio.sleep(0.5)
+    for n in range(5):
+        assert (await env.publish(user_created(n))).status == 201
+    await asyncio.sleep(1.0)
+    assert env.subscribers["accounting"].received == []
+    assert (await env.lane.subscriber_status("accounting"))["pending"] == 5
+    set_phase(env.directory, "accounting", "Active")
+    await until(lambda: len(env.subscribers["accounting"].received) == 5)
+    assert env.subscribers["accounting"].ids() == [f"evt-{n}" for n in range(5)]  # in order
+
+
+async def test_per_type_order_with_a_flaky_subscriber(make_env: EnvFactory) -> None:
+    env = await make_env(accounting=(ACCOUNTING[1], "ok"))
+    sub = env.subscribers["accounting"]
+    sub.mode = "fail"
+    for n in range(10):
+        assert (await env.publish(user_created(n))).status == 201
+    await until(lambda: sub.attempts >= 2)
+    sub.mode = "ok"
+    await until(lambda: len(sub.received) >= 9)
+    ids = sub.ids()
+    assert ids == sorted(ids, key=lambda i: int(i.split("-")[1]))
