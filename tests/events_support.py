@@ -78,6 +78,7 @@ class Subscriber:
     """A plugin's events endpoint: records deliveries; `mode` ok | fail | hang."""
 
     mode: str = "ok"
+    delay: float = 0.0
     received: list[dict[str, Any]] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     attempts: int = 0
@@ -88,6 +89,8 @@ class Subscriber:
         self.attempts += 1
         if self.mode == "hang":
             await asyncio.sleep(3600)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.mode == "fail":
             return web.Response(status=500)
         self.received.append(json.loads(await request.read()))
