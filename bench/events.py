@@ -1,0 +1,226 @@
+"""Benchmark: publish -> delivery through the event lane vs raw JetStream, in one run.
+
+    python bench/events.py [--events 5000] [--concurrency 32] [--in-flight 1 64]
+
+Starts a pinned nats-server (JetStream, file storage, tmp dir; hack/cluster/nats/build.sh),
+the core's event lane on a real aiohttp server with a fake authenticator, and one subscriber
+(aiohttp) on loopback. A publisher POSTs UserCreated events to /v1/events with
+``--concurrency`` requests in flight; each carries its send time, the subscriber notes the
+receive time. Reported: publish->delivery latency p50/p99/max and sustained events/s (events
+over first send to last delivery), for each ``--in-flight`` setting (1 = strict per-type
+order across core replicas). Then the engine's floor from one nats-py client: publish with
+acks (same concurrency) and a pull consumer acknowledging each message. ``--rate``: a paced lane run (events/5 at that rate) whose
+latency is the lane's own, not the burst's queueing. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from events_support import FakeAuthenticator, manifest, record, token_for  # noqa: E402
+from vivified.dataplane.directory import StaticDirectory  # noqa: E402
+from vivified.dataplane.events import EventLaneDeps, EventLaneSettings, setup  # noqa: E402
+from vivified.dataplane.events.tokens import FakeCallTokenMinter  # noqa: E402
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def _summary(name: str, lat_ms: list[float], n: int, seconds: float) -> dict[str, Any]:
+    return {
+        "run": name,
+        "events": n,
+        "p50_ms": round(statistics.median(lat_ms), 2),
+        "p99_ms": round(_pct(lat_ms, 0.99), 2),
+        "max_ms": round(max(lat_ms), 2),
+        "events_per_s": round(n / seconds, 1),
+    }
+
+
+def start_nats(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    binary = (
+        subprocess.run(
+            [str(REPO / "hack/cluster/nats/build.sh")], check=True, capture_output=True, text=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    port = _port()
+    proc = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp / "js")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    return proc, f"nats://127.0.0.1:{port}"
+
+
+async def lane_run(
+    url: str, n: int, concurrency: int, in_flight: int, rate: float = 0.0
+) -> dict[str, Any]:
+    received: dict[str, float] = {}
+    sent: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def on_event(request: web.Request) -> web.Response:
+        event = json.loads(await request.read())
+        received[event["id"]] = time.perf_counter()
+        if len(received) >= n:
+            done.set()
+        return web.Response(status=204)
+
+    sub_app = web.Application()
+    sub_app.router.add_post("/events", on_event)
+    sub_runner = web.AppRunner(sub_app, access_log=None)
+    await sub_runner.setup()
+    sub_port = _port()
+    await web.TCPSite(sub_runner, "127.0.0.1", sub_port).start()
+
+    tag = f"b{in_flight}x{time.monotonic_ns() % 100000}"
+    subscriber = f"bench-{tag}"
+    directory = StaticDirectory(
+        [
+            record(manifest("user-management", publishes=["UserCreated"])),
+            record(manifest(subscriber, subscribes=["UserCreated"])),
+        ]
+    )
+    core = web.Application()
+    setup(
+        core,
+        EventLaneDeps(
+            directory=directory,
+            authenticator=FakeAuthenticator(),
+            minter=FakeCallTokenMinter(),
+            settings=EventLaneSettings(
+                nats_url=url, max_in_flight=in_flight, reconcile_seconds=0.5
+            ),
+            resolve_url=lambda r: f"http://127.0.0.1:{sub_port}",
+        ),
+    )
+    core_runner = web.AppRunner(core, access_log=None)
+    await core_runner.setup()
+    core_port = _port()
+    await web.TCPSite(core_runner, "127.0.0.1", core_port).start()
+
+    sem = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {token_for('user-management')}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+
+        async def publish(i: int) -> None:
+            event_id = f"{tag}-{i}"
+            body = {
+                "specversion": "1.0",
+                "id": event_id,
+                "type": "UserCreated",
+                "data": {"user_id": f"u{i}", "email": f"u{i}@example.org"},
+            }
+            if rate:
+                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            async with sem:
+                sent[event_id] = time.perf_counter()
+                async with http.post(f"http://127.0.0.1:{core_port}/v1/events", json=body) as r:
+                    assert r.status == 201, await r.text()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(publish(i) for i in range(n)))
+        await asyncio.wait_for(done.wait(), timeout=600)
+    seconds = max(received.values()) - start
+    lat = [(received[k] - sent[k]) * 1000 for k in sent]
+    await core_runner.cleanup()
+    await sub_runner.cleanup()
+    mode = f"paced {rate:g}/s" if rate else "burst"
+    return _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)
+
+
+async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="RAW", subjects=["raw.>"])
+    psub = await js.pull_subscribe("raw.x", durable="raw", stream="RAW")
+    sent: dict[int, float] = {}
+    lat: list[float] = []
+    sem = asyncio.Semaphore(concurrency)
+    payload = json.dumps({"specversion": "1.0", "type": "UserCreated", "data": {"x": 1}})
+
+    async def publish(i: int) -> None:
+        async with sem:
+            sent[i] = time.perf_counter()
+            await js.publish("raw.x", payload.encode(), headers={"Nats-Msg-Id": str(i)})
+
+    async def consume() -> None:
+        got = 0
+        while got < n:
+            try:
+                msgs = await psub.fetch(batch=64, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            for m in msgs:
+                lat.append((time.perf_counter() - sent[m.metadata.sequence.stream - 1]) * 1000)
+                await m.ack()
+                got += 1
+
+    start = time.perf_counter()
+    consumer = asyncio.create_task(consume())
+    for chunk in range(0, n, 1000):  # keep sequence == i + 1: publish in order-ish chunks
+        for i in range(chunk, min(n, chunk + 1000)):
+            await publish(i) if concurrency == 1 else None
+        if concurrency > 1:
+            await asyncio.gather(*(publish(i) for i in range(chunk, min(n, chunk + 1000))))
+    await consumer
+    seconds = time.perf_counter() - start
+    await nc.close()
+    return _summary("raw JetStream (one client)", lat, n, seconds)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--rate", type=float, default=200.0, help="paced run for latency")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vivified-bench-events-"))
+    proc, url = start_nats(tmp)
+    try:
+        results = [await lane_run(url, args.events, args.concurrency, f) for f in args.in_flight]
+        paced = await lane_run(url, args.events // 5, args.concurrency, 1, args.rate)
+        results.append(await raw_run(url, args.events, args.concurrency))
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    for r in [*results, paced]:
+        print(json.dumps(r))
+    lane_best = max(r["events_per_s"] for r in results[:-1])
+    print(json.dumps({"lane_vs_raw_throughput": round(lane_best / results[-1]["events_per_s"], 3)}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
