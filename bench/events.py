@@ -9,8 +9,9 @@ the core's event lane on a real aiohttp server with a fake authenticator, and on
 receive time. Reported: publish->delivery latency p50/p99/max and sustained events/s (events
 over first send to last delivery), for each ``--in-flight`` setting (1 = strict per-type
 order across core replicas). Then the engine's floor from one nats-py client: publish with
-acks (same concurrency) and a pull consumer acknowledging each message. ``--rate``: a paced lane run (events/5 at that rate) whose
-latency is the lane's own, not the burst's queueing. Not a test.
+acks (same concurrency) and a pull consumer acknowledging each message. ``--rate``: a paced
+lane run (events/5 at that rate) whose latency is the lane's own, not a burst's queueing.
+Not a test.
 """
 
 from __future__ import annotations
