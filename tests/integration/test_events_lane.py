@@ -260,3 +260,45 @@ async def test_per_type_order_with_a_flaky_subscriber(make_env: EnvFactory) -> N
     await until(lambda: len(sub.received) >= 9)
     ids = sub.ids()
     assert ids == sorted(ids, key=lambda i: int(i.split("-")[1]))
+
+
+async def test_sdk_publish_and_receiver_end_to_end(make_env: EnvFactory, tmp_path: Any) -> None:
+    from vivified.sdk import CoreClient, TokenFile  # noqa: PLC0415
+    from vivified.sdk.events import EventReceiver, PublishRefused, publish  # noqa: PLC0415
+
+    env = await make_env(accounting=(ACCOUNTING[1], "ok"))
+    handled: list[dict[str, Any]] = []
+
+    class Verifier:  # the core's call token, as the fake minter issued it for this plugin
+        def verify(self, token: str) -> object:
+            from vivified.tokens import TokenInvalid  # noqa: PLC0415
+
+            if env.minter.minted.get(token, ("",))[0] != "accounting":
+                raise TokenInvalid("not a call token for accounting")
+            return token
+
+    receiver = EventReceiver(Verifier(), handled.append)
+
+    async def on_event(request: web.Request) -> web.Response:
+        status, body = await receiver.receive(dict(request.headers), await request.read())
+        return web.json_response(body, status=status) if body else web.Response(status=status)
+
+    app = web.Application()
+    app.router.add_post("/events", on_event)
+    sdk_sub = TestServer(app)
+    await sdk_sub.start_server()
+    env.subscribers["accounting"].url = str(sdk_sub.make_url("")).rstrip("/")
+
+    token_file = tmp_path / "token"
+    token_file.write_text(token_for(PUBLISHER))
+    base = str(env.client.make_url("")).rstrip("/")
+    async with CoreClient(base, token_file=TokenFile(token_file)) as core:
+        event_id = await publish(core, "UserCreated", {"user_id": "u9"}, event_id="e9")
+        assert event_id == "e9"
+        assert await publish(core, "UserCreated", {"user_id": "u9"}, event_id="e9") == "e9"
+        with pytest.raises(PublishRefused) as refused:
+            await publish(core, "PatientAdmitted", {"patient_id": "p"})
+        assert refused.value.reason == "type_not_declared"
+    await until(lambda: len(handled) == 1)
+    assert handled[0]["data"] == {"user_id": "u9"}
+    await sdk_sub.close()

@@ -98,8 +98,9 @@ class DeliveryWorker:
                 await msg.nak(delay=s.reconcile_seconds)
                 return
             attempt += 1
-            with contextlib.suppress(NatsError, JsError):
-                await msg.in_progress()
+            if attempt > 1:  # retrying: push JetStream's redelivery deadline out again
+                with contextlib.suppress(NatsError, JsError):
+                    await msg.in_progress()
             started = time.perf_counter()
             status, last_error = await self._post(msg.data, caller, attempt)
             if 200 <= status < 300:
