@@ -302,3 +302,67 @@ async def test_sdk_publish_and_receiver_end_to_end(make_env: EnvFactory, tmp_pat
     await until(lambda: len(handled) == 1)
     assert handled[0]["data"] == {"user_id": "u9"}
     await sdk_sub.close()
+
+
+async def test_user_management_publishes_user_created_on_profile_creation(
+    make_env: EnvFactory, tmp_path: Any
+) -> None:
+    import json  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from vivified import tokens  # noqa: PLC0415
+    from vivified.manifest import PluginManifest  # noqa: PLC0415
+    from vivified.sdk import JwksCache, TokenFile, TokenVerifier  # noqa: PLC0415
+
+    env = await make_env(
+        accounting=(ACCOUNTING[1], "ok"),
+        nosy=(manifest("nosy", pii=False, subscribes=["DocumentProcessed"]), "ok"),
+    )
+    plugin_dir = Path(__file__).resolve().parents[2] / "plugins" / "user-management"
+    sys.path.insert(0, str(plugin_dir))
+    try:
+        from user_management.app import Config, create_app  # noqa: PLC0415
+    finally:
+        sys.path.remove(str(plugin_dir))
+    ring = tokens.KeyRing(active=tokens.generate_signing_key(datetime.now(UTC)))
+    (tmp_path / "jwks.json").write_text(json.dumps(tokens.jwks(ring)))
+    (tmp_path / "token").write_text(token_for(PUBLISHER))
+    caller = tokens.mint_plugin_token(
+        ring,
+        PluginManifest.model_validate(manifest("hr-portal")),
+        issuer="iss",
+        audience="aud",
+        ttl_seconds=600,
+        now=datetime.now(UTC),
+    )
+    app = create_app(
+        Config(
+            verifier=TokenVerifier(
+                JwksCache(file=tmp_path / "jwks.json"), audience="aud", issuer="iss"
+            ),
+            db_path=str(tmp_path / "users.db"),
+            token_file=TokenFile(tmp_path / "token"),
+            core_url=str(env.client.make_url("")).rstrip("/"),
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://um") as um:
+        reply = await um.put(
+            "/api/users/alice",
+            json={"email": "alice@example.org"},
+            headers={"Authorization": f"Bearer {caller.token}"},
+        )
+        assert reply.status_code == 201, reply.text
+    accounting = env.subscribers["accounting"]
+    await until(lambda: len(accounting.received) == 1)
+    event = accounting.received[0]
+    assert event["type"] == "UserCreated"
+    assert event["source"] == "vivified://plugins/user-management"
+    assert event["data"] == {"user_id": "alice", "email": "alice@example.org"}
+    assert env.minter.minted[accounting.tokens[0]] == ("accounting", PUBLISHER)
+    await asyncio.sleep(0.5)
+    assert env.subscribers["nosy"].received == []
