@@ -3,12 +3,13 @@
     python bench/events.py [--events 5000] [--concurrency 32] [--in-flight 1 64]
 
 Starts a pinned nats-server (JetStream, file storage, tmp dir; hack/cluster/nats/build.sh),
-the core's event lane on a real aiohttp server with a fake authenticator, and one subscriber
-(aiohttp) on loopback. A publisher POSTs UserCreated events to /v1/events with
+the core's event lane as its own process (tests/events_core.py: real aiohttp server, fake
+authenticator and call tokens), and one subscriber (aiohttp, in this process) on loopback.
+A publisher POSTs UserCreated events to /v1/events with
 ``--concurrency`` requests in flight; each carries its send time, the subscriber notes the
 receive time. Reported: publish->delivery latency p50/p99/max and sustained events/s (events
 over first send to last delivery), for each ``--in-flight`` setting (1 = strict per-type
-order across core replicas). Then the engine's floor from one nats-py client: publish with
+order; 64 = 64 concurrent deliveries, no order). Then the engine's floor from one nats-py client: publish with
 acks (same concurrency) and a pull consumer acknowledging each message. ``--rate``: a paced
 lane run (events/5 at that rate) whose latency is the lane's own, not a burst's queueing.
 Not a test.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -36,10 +38,15 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from events_support import FakeAuthenticator, manifest, record, token_for  # noqa: E402
-from vivified.dataplane.directory import StaticDirectory  # noqa: E402
-from vivified.dataplane.events import EventLaneDeps, EventLaneSettings, setup  # noqa: E402
-from vivified.dataplane.events.tokens import FakeCallTokenMinter  # noqa: E402
+from events_support import manifest, token_for  # noqa: E402
+
+
+#: BENCH_CORE_PROFILE=FILE runs the core under cProfile (output FILE).
+PROFILE = (
+    ["-m", "cProfile", "-o", os.environ["BENCH_CORE_PROFILE"]]
+    if os.environ.get("BENCH_CORE_PROFILE")
+    else []
+)
 
 
 def _port() -> int:
@@ -106,29 +113,38 @@ async def lane_run(
 
     tag = f"b{in_flight}x{time.monotonic_ns() % 100000}"
     subscriber = f"bench-{tag}"
-    directory = StaticDirectory(
-        [
-            record(manifest("user-management", publishes=["UserCreated"])),
-            record(manifest(subscriber, subscribes=["UserCreated"])),
-        ]
-    )
-    core = web.Application()
-    setup(
-        core,
-        EventLaneDeps(
-            directory=directory,
-            authenticator=FakeAuthenticator(),
-            minter=FakeCallTokenMinter(),
-            settings=EventLaneSettings(
-                nats_url=url, max_in_flight=in_flight, reconcile_seconds=0.5
-            ),
-            resolve_url=lambda r: f"http://127.0.0.1:{sub_port}",
-        ),
-    )
-    core_runner = web.AppRunner(core, access_log=None)
-    await core_runner.setup()
     core_port = _port()
-    await web.TCPSite(core_runner, "127.0.0.1", core_port).start()
+    config_file = Path(tempfile.mkstemp(suffix=".json")[1])
+    config_file.write_text(
+        json.dumps(
+            {
+                "nats_url": url,
+                "port": core_port,
+                "max_in_flight": in_flight,
+                "plugins": [
+                    {"manifest": manifest("user-management", publishes=["UserCreated"]), "url": ""},
+                    {
+                        "manifest": manifest(subscriber, subscribes=["UserCreated"]),
+                        "url": f"http://127.0.0.1:{sub_port}",
+                    },
+                ],
+            }
+        )
+    )
+    core = subprocess.Popen(  # the core is its own process, as in a cluster
+        [sys.executable, *PROFILE, str(REPO / "tests" / "events_core.py"), str(config_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    async with aiohttp.ClientSession() as probe:
+        for _ in range(300):
+            try:
+                async with probe.get(f"http://127.0.0.1:{core_port}/metrics") as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # the supervisor has created the consumer
 
     sem = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"Bearer {token_for('user-management')}"}
@@ -154,7 +170,9 @@ async def lane_run(
         await asyncio.wait_for(done.wait(), timeout=600)
     seconds = max(received.values()) - start
     lat = [(received[k] - sent[k]) * 1000 for k in sent]
-    await core_runner.cleanup()
+    core.terminate()
+    core.wait()
+    config_file.unlink()
     await sub_runner.cleanup()
     mode = f"paced {rate:g}/s" if rate else "burst"
     return _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)

@@ -31,8 +31,8 @@ class EventLaneSettings:
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     delivery_timeout_seconds: float = 10.0
-    #: Unacknowledged deliveries per (subscriber, type). 1 keeps per-type order across
-    #: several core replicas; more raises throughput but only one replica then keeps order.
+    #: Unacknowledged deliveries per (subscriber, type). 1 keeps per-type order (across any
+    #: number of core replicas); more delivers that many concurrently, without order.
     max_in_flight: int = 1
     #: How long a delivery may stay unacknowledged before JetStream hands it to another
     #: replica; the worker extends it while it retries, so it bounds crash recovery.
