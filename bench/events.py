@@ -9,10 +9,10 @@ A publisher POSTs UserCreated events to /v1/events with
 ``--concurrency`` requests in flight; each carries its send time, the subscriber notes the
 receive time. Reported: publish->delivery latency p50/p99/max and sustained events/s (events
 over first send to last delivery), for each ``--in-flight`` setting (1 = strict per-type
-order; 64 = 64 concurrent deliveries, no order). Then the engine's floor from one nats-py client: publish with
-acks (same concurrency) and a pull consumer acknowledging each message. ``--rate``: a paced
-lane run (events/5 at that rate) whose latency is the lane's own, not a burst's queueing.
-Not a test.
+order; 64 = 64 concurrent deliveries, no order). Then the engine's floor from one nats-py
+client: publish with acks (same concurrency) and a pull consumer acknowledging each
+message. ``--rate``: a paced lane run (events/5 at that rate) whose latency is the lane's
+own, not a burst's queueing. Not a test.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from events_support import manifest, token_for  # noqa: E402
-
 
 #: BENCH_CORE_PROFILE=FILE runs the core under cProfile (output FILE).
 PROFILE = (
@@ -90,7 +89,7 @@ def start_nats(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"nats://127.0.0.1:{port}"
 
 
-async def lane_run(
+async def lane_run(  # noqa: PLR0915 - one linear script of a run
     url: str, n: int, concurrency: int, in_flight: int, rate: float = 0.0
 ) -> dict[str, Any]:
     received: dict[str, float] = {}
@@ -167,6 +166,7 @@ async def lane_run(
 
         start = time.perf_counter()
         await asyncio.gather(*(publish(i) for i in range(n)))
+        published = time.perf_counter() - start
         await asyncio.wait_for(done.wait(), timeout=600)
     seconds = max(received.values()) - start
     lat = [(received[k] - sent[k]) * 1000 for k in sent]
@@ -175,7 +175,8 @@ async def lane_run(
     config_file.unlink()
     await sub_runner.cleanup()
     mode = f"paced {rate:g}/s" if rate else "burst"
-    return _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)
+    result = _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)
+    return {**result, "publish_201_per_s": round(n / published, 1)}
 
 
 async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
