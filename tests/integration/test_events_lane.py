@@ -366,3 +366,24 @@ async def test_user_management_publishes_user_created_on_profile_creation(
     assert env.minter.minted[accounting.tokens[0]] == ("accounting", PUBLISHER)
     await asyncio.sleep(0.5)
     assert env.subscribers["nosy"].received == []
+
+
+async def test_chunked_bodies_are_read_whole_and_limited(make_env: EnvFactory) -> None:
+    import json  # noqa: PLC0415
+
+    env = await make_env(accounting=(ACCOUNTING[1], "ok"))
+    raw = json.dumps(user_created(3)).encode()
+
+    async def chunks(data: bytes) -> Any:
+        for i in range(0, len(data), 7):
+            yield data[i : i + 7]
+
+    headers = {
+        "Authorization": f"Bearer {token_for(PUBLISHER)}",
+        "Content-Type": "application/cloudevents+json",
+    }
+    resp = await env.client.post("/v1/events", data=chunks(raw), headers=headers)
+    assert resp.status == 201, await resp.text()
+    big = json.dumps(user_created(4) | {"data": {"user_id": "x" * 70000}}).encode()
+    resp = await env.client.post("/v1/events", data=chunks(big), headers=headers)
+    assert (resp.status, (await resp.json())["reason"]) == (413, "event_too_large")

@@ -4,8 +4,8 @@ At least once: an event is acknowledged to JetStream only after the subscriber a
 (or after it was stored in the dead-letter stream). Order per (subscriber, type), with the
 default ``max_in_flight`` 1: one event at a time, retried in place (extending JetStream's ack
 deadline), so the next event waits. ``max_in_flight`` > 1 delivers each fetched batch
-concurrently: more throughput, no order. A crash loses nothing: the unacknowledged event is redelivered to any
-replica after the ack deadline.
+concurrently: more throughput, no order. A crash loses nothing: the unacknowledged event is
+redelivered to any replica after the ack deadline.
 """
 
 from __future__ import annotations

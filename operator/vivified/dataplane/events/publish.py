@@ -29,6 +29,16 @@ def bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, or its first ``limit + 1`` bytes (enough to refuse it as too large)."""
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            break
+    return bytes(body)
+
+
 async def handle_publish(lane: EventLane, request: web.Request) -> web.Response:
     token = bearer(request)
     if token is None:
@@ -53,7 +63,7 @@ async def handle_publish(lane: EventLane, request: web.Request) -> web.Response:
             413,
         )
     else:
-        decision = parse_body(await request.content.read(limit + 1), limit)
+        decision = parse_body(await _read_limited(request, limit), limit)
         if decision.allowed and decision.event is not None:
             decision = decide_publish(
                 lane.deps.directory.get(publisher_id),
