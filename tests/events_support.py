@@ -100,7 +100,7 @@ class Subscriber:
     async def start(self) -> Subscriber:
         app = web.Application()
         app.router.add_post("/events", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

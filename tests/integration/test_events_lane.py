@@ -26,6 +26,7 @@ from nats_support import NatsServer
 from vivified.audit.hook import MemoryAuditor
 from vivified.dataplane.directory import StaticDirectory
 from vivified.dataplane.events import EventLane, EventLaneDeps, EventLaneSettings, setup
+from vivified.dataplane.events.stream import owned_consumers
 from vivified.dataplane.events.tokens import FakeCallTokenMinter
 
 PUBLISHER = "user-management"
@@ -70,6 +71,7 @@ def _settings(nats: NatsServer) -> EventLaneSettings:
         delivery_timeout_seconds=0.5,
         reconcile_seconds=0.2,
         ack_wait_seconds=3.0,
+        orphan_grace_seconds=1.0,
     )
 
 
@@ -387,3 +389,23 @@ async def test_chunked_bodies_are_read_whole_and_limited(make_env: EnvFactory) -
     big = json.dumps(user_created(4) | {"data": {"user_id": "x" * 70000}}).encode()
     resp = await env.client.post("/v1/events", data=chunks(big), headers=headers)
     assert (resp.status, (await resp.json())["reason"]) == (413, "event_too_large")
+
+
+async def test_subscriber_deleted_while_events_pending(make_env: EnvFactory) -> None:
+    env = await make_env(
+        accounting=(ACCOUNTING[1], "ok"),
+        gone=(manifest("gone", subscribes=["UserCreated"]), "hang"),
+    )
+    for n in range(3):
+        assert (await env.publish(user_created(n))).status == 201
+    await until(lambda: env.subscribers["gone"].attempts >= 1)
+    env.directory.remove("gone")
+    await until(lambda: ("gone", "UserCreated") not in env.lane.workers)
+    deadline = time.monotonic() + 10
+    while "vd_gone_UserCreated" in await owned_consumers(env.lane.js, env.lane.settings):
+        assert time.monotonic() < deadline, "the orphaned consumer was not deleted"
+        await asyncio.sleep(0.2)
+    for n in range(3, 5):
+        assert (await env.publish(user_created(n))).status == 201
+    await until(lambda: len(env.subscribers["accounting"].received) == 5)
+    assert env.subscribers["gone"].received == []
