@@ -12,8 +12,11 @@ the configured attempts the event is dead-lettered.
         event_id = await publish(core, "UserCreated", {"user_id": "u1", "email": "a@b.c"})
 
     receiver = EventReceiver(verifier, on_event)       # verifier: .verify(token)
-    app.mount("/events", receiver.asgi())              # FastAPI / Starlette / any ASGI
-    status, body = await receiver.receive(headers, raw) # any other framework
+    status, body = await receiver.receive(request.headers, await request.body())  # FastAPI
+    asgi_app = receiver.asgi()                         # a bare ASGI app, for any ASGI server
+
+(FastAPI/Starlette: use a ``POST`` route as above; ``app.mount("/events", ...)`` would
+redirect the exact path ``/events`` to ``/events/``.)
 """
 
 from __future__ import annotations
