@@ -6,19 +6,16 @@ import json
 import sys
 from pathlib import Path
 
+from datetime import UTC, datetime
+
 import httpx
 
+from vivified import tokens
+from vivified.dataplane.trust import CoreKey
 from vivified.policy import validate_manifest
-from vivified.tokens import TokenInvalid
+from vivified_sdk import CallVerifier, StaticJwks, contract
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "accounting"
-
-
-class Verifier:
-    def verify(self, token: str) -> object:
-        if token != "call-token":
-            raise TokenInvalid("bad signature")
-        return token
 
 
 def test_manifest_is_valid() -> None:
@@ -32,7 +29,20 @@ async def test_user_created_sets_up_payroll_once() -> None:
         from accounting.app import create_app  # noqa: PLC0415
     finally:
         sys.path.remove(str(PLUGIN))
-    app = create_app(Verifier())
+    now = datetime.now(UTC)
+    key = CoreKey(tokens.generate_signing_key(now))
+    call_token = tokens.mint_call_token(
+        key.private_key,
+        key.kid,
+        caller="user-management",
+        caller_traits=(),
+        target="accounting",
+        operation=contract.EVENT_DELIVERY_OPERATION,
+        issuer=contract.DEFAULT_CORE_ISSUER,
+        ttl_seconds=60,
+        now=now,
+    )
+    app = create_app(CallVerifier(StaticJwks({"keys": [key.public_jwk]}), plugin_id="accounting"))
     event = {
         "specversion": "1.0",
         "id": "e1",
@@ -46,7 +56,7 @@ async def test_user_created_sets_up_payroll_once() -> None:
             reply = await client.post(
                 "/events",
                 content=json.dumps(event),
-                headers={"Authorization": "Bearer call-token"},
+                headers={"Authorization": f"Bearer {call_token}"},
             )
             assert reply.status_code == 204
         refused = await client.post("/events", content=json.dumps(event))

@@ -1,7 +1,8 @@
 """A small event-lane subscriber: on ``UserCreated`` it sets up a payroll record.
 
 Deliveries arrive at ``endpoints.events`` (``/events``) through the SDK's ``EventReceiver``,
-which checks the core's call token and skips a redelivered ``(source, id)``. The payroll
+which checks the core's call token (``CallVerifier``: the core's JWKS at
+``VIVIFIED_JWKS_URL``, audience = this plugin) and skips a redelivered ``(source, id)``. The payroll
 record is keyed on the user id, so handling an event twice changes nothing (idempotent by
 construction, which is what at-least-once delivery asks of every subscriber).
 
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from vivified.sdk import TokenVerifier
-from vivified.sdk.events import CallTokenVerifier, EventReceiver
+from vivified_sdk import CallVerifier, EventReceiver
 
 
 class Payroll:
@@ -34,11 +37,25 @@ class Payroll:
             self.records[user_id] = {"user_id": user_id, "status": "set_up", "event": event["id"]}
 
 
-def create_app(verifier: CallTokenVerifier | None = None) -> FastAPI:
+def create_app(verifier: CallVerifier | None = None) -> FastAPI:
+    """``verifier``: the core's call tokens (default ``CallVerifier.from_env()``, refreshed in
+    the background while the app runs)."""
     payroll = Payroll()
-    app = FastAPI(title="Accounting", docs_url=None, redoc_url=None, openapi_url=None)
+    calls = verifier if verifier is not None else CallVerifier.from_env()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        calls.start()
+        try:
+            yield
+        finally:
+            calls.stop()
+
+    app = FastAPI(
+        title="Accounting", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.payroll = payroll
-    receiver = EventReceiver(verifier or TokenVerifier.from_env(), payroll.on_event)
+    receiver = EventReceiver(calls, payroll.on_event)
 
     @app.post("/events")
     async def events(request: Request) -> Response:
