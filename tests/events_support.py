@@ -1,51 +1,108 @@
-"""Harness for event-lane tests: plugin records, a fake authenticator, recording subscribers,
-and the core's event lane on a real aiohttp server (in-process, or as a process to kill)."""
+"""Harness for event-lane tests: the core's real context (plugin tokens minted by an operator
+key ring, call tokens by the core's key), plugin records, recording subscribers, and the
+core's app (``build_app`` with the event lane) in-process or as a process to kill."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from seed import user_management_manifest
+from vivified import tokens
+from vivified.audit.hook import MemoryAuditor
+from vivified.dataplane.context import CoreContext
 from vivified.dataplane.directory import PluginRecord, StaticDirectory
+from vivified.dataplane.settings import CoreSettings
+from vivified.dataplane.trust import CoreKey, TrustState
 from vivified.manifest import PluginManifest
-from vivified.tokens import TokenInvalid, VerifiedToken
-
-#: A test "token" is this prefix plus the plugin id (the real verifier is tested elsewhere).
-TOKEN_PREFIX = "test-token:"
+from vivified_sdk import CallIdentity, CallVerifier, StaticJwks, contract
 
 
-class FakeAuthenticator:
-    def verify(self, token: str) -> VerifiedToken:
-        if not token.startswith(TOKEN_PREFIX):
-            raise TokenInvalid("bad signature")
-        plugin = token.removeprefix(TOKEN_PREFIX)
-        now = datetime.now(UTC)
-        return VerifiedToken(
-            plugin_id=plugin,
-            subject=f"plugin:{plugin}",
-            jti="j",
-            kid="k",
-            issuer="i",
-            audience=("a",),
-            issued_at=now,
-            not_before=now,
-            expires_at=now + timedelta(hours=1),
-            traits=(),
-            data_classification=(),
-            version=None,
-            claims={},
+def core_context(
+    directory: StaticDirectory,
+    operator_jwks: Mapping[str, Any],
+    core_key: tokens.SigningKey,
+    auditor: MemoryAuditor | None = None,
+) -> CoreContext:
+    """A ready core context: it trusts ``operator_jwks`` and signs with ``core_key``."""
+    trust = TrustState(CoreKey(core_key))
+    trust.set_jwks(tokens.jwks_to_configmap_data(operator_jwks))
+    trust.set_revocations(tokens.revocations_to_configmap_data(tokens.RevocationList()))
+    return CoreContext(
+        settings=CoreSettings(heartbeat_leases=False),
+        directory=directory,
+        trust=trust,
+        auditor=auditor if auditor is not None else MemoryAuditor(),
+    )
+
+
+@dataclass
+class World:
+    """The operator's identity (key ring), the core's key, a directory and the core context."""
+
+    directory: StaticDirectory = field(default_factory=StaticDirectory)
+    auditor: MemoryAuditor = field(default_factory=MemoryAuditor)
+    keyring: tokens.KeyRing = field(
+        default_factory=lambda: tokens.KeyRing(active=tokens.generate_signing_key(_now()))
+    )
+    core_key: tokens.SigningKey = field(default_factory=lambda: tokens.generate_signing_key(_now()))
+
+    def __post_init__(self) -> None:
+        self.ctx = core_context(
+            self.directory, tokens.jwks(self.keyring), self.core_key, self.auditor
+        )
+        self._tokens: dict[str, str] = {}
+
+    def token_for(self, plugin_id: str) -> str:
+        """A real plugin token for ``plugin_id`` (its record's manifest, or a stand-in)."""
+        if plugin_id not in self._tokens:
+            record = self.directory.get(plugin_id)
+            m = (
+                record.manifest
+                if record is not None
+                else PluginManifest.model_validate(manifest(plugin_id))
+            )
+            settings = self.ctx.settings
+            self._tokens[plugin_id] = tokens.mint_plugin_token(
+                self.keyring,
+                m,
+                issuer=settings.token_issuer,
+                audience=settings.token_audience,
+                ttl_seconds=3600,
+                now=_now(),
+            ).token
+        return self._tokens[plugin_id]
+
+    def call_verifier(self, plugin_id: str) -> CallVerifier:
+        """What the subscriber ``plugin_id`` verifies deliveries with (the core's JWKS)."""
+        jwks = json.loads(self.ctx.trust.published_jwks())
+        return CallVerifier(
+            StaticJwks(jwks), plugin_id=plugin_id, issuer=self.ctx.settings.call_token_issuer
         )
 
+    def delivered_by_core(self, subscriber: str, token: str) -> CallIdentity:
+        """Verify a delivery's token as the subscriber would; returns who published."""
+        identity = self.call_verifier(subscriber).verify(token)
+        assert identity.operation == contract.EVENT_DELIVERY_OPERATION
+        return identity
 
-def token_for(plugin: str) -> str:
-    return TOKEN_PREFIX + plugin
+    def process_config(self, workdir: Path, **extra: Any) -> dict[str, Any]:
+        """What ``events_core.py`` (the core's app as its own process) needs to trust the
+        same keys: the operator JWKS and the core key's PEM file."""
+        key_file = workdir / "core-key.pem"
+        key_file.write_bytes(self.core_key.private_pem)
+        return {"jwks": tokens.jwks(self.keyring), "core_key_file": str(key_file), **extra}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def manifest(plugin_id: str, *, pii: bool = True, **events: list[str]) -> dict[str, Any]:
@@ -59,12 +116,17 @@ def manifest(plugin_id: str, *, pii: bool = True, **events: list[str]) -> dict[s
 
 
 def record(raw: Mapping[str, Any], phase: str = "Active") -> PluginRecord:
+    """A directory record of manifest ``raw``."""
     return PluginRecord(
         plugin_id=raw["id"],
         namespace="t",
         manifest=PluginManifest.model_validate(raw),
         phase=phase,  # type: ignore[arg-type]
     )
+
+
+def directory_of(raws: Iterable[Mapping[str, Any]]) -> StaticDirectory:
+    return StaticDirectory(record(raw) for raw in raws)
 
 
 def set_phase(directory: StaticDirectory, plugin_id: str, phase: str) -> None:

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from vivified.names import normalize_domain
+from vivified_sdk import contract
 
 # --------------------------------------------------------------------------------------------
 # Limits (single source for the models, the CRD schema and the policy's error messages)
@@ -277,8 +278,9 @@ class Events(_Model):
         default_factory=list,
         max_length=MAX_EVENT_TYPES,
         description=(
-            "Event types the plugin may publish to the core's POST /v1/events, from the "
-            "installation's event-type registry (`vivified events list`), e.g. 'UserCreated'. "
+            "Event types the plugin may publish to the core's POST "
+            + contract.CORE_EVENTS_PATH
+            + ", from the installation's event-type registry (`vivified events list`), e.g. 'UserCreated'. "
             "A pii/phi-classified type needs the handles_pii/handles_phi trait."
         ),
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from events_support import Subscriber, manifest, token_for, user_created
+from events_support import Subscriber, World, manifest, record, user_created
 from nats_support import NatsServer
 
 HERE = Path(__file__).resolve().parent.parent
@@ -28,10 +28,11 @@ def _port() -> int:
 
 
 class CoreProcess:
-    def __init__(self, config: dict[str, object], tmp: Path) -> None:
+    def __init__(self, config: dict[str, object], tmp: Path, token: str) -> None:
         self.path = tmp / "core.json"
         self.path.write_text(json.dumps(config))
         self.url = f"http://127.0.0.1:{config['port']}"
+        self.token = token
         self.log = tmp / "core.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -42,11 +43,13 @@ class CoreProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
+        status_url = f"{self.url}/v1/events/status/user-management"
+        headers = {"Authorization": f"Bearer {self.token}"}
         async with aiohttp.ClientSession() as http:
             while time.monotonic() < deadline:
-                try:
-                    async with http.get(self.url + "/metrics") as r:
+                try:  # 503 until the lane is connected to JetStream
+                    async with http.get(status_url, headers=headers) as r:
                         if r.status == 200:
                             return
                 except aiohttp.ClientError:
@@ -65,11 +68,12 @@ class CoreProcess:
             self.proc.wait(timeout=15)
 
 
-async def _publish_all(url: str, n: int) -> set[str]:
+async def _publish_all(core: CoreProcess, n: int) -> set[str]:
     """Publishes n events (16 at a time); returns the ids the core acknowledged (201)."""
     acked: set[str] = set()
     sem = asyncio.Semaphore(16)
-    headers = {"Authorization": f"Bearer {token_for('user-management')}"}
+    url = core.url
+    headers = {"Authorization": f"Bearer {core.token}"}
     async with aiohttp.ClientSession(headers=headers) as http:
 
         async def one(i: int) -> None:
@@ -90,25 +94,29 @@ async def _wait_all(sub: Subscriber, acked: set[str], timeout: float = 120) -> N
         await asyncio.sleep(0.1)
 
 
-async def _setup(nats_server: NatsServer, tmp_path: Path) -> tuple[Subscriber, CoreProcess]:
+async def _setup(nats_server: NatsServer, tmp_path: Path) -> tuple[Subscriber, CoreProcess, World]:
     sub = await Subscriber(delay=0.002).start()
-    config = {
-        "nats_url": nats_server.url,
-        "port": _port(),
-        "plugins": [
-            {"manifest": manifest("user-management", publishes=["UserCreated"]), "url": ""},
+    world = World()
+    publisher = manifest("user-management", publishes=["UserCreated"])
+    world.directory.put(record(publisher))
+    config = world.process_config(
+        tmp_path,
+        nats_url=nats_server.url,
+        port=_port(),
+        plugins=[
+            {"manifest": publisher, "url": ""},
             {"manifest": manifest("accounting", subscribes=["UserCreated"]), "url": sub.url},
         ],
-    }
-    core = CoreProcess(config, tmp_path)
+    )
+    core = CoreProcess(config, tmp_path, world.token_for("user-management"))
     await core.start()
-    return sub, core
+    return sub, core, world
 
 
 async def test_kill_the_core_with_1000_in_flight(nats_server: NatsServer, tmp_path: Path) -> None:
-    sub, core = await _setup(nats_server, tmp_path)
+    sub, core, world = await _setup(nats_server, tmp_path)
     try:
-        acked = await _publish_all(core.url, N)
+        acked = await _publish_all(core, N)
         assert len(acked) == N
         while len(sub.received) < 50:
             await asyncio.sleep(0.01)
@@ -117,6 +125,8 @@ async def test_kill_the_core_with_1000_in_flight(nats_server: NatsServer, tmp_pa
         assert delivered_before < N, "all delivered before the kill: nothing was in flight"
         await core.start()
         await _wait_all(sub, acked)
+        # The restarted core signs with the same key (the chart's Secret): tokens verify.
+        assert world.delivered_by_core("accounting", sub.tokens[-1]).caller == "user-management"
         dupes = len(sub.ids()) - len(set(sub.ids()))
         print(
             f"\nkilled core with {N - delivered_before} undelivered; "
@@ -130,9 +140,9 @@ async def test_kill_the_core_with_1000_in_flight(nats_server: NatsServer, tmp_pa
 async def test_restart_nats_server_with_1000_in_flight(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    sub, core = await _setup(nats_server, tmp_path)
+    sub, core, _ = await _setup(nats_server, tmp_path)
     try:
-        acked = await _publish_all(core.url, N)
+        acked = await _publish_all(core, N)
         assert len(acked) == N
         while len(sub.received) < 50:
             await asyncio.sleep(0.01)

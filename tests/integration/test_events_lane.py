@@ -13,21 +13,21 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from events_support import (
-    FakeAuthenticator,
     Subscriber,
+    World,
     cloudevent,
     manifest,
     record,
     set_phase,
-    token_for,
     user_created,
 )
 from nats_support import NatsServer
 from vivified.audit.hook import MemoryAuditor
+from vivified.dataplane import events
+from vivified.dataplane.app import build_app
 from vivified.dataplane.directory import StaticDirectory
-from vivified.dataplane.events import EventLane, EventLaneDeps, EventLaneSettings, setup
+from vivified.dataplane.events import EventLane, EventLaneSettings
 from vivified.dataplane.events.stream import owned_consumers
-from vivified.dataplane.events.tokens import FakeCallTokenMinter
 
 PUBLISHER = "user-management"
 
@@ -36,13 +36,22 @@ PUBLISHER = "user-management"
 class Env:
     client: TestClient[Any, Any]
     lane: EventLane
-    directory: StaticDirectory
-    minter: FakeCallTokenMinter
-    auditor: MemoryAuditor
+    world: World
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
 
+    @property
+    def directory(self) -> StaticDirectory:
+        return self.world.directory
+
+    @property
+    def auditor(self) -> MemoryAuditor:
+        return self.world.auditor
+
+    def bearer(self, plugin: str = PUBLISHER) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.world.token_for(plugin)}"}
+
     async def publish(self, body: Any, plugin: str = PUBLISHER, **kw: Any) -> Any:
-        headers = {"Authorization": f"Bearer {token_for(plugin)}"}
+        headers = self.bearer(plugin)
         headers.update(kw.pop("headers", {}))
         if isinstance(body, bytes | str):
             kw["data"] = body
@@ -83,29 +92,25 @@ async def make_env(nats_server: NatsServer) -> AsyncIterator[EnvFactory]:
     made: list[Env] = []
 
     async def factory(**subs: tuple[dict[str, Any], str]) -> Env:
-        directory = StaticDirectory([record(manifest(PUBLISHER, publishes=["UserCreated"]))])
+        world = World()
+        world.directory.put(record(manifest(PUBLISHER, publishes=["UserCreated"])))
         subscribers: dict[str, Subscriber] = {}
         for plugin_id, (raw, mode) in subs.items():
-            directory.put(record(raw))
+            world.directory.put(record(raw))
             subscribers[plugin_id] = await Subscriber(mode=mode).start()
-        minter = FakeCallTokenMinter()
-        auditor = MemoryAuditor()
-        app = web.Application()
-        lane = setup(
-            app,
-            EventLaneDeps(
-                directory=directory,
-                authenticator=FakeAuthenticator(),
-                minter=minter,
-                auditor=auditor,
-                settings=_settings(nats_server),
-                resolve_url=lambda r: subscribers[r.plugin_id].url,
-            ),
-            serve_metrics=True,
+        app = build_app(
+            world.ctx,
+            [
+                events.lane(
+                    _settings(nats_server), resolve_url=lambda r: subscribers[r.plugin_id].url
+                )
+            ],
         )
         client = TestClient(TestServer(app))
         await client.start_server()
-        env = Env(client, lane, directory, minter, auditor, subscribers)
+        lane = app[events.LANE_KEY]
+        await until(lambda: lane.ready)
+        env = Env(client, lane, world, subscribers)
         made.append(env)
         return env
 
@@ -141,7 +146,9 @@ async def test_published_event_is_delivered_as_published_with_core_attributes(
     assert {k: v for k, v in got.items() if k not in core_set} == sent
     assert got["source"] == "vivified://plugins/user-management"
     assert got["vivifiedclassification"] == "pii"
-    assert env.minter.minted[accounting.tokens[0]] == ("accounting", PUBLISHER)
+    identity = env.world.delivered_by_core("accounting", accounting.tokens[0])
+    assert identity.caller == PUBLISHER
+    assert identity.target == "accounting"
     await asyncio.sleep(0.5)
     assert env.subscribers["nosy"].received == []
     actions = [(e.action, e.outcome, e.agent) for e in env.auditor.entries]
@@ -196,13 +203,23 @@ async def test_bad_input_is_refused_with_problem_json(
 async def test_authentication_and_media_type(make_env: EnvFactory) -> None:
     env = await make_env()
     resp = await env.client.post("/v1/events", json=user_created(1))
-    assert (resp.status, (await resp.json())["reason"]) == (401, "unauthenticated")
+    assert (resp.status, (await resp.json())["reason"]) == (401, "missing_credentials")
     resp = await env.publish(user_created(1), headers={"Authorization": "Bearer forged"})
-    assert (resp.status, (await resp.json())["reason"]) == (401, "token_invalid")
+    assert (resp.status, (await resp.json())["reason"]) == (401, "invalid_token")
+    forged = World().token_for(PUBLISHER)  # signed by another operator's key
+    resp = await env.publish(user_created(1), headers={"Authorization": f"Bearer {forged}"})
+    assert (resp.status, (await resp.json())["reason"]) == (401, "invalid_token")
     resp = await env.publish("x", headers={"Content-Type": "text/plain"})
     assert (resp.status, (await resp.json())["reason"]) == (415, "unsupported_media_type")
     resp = await env.publish(user_created(1), plugin="stranger")
-    assert (resp.status, (await resp.json())["reason"]) == (403, "unknown_plugin")
+    assert (resp.status, (await resp.json())["reason"]) == (401, "unknown_plugin")
+    set_phase(env.directory, PUBLISHER, "Disabled")
+    resp = await env.publish(user_created(1))
+    assert (resp.status, (await resp.json())["reason"]) == (401, "plugin_inactive")
+    refused = [e for e in env.auditor.entries if e.action == "event.publish"]
+    assert [e.outcome for e in refused] == ["refused"] * 6
+    assert refused[0].agent == "anonymous"
+    assert refused[-1].reason == "plugin_inactive"
 
 
 async def test_failing_subscriber_dead_letters_after_attempts_others_unaffected(
@@ -217,8 +234,8 @@ async def test_failing_subscriber_dead_letters_after_attempts_others_unaffected(
         assert (await env.publish(user_created(n))).status == 201
     await until(lambda: len(env.subscribers["accounting"].received) == 2)
     lane = env.lane
-    await until(lambda: lane.metrics.dead_lettered[("broken", "UserCreated")] == 2)
-    await until(lambda: lane.metrics.dead_lettered[("stuck", "UserCreated")] == 2, 20)
+    await until(lambda: lane.metrics.dead_lettered.value("broken", "UserCreated") == 2)
+    await until(lambda: lane.metrics.dead_lettered.value("stuck", "UserCreated") == 2, 20)
     assert env.subscribers["broken"].attempts == 2 * 3
     status = await lane.subscriber_status("broken")
     assert status["deadLettered"] == 2
@@ -227,10 +244,10 @@ async def test_failing_subscriber_dead_letters_after_attempts_others_unaffected(
     assert (
         'vivified_events_dead_lettered_total{subscriber="broken",type="UserCreated"} 2' in metrics
     )
-    resp = await env.client.get(
-        "/v1/events/status/broken", headers={"Authorization": f"Bearer {token_for('broken')}"}
-    )
+    resp = await env.client.get("/v1/events/status/broken", headers=env.bearer("broken"))
     assert (await resp.json())["deadLettered"] == 2
+    resp = await env.client.get("/v1/events/status/broken", headers=env.bearer(PUBLISHER))
+    assert (resp.status, (await resp.json())["reason"]) == (403, "not_your_status")
     dead = [e for e in env.auditor.entries if e.action == "event.dead_letter"]
     assert len(dead) == 4
 
@@ -265,21 +282,18 @@ async def test_per_type_order_with_a_flaky_subscriber(make_env: EnvFactory) -> N
 
 
 async def test_sdk_publish_and_receiver_end_to_end(make_env: EnvFactory, tmp_path: Any) -> None:
-    from vivified.sdk import CoreClient, TokenFile  # noqa: PLC0415
-    from vivified.sdk.events import EventReceiver, PublishRefused, publish  # noqa: PLC0415
+    from vivified_sdk import (  # noqa: PLC0415
+        CoreClient,
+        EventReceiver,
+        PublishRefused,
+        TokenFile,
+        publish,
+    )
 
     env = await make_env(accounting=(ACCOUNTING[1], "ok"))
     handled: list[dict[str, Any]] = []
-
-    class Verifier:  # the core's call token, as the fake minter issued it for this plugin
-        def verify(self, token: str) -> object:
-            from vivified.tokens import TokenInvalid  # noqa: PLC0415
-
-            if env.minter.minted.get(token, ("",))[0] != "accounting":
-                raise TokenInvalid("not a call token for accounting")
-            return token
-
-    receiver = EventReceiver(Verifier(), handled.append)
+    # The subscriber's side: the core's call tokens, checked against the core's JWKS.
+    receiver = EventReceiver(env.world.call_verifier("accounting"), handled.append)
 
     async def on_event(request: web.Request) -> web.Response:
         status, body = await receiver.receive(dict(request.headers), await request.read())
@@ -292,7 +306,7 @@ async def test_sdk_publish_and_receiver_end_to_end(make_env: EnvFactory, tmp_pat
     env.subscribers["accounting"].url = str(sdk_sub.make_url("")).rstrip("/")
 
     token_file = tmp_path / "token"
-    token_file.write_text(token_for(PUBLISHER))
+    token_file.write_text(env.world.token_for(PUBLISHER))
     base = str(env.client.make_url("")).rstrip("/")
     async with CoreClient(base, token_file=TokenFile(token_file)) as core:
         event_id = await publish(core, "UserCreated", {"user_id": "u9"}, event_id="e9")
@@ -303,22 +317,19 @@ async def test_sdk_publish_and_receiver_end_to_end(make_env: EnvFactory, tmp_pat
         assert refused.value.reason == "type_not_declared"
     await until(lambda: len(handled) == 1)
     assert handled[0]["data"] == {"user_id": "u9"}
+    assert env.lane.metrics.delivered.value("accounting", "UserCreated") == 1
     await sdk_sub.close()
 
 
 async def test_user_management_publishes_user_created_on_profile_creation(
     make_env: EnvFactory, tmp_path: Any
 ) -> None:
-    import json  # noqa: PLC0415
     import sys  # noqa: PLC0415
-    from datetime import UTC, datetime  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     import httpx  # noqa: PLC0415
 
-    from vivified import tokens  # noqa: PLC0415
-    from vivified.manifest import PluginManifest  # noqa: PLC0415
-    from vivified.sdk import JwksCache, TokenFile, TokenVerifier  # noqa: PLC0415
+    from vivified_sdk import StaticJwks, StaticRevocations, TokenFile, TokenVerifier  # noqa: PLC0415
 
     env = await make_env(
         accounting=(ACCOUNTING[1], "ok"),
@@ -330,21 +341,17 @@ async def test_user_management_publishes_user_created_on_profile_creation(
         from user_management.app import Config, create_app  # noqa: PLC0415
     finally:
         sys.path.remove(str(plugin_dir))
-    ring = tokens.KeyRing(active=tokens.generate_signing_key(datetime.now(UTC)))
-    (tmp_path / "jwks.json").write_text(json.dumps(tokens.jwks(ring)))
-    (tmp_path / "token").write_text(token_for(PUBLISHER))
-    caller = tokens.mint_plugin_token(
-        ring,
-        PluginManifest.model_validate(manifest("hr-portal")),
-        issuer="iss",
-        audience="aud",
-        ttl_seconds=600,
-        now=datetime.now(UTC),
-    )
+    from vivified import tokens  # noqa: PLC0415
+
+    (tmp_path / "token").write_text(env.world.token_for(PUBLISHER))
+    settings = env.world.ctx.settings
     app = create_app(
         Config(
             verifier=TokenVerifier(
-                JwksCache(file=tmp_path / "jwks.json"), audience="aud", issuer="iss"
+                StaticJwks(tokens.jwks(env.world.keyring)),
+                revocations=StaticRevocations(),
+                audience=settings.token_audience,
+                issuer=settings.token_issuer,
             ),
             db_path=str(tmp_path / "users.db"),
             token_file=TokenFile(tmp_path / "token"),
@@ -356,7 +363,7 @@ async def test_user_management_publishes_user_created_on_profile_creation(
         reply = await um.put(
             "/api/users/alice",
             json={"email": "alice@example.org"},
-            headers={"Authorization": f"Bearer {caller.token}"},
+            headers=env.bearer("hr-portal"),
         )
         assert reply.status_code == 201, reply.text
     accounting = env.subscribers["accounting"]
@@ -365,7 +372,7 @@ async def test_user_management_publishes_user_created_on_profile_creation(
     assert event["type"] == "UserCreated"
     assert event["source"] == "vivified://plugins/user-management"
     assert event["data"] == {"user_id": "alice", "email": "alice@example.org"}
-    assert env.minter.minted[accounting.tokens[0]] == ("accounting", PUBLISHER)
+    assert env.world.delivered_by_core("accounting", accounting.tokens[0]).caller == PUBLISHER
     await asyncio.sleep(0.5)
     assert env.subscribers["nosy"].received == []
 
@@ -380,10 +387,7 @@ async def test_chunked_bodies_are_read_whole_and_limited(make_env: EnvFactory) -
         for i in range(0, len(data), 7):
             yield data[i : i + 7]
 
-    headers = {
-        "Authorization": f"Bearer {token_for(PUBLISHER)}",
-        "Content-Type": "application/cloudevents+json",
-    }
+    headers = {**env.bearer(), "Content-Type": "application/cloudevents+json"}
     resp = await env.client.post("/v1/events", data=chunks(raw), headers=headers)
     assert resp.status == 201, await resp.text()
     big = json.dumps(user_created(4) | {"data": {"user_id": "x" * 70000}}).encode()

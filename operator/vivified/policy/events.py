@@ -23,10 +23,12 @@ from typing import Any
 
 from vivified.dataplane.directory import PluginRecord
 from vivified.event_types import EventTypeRegistry
+from vivified.manifest import EVENTS_ENDPOINT
 from vivified.policy.manifest_events import CLASSIFICATION_TRAIT
+from vivified_sdk import contract
 
 SPEC_VERSION = "1.0"
-SOURCE_PREFIX = "vivified://plugins/"
+SOURCE_PREFIX = contract.EVENT_SOURCE_PREFIX
 #: The core's extension attribute naming the type's data classification.
 CLASSIFICATION_ATTR = "vivifiedclassification"
 RESERVED_ATTR_PREFIX = "vivified"
@@ -223,6 +225,6 @@ def decide_delivery(
             "missing_trait",
             f"{type_name!r} is {event_type.classification!r}: needs {missing!r}",
         )
-    if "events" not in subscriber.manifest.endpoints:
+    if EVENTS_ENDPOINT not in subscriber.manifest.endpoints:
         return _refuse(403, "no_events_endpoint", "the subscriber has no endpoints.events")
     return EventDecision(True, "deliver", "ok")

@@ -1,16 +1,14 @@
 """The event lane: canonical CloudEvents through the core, stored in NATS JetStream.
 
 Plugins never talk to NATS (JetStream reads ignore subscribe permissions); only the core does.
+The core mounts it from ``vivified.dataplane.lanes.core_lanes`` (one :data:`Setup`)::
 
-The core's app factory calls::
+    build_app(ctx, lanes=[events.lane(EventLaneSettings.from_env())])
 
-    lane = vivified.dataplane.events.setup(app, EventLaneDeps(
-        directory=..., authenticator=TokenVerifier, minter=<call-token minter>, auditor=...))
-
-which registers ``POST /v1/events`` and ``GET /v1/events/status/{plugin}``, connects to NATS
-and starts the delivery supervisor on app start-up, and stops it on cleanup. The core's
-``/metrics`` appends ``lane.metrics.lines()``; ``serve_metrics=True`` (standalone use)
-registers ``GET /metrics`` here instead. Settings: :class:`EventLaneSettings`
+which registers ``POST /v1/events`` and ``GET /v1/events/status/{plugin}`` (a plugin's own
+counts), connects to JetStream on app start-up (in the background, retrying) and starts the
+delivery supervisor; app cleanup stops the workers and drains the connection. Metrics go to
+``ctx.metrics`` (the core's ``/metrics``). Settings: :class:`EventLaneSettings`
 (``VIVIFIED_NATS_URL``, ``VIVIFIED_EVENTS_*``). Behaviour and decisions: docs/events.md.
 """
 
@@ -18,50 +16,76 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vivified.dataplane.events.lane import EventLane, EventLaneDeps, service_url
-from vivified.dataplane.events.problem import problem
-from vivified.dataplane.events.publish import bearer, handle_publish
+from vivified.dataplane.app import Setup
+from vivified.dataplane.auth import AuthFailure
+from vivified.dataplane.context import CoreContext
+from vivified.dataplane.events.lane import EventLane, ResolveUrl, core_resolver
+from vivified.dataplane.events.publish import handle_publish
 from vivified.dataplane.events.settings import EventLaneSettings
-from vivified.dataplane.events.tokens import TokenInvalid
+from vivified.dataplane.problem import problem
+from vivified.event_types import EventTypeRegistry
+from vivified_sdk import contract
 
-__all__ = ["EventLane", "EventLaneDeps", "EventLaneSettings", "service_url", "setup"]
+__all__ = [
+    "LANE_KEY",
+    "STATUS_PATH",
+    "EventLane",
+    "EventLaneSettings",
+    "core_resolver",
+    "lane",
+    "off",
+]
 
-LANE_KEY: web.AppKey[EventLane] = web.AppKey("vivified.events", EventLane)
+LANE_KEY: web.AppKey[EventLane] = web.AppKey("vivified_events_lane", EventLane)
+#: ``GET`` a plugin's own event-lane counts (its plugin token).
+STATUS_PATH = contract.CORE_EVENTS_PATH + "/status/{plugin}"
 
 
-def setup(app: web.Application, deps: EventLaneDeps, *, serve_metrics: bool = False) -> EventLane:
-    lane = EventLane(deps)
-    app[LANE_KEY] = lane
+def lane(
+    settings: EventLaneSettings | None = None,
+    *,
+    registry: EventTypeRegistry | None = None,
+    resolve_url: ResolveUrl | None = None,
+) -> Setup:
+    """The lane's mount function (``settings`` default: from the environment)."""
 
-    async def publish(request: web.Request) -> web.Response:
-        return await handle_publish(lane, request)
+    def setup(app: web.Application, ctx: CoreContext) -> None:
+        running = EventLane(ctx, settings, registry=registry, resolve_url=resolve_url)
+        app[LANE_KEY] = running
 
-    async def status(request: web.Request) -> web.Response:
-        token = bearer(request)
-        if token is None:
-            return problem(401, "unauthenticated", "send 'Authorization: Bearer <plugin token>'")
-        try:
-            caller = deps.authenticator.verify(token).plugin_id
-        except TokenInvalid as exc:
-            return problem(401, "token_invalid", f"the plugin token was refused: {exc}")
-        plugin = request.match_info["plugin"]
-        if caller != plugin:
-            return problem(403, "not_your_status", "a plugin may read only its own event status")
-        return web.json_response(await lane.subscriber_status(plugin))
+        async def publish(request: web.Request) -> web.Response:
+            return await handle_publish(running, request)
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(text="\n".join(lane.metrics.lines()) + "\n")
+        async def status(request: web.Request) -> web.Response:
+            try:
+                caller = ctx.authenticator.authenticate(request.headers)
+            except AuthFailure as failure:
+                return problem(failure.status, failure.reason, failure.detail)
+            if caller.plugin_id != request.match_info["plugin"]:
+                return problem(403, "not_your_status", "a plugin may read only its own counts")
+            if not running.ready:
+                return problem(503, "engine_unavailable", "the event store is not connected")
+            return web.json_response(await running.subscriber_status(caller.plugin_id))
 
-    async def on_startup(_: web.Application) -> None:
-        await lane.start()
+        async def on_startup(_: web.Application) -> None:
+            await running.start()
 
-    async def on_cleanup(_: web.Application) -> None:
-        await lane.stop()
+        async def on_cleanup(_: web.Application) -> None:
+            await running.stop()
 
-    app.router.add_post("/v1/events", publish)
-    app.router.add_get("/v1/events/status/{plugin}", status)
-    if serve_metrics:
-        app.router.add_get("/metrics", metrics)
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
-    return lane
+        app.router.add_post(contract.CORE_EVENTS_PATH, publish)
+        app.router.add_get(STATUS_PATH, status)
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+
+    return setup
+
+
+def off(app: web.Application, ctx: CoreContext) -> None:
+    """No JetStream configured: publishes are refused, saying so (not a bare 404)."""
+    del ctx
+
+    async def refuse(_: web.Request) -> web.Response:
+        return problem(503, "event_lane_off", "this installation runs no event lane (no NATS)")
+
+    app.router.add_post(contract.CORE_EVENTS_PATH, refuse)

@@ -15,7 +15,8 @@ import contextlib
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from nats.aio.msg import Msg
@@ -25,8 +26,11 @@ from nats.js.errors import Error as JsError
 
 from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.dataplane.events import names
+from vivified.dataplane.events.metrics import LANE
 from vivified.dataplane.events.settings import backoff_seconds
-from vivified.policy.events import SOURCE_PREFIX, decide_delivery
+from vivified.manifest import EVENTS_ENDPOINT
+from vivified.policy.events import EventDecision, decide_delivery
+from vivified_sdk import contract
 
 if TYPE_CHECKING:
     from vivified.dataplane.events.lane import EventLane
@@ -41,6 +45,8 @@ class DeliveryWorker:
         self.type_name = type_name
         self.durable = names.consumer_name(subscriber, type_name)
         self.task: asyncio.Task[None] | None = None
+        #: The last refusal's reason while paused ("" = delivering): audited once per change.
+        self.paused_reason = ""
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"deliver:{self.durable}")
@@ -52,8 +58,31 @@ class DeliveryWorker:
                 await self.task
 
     def _allowed(self) -> bool:
-        record = self.lane.deps.directory.get(self.subscriber)
-        return decide_delivery(record, self.type_name, self.lane.registry).allowed
+        record = self.lane.ctx.directory.get(self.subscriber)
+        decision = decide_delivery(record, self.type_name, self.lane.registry)
+        reason = "" if decision.allowed else decision.reason
+        if reason != self.paused_reason:
+            self.paused_reason = reason
+            task = asyncio.get_running_loop().create_task(self._audit_pause(decision))
+            self.lane.background.add(task)
+            task.add_done_callback(self.lane.background.discard)
+        return decision.allowed
+
+    async def _audit_pause(self, decision: EventDecision) -> None:
+        """Delivery stopped (refused by policy: Disabled, trait lost ...) or resumed."""
+        outcome = "allowed" if decision.allowed else "refused"
+        self.lane.ctx.metrics.decisions.inc(LANE, outcome, decision.reason)
+        await self._record(
+            AuditEntry(
+                action="event.deliver",
+                agent=self.subscriber,
+                outcome="allowed" if decision.allowed else "refused",
+                reason="resumed" if decision.allowed else decision.reason,
+                entity={"event_type": self.type_name},
+                details={"state": "delivering" if decision.allowed else "paused"},
+                **self._levels(),
+            )
+        )
 
     async def _run(self) -> None:
         lane = self.lane
@@ -94,7 +123,7 @@ class DeliveryWorker:
         except ValueError:  # never stored by us; do not block the stream on it
             await self._dead_letter(msg, 0, "not JSON")
             return
-        caller = source.removeprefix(SOURCE_PREFIX)
+        caller = source.removeprefix(contract.EVENT_SOURCE_PREFIX)
         last_error = ""
         attempt = 0
         while attempt < s.max_attempts:
@@ -109,12 +138,14 @@ class DeliveryWorker:
             status, last_error = await self._post(msg.data, caller, attempt)
             if 200 <= status < 300:
                 await msg.ack()
-                lane.metrics.delivered[key] += 1
+                lane.metrics.delivered.inc(*key)
+                lane.metrics.latency.observe(_age(msg), self.type_name)
+                lane.ctx.metrics.decisions.inc(LANE, "allowed", "delivered")
                 await self._audit(
                     "event.deliver", "allowed", "delivered", event, attempt, status, started
                 )
                 return
-            lane.metrics.failed_attempts[key] += 1
+            lane.metrics.failed_attempts.inc(*key)
             if attempt < s.max_attempts:
                 await asyncio.sleep(backoff_seconds(s, attempt))
         await self._dead_letter(msg, attempt, last_error)
@@ -122,15 +153,15 @@ class DeliveryWorker:
 
     async def _post(self, data: bytes, caller: str, attempt: int) -> tuple[int, str]:
         lane = self.lane
-        record = lane.deps.directory.get(self.subscriber)
+        record = lane.ctx.directory.get(self.subscriber)
         if record is None:
             return 0, "subscriber gone"
-        url = lane.deps.resolve_url(record) + record.manifest.endpoints["events"]
-        token = lane.deps.minter.mint_call_token(target=self.subscriber, caller=caller)
+        url = lane.resolve_url(record) + record.manifest.endpoints[EVENTS_ENDPOINT]
+        token = lane.tokens.token(subscriber=self.subscriber, publisher=caller)
         headers = {
-            "Content-Type": "application/cloudevents+json",
+            "Content-Type": contract.CLOUDEVENTS_CONTENT_TYPE,
             "Authorization": f"Bearer {token}",
-            "Vivified-Delivery-Attempt": str(attempt),
+            contract.EVENT_ATTEMPT_HEADER: str(attempt),
         }
         try:
             async with lane.http.post(
@@ -168,7 +199,21 @@ class DeliveryWorker:
             except (NatsError, JsError, TimeoutError):  # never ack before it is stored
                 await asyncio.sleep(1.0)
         await msg.ack()
-        lane.metrics.dead_lettered[(self.subscriber, self.type_name)] += 1
+        lane.metrics.dead_lettered.inc(self.subscriber, self.type_name)
+        lane.ctx.metrics.decisions.inc(LANE, "error", "dead_lettered")
+
+    def _levels(self) -> dict[str, Any]:
+        record = self.lane.ctx.directory.get(self.subscriber)
+        return {
+            "audit_level": record.manifest.compliance.audit_level if record else "basic",
+            "audit_required": bool(record and "audit_required" in record.manifest.traits),
+        }
+
+    async def _record(self, entry: AuditEntry) -> None:
+        try:
+            await self.lane.ctx.auditor.record(entry)
+        except AuditUnavailable:  # the delivery already happened; say so loudly
+            log.error("audit unavailable for %s of %s", entry.action, self.durable)
 
     async def _audit(  # noqa: PLR0917 - one private call site per outcome
         self,
@@ -180,26 +225,31 @@ class DeliveryWorker:
         status: int,
         started: float | None,
     ) -> None:
-        record = self.lane.deps.directory.get(self.subscriber)
         ev = event if isinstance(event, dict) else {}
         details: dict[str, object] = {"attempts": attempt, "status": status}
         if started is not None:
             details["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        entry = AuditEntry(
-            action=action,
-            agent=self.subscriber,
-            outcome="allowed" if outcome == "allowed" else "error",
-            reason=reason,
-            entity={
-                "event_type": self.type_name,
-                "event_id": str(ev.get("id", ""))[:256],
-                "source": str(ev.get("source", ""))[:128],
-            },
-            details=details,
-            audit_level=record.manifest.compliance.audit_level if record else "basic",
-            audit_required=bool(record and "audit_required" in record.manifest.traits),
+        await self._record(
+            AuditEntry(
+                action=action,
+                agent=self.subscriber,
+                outcome="allowed" if outcome == "allowed" else "error",
+                reason=reason,
+                entity={
+                    "event_type": self.type_name,
+                    "event_id": str(ev.get("id", ""))[:256],
+                    "source": str(ev.get("source", ""))[:128],
+                },
+                details=details,
+                **self._levels(),
+            )
         )
-        try:
-            await self.lane.deps.auditor.record(entry)
-        except AuditUnavailable:  # the delivery already happened; say so loudly
-            log.error("audit unavailable for %s of %s", action, self.durable)
+
+
+def _age(msg: Msg) -> float:
+    """Seconds since JetStream stored ``msg`` (0 when the metadata has no timestamp)."""
+    try:
+        stored = msg.metadata.timestamp
+    except (AttributeError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - stored).total_seconds())

@@ -1,4 +1,10 @@
-"""The event lane's running state: the NATS connection, the supervisor of delivery workers."""
+"""The event lane's running state: the NATS connection, the supervisor of delivery workers.
+
+Everything plugin-related comes from the core's :class:`CoreContext`: ``ctx.directory``
+(who subscribes to what, who is Active), ``ctx.authenticator`` (the publisher's token),
+``ctx.auditor`` (every decision), ``ctx.metrics`` (``/metrics``), ``ctx.trust`` (the key the
+deliveries' call tokens are signed with).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,6 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -20,54 +24,57 @@ from nats.js import JetStreamContext
 from nats.js.errors import Error as JsError
 from nats.js.errors import NotFoundError
 
-from vivified.audit.hook import Auditor, NullAuditor
-from vivified.dataplane.directory import PluginDirectory, PluginRecord
+from vivified.dataplane.context import CoreContext
+from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.events import names, stream
 from vivified.dataplane.events.delivery import DeliveryWorker
 from vivified.dataplane.events.metrics import EventMetrics
 from vivified.dataplane.events.settings import EventLaneSettings
-from vivified.dataplane.events.tokens import Authenticator, CallTokenMinter
+from vivified.dataplane.events.tokens import DeliveryTokens
+from vivified.dataplane.forward import upstream_address
 from vivified.event_types import EventTypeRegistry, registry_from_env
 
 log = logging.getLogger(__name__)
 
-
-def service_url(record: PluginRecord) -> str:
-    """The subscriber's Service in the cluster (plugins' NetworkPolicy admits the core)."""
-    return f"http://{record.plugin_id}.{record.namespace}.svc:{record.port}"
+ResolveUrl = Callable[[PluginRecord], str]
+"""Base URL of a subscriber, no trailing '/'."""
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+def core_resolver(ctx: CoreContext) -> ResolveUrl:
+    """The subscriber's Service in the cluster (its NetworkPolicy admits the core), or the
+    core's address map out of cluster (``VIVIFIED_CORE_ADDRESS_MAP``) — the same addresses
+    the operator lane forwards to."""
 
+    def resolve(record: PluginRecord) -> str:
+        return "http://" + upstream_address(record, ctx.settings)
 
-@dataclass
-class EventLaneDeps:
-    """What the core's app factory hands the lane (every piece has a test fake)."""
-
-    directory: PluginDirectory
-    authenticator: Authenticator
-    minter: CallTokenMinter
-    auditor: Auditor = field(default_factory=NullAuditor)
-    settings: EventLaneSettings = field(default_factory=EventLaneSettings.from_env)
-    registry: EventTypeRegistry = field(default_factory=registry_from_env)
-    #: Base URL of a subscriber (no trailing '/'); tests pass an address map.
-    resolve_url: Callable[[PluginRecord], str] = service_url
-    clock: Callable[[], datetime] = _utcnow
+    return resolve
 
 
 class EventLane:
-    def __init__(self, deps: EventLaneDeps) -> None:
-        self.deps = deps
-        self.settings = deps.settings
-        self.registry = deps.registry
-        self.metrics = EventMetrics()
+    def __init__(
+        self,
+        ctx: CoreContext,
+        settings: EventLaneSettings | None = None,
+        *,
+        registry: EventTypeRegistry | None = None,
+        resolve_url: ResolveUrl | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.settings = settings if settings is not None else EventLaneSettings.from_env()
+        self.registry = registry if registry is not None else registry_from_env()
+        self.resolve_url = resolve_url if resolve_url is not None else core_resolver(ctx)
+        self.metrics = EventMetrics(ctx.metrics)
+        self.tokens = DeliveryTokens(ctx)
         self.workers: dict[tuple[str, str], DeliveryWorker] = {}
         self._missing_since: dict[str, float] = {}
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._http: aiohttp.ClientSession | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        #: Short audit writes started by workers (kept referenced until done).
+        self.background: set[asyncio.Task[None]] = set()
+        self.started = asyncio.Event()
 
     @property
     def js(self) -> JetStreamContext:
@@ -79,19 +86,55 @@ class EventLane:
         assert self._http is not None, "EventLane.start() first"  # noqa: S101
         return self._http
 
+    @property
+    def ready(self) -> bool:
+        """Connected to JetStream with the streams in place (publishes answer 503 before)."""
+        return self.started.is_set()
+
     async def start(self) -> None:
+        """Start connecting in the background: a core whose NATS is not up yet still serves
+        its other lanes, and answers publishes 503 ``engine_unavailable`` until it is."""
+        self._http = aiohttp.ClientSession()
+        self._supervisor = asyncio.create_task(self._run(), name="events-lane")
+
+    async def _connect(self) -> None:
         s = self.settings
-        options: dict[str, Any] = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5}
+        options: dict[str, Any] = {
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.5,
+            "connect_timeout": 5,
+            "allow_reconnect": True,
+        }
         if s.nats_creds:
             options["user_credentials"] = s.nats_creds
         if s.nats_tls_ca:
             options["tls"] = ssl.create_default_context(cafile=s.nats_tls_ca)
-        self._nc = await nats.connect(s.nats_url, **options)
-        self._js = self._nc.jetstream()
-        await stream.ensure_streams(self._js, s)
-        self._http = aiohttp.ClientSession()
-        await self.reconcile()
-        self._supervisor = asyncio.create_task(self._supervise(), name="events-supervisor")
+        nc = await nats.connect(s.nats_url, **options)
+        try:
+            js = nc.jetstream()
+            await stream.ensure_streams(js, s)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
+        self._nc, self._js = nc, js
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._connect()
+                break
+            except (OSError, NatsError, JsError, TimeoutError) as exc:
+                log.warning("event lane: JetStream not reachable yet (%s)", type(exc).__name__)
+                await asyncio.sleep(1.0)
+        self.started.set()
+        log.info("event lane connected to JetStream")
+        while True:
+            try:
+                await self.reconcile()
+            except (NatsError, JsError, TimeoutError) as exc:
+                log.warning("event lane reconcile: %s", type(exc).__name__)
+            await asyncio.sleep(self.settings.reconcile_seconds)
 
     async def stop(self) -> None:
         if self._supervisor is not None:
@@ -100,6 +143,7 @@ class EventLane:
                 await self._supervisor
         await asyncio.gather(*(w.stop() for w in self.workers.values()))
         self.workers.clear()
+        await asyncio.gather(*self.background, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
         if self._nc is not None:
@@ -109,7 +153,7 @@ class EventLane:
     def desired(self) -> set[tuple[str, str]]:
         """(subscriber, type) pairs the directory declares (paused ones included)."""
         out: set[tuple[str, str]] = set()
-        for record in self.deps.directory.all():
+        for record in self.ctx.directory.all():
             events = record.manifest.events
             for type_name in events.subscribes if events else []:
                 if self.registry.get(type_name) is not None:
@@ -144,18 +188,10 @@ class EventLane:
                 self._missing_since.pop(durable, None)
                 log.info("deleted consumer %s (subscription gone)", durable)
 
-    async def _supervise(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.reconcile_seconds)
-            try:
-                await self.reconcile()
-            except (NatsError, JsError, TimeoutError) as exc:
-                log.warning("event lane reconcile: %s", type(exc).__name__)
-
     async def subscriber_status(self, plugin_id: str) -> dict[str, object]:
         """Counts for the plugin's status: ``pending`` (stored, not yet acknowledged by it)
         and ``deadLettered`` (in the dead-letter stream)."""
-        record = self.deps.directory.get(plugin_id)
+        record = self.ctx.directory.get(plugin_id)
         events = record.manifest.events if record else None
         pending = 0
         for type_name in events.subscribes if events else []:

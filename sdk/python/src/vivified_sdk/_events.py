@@ -146,9 +146,7 @@ class EventReceiver:
         self.handler = handler
         self.seen = seen if seen is not None else SeenEvents()
 
-    async def receive(
-        self, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, dict[str, str]]:
+    async def receive(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, str]]:
         lowered = {k.lower(): v for k, v in headers.items()}
         scheme, _, token = lowered.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
