@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from seed import user_management_manifest
+from tests.seed import user_management_manifest
 from vivified.event_types import EventTypeError, packaged_registry
 from vivified.policy import validate_manifest
 
