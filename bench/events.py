@@ -3,8 +3,9 @@
     python bench/events.py [--events 5000] [--concurrency 32] [--in-flight 1 64]
 
 Starts a pinned nats-server (JetStream, file storage, tmp dir; hack/cluster/nats/build.sh),
-the core's event lane as its own process (tests/events_core.py: real aiohttp server, fake
-authenticator and call tokens), and one subscriber (aiohttp, in this process) on loopback.
+the core's app with the event lane as its own process (tests/events_core.py: build_app on a
+CoreContext, real plugin tokens checked by ctx.authenticator, real call tokens signed with the
+core's key), and one subscriber (aiohttp, in this process) on loopback.
 A publisher POSTs UserCreated events to /v1/events with
 ``--concurrency`` requests in flight; each carries its send time, the subscriber notes the
 receive time. Reported: publish->delivery latency p50/p99/max and sustained events/s (events
@@ -38,14 +39,14 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from events_support import manifest, token_for  # noqa: E402
+from events_support import World, manifest, record  # noqa: E402
 
-#: BENCH_CORE_PROFILE=FILE runs the core under cProfile (output FILE).
-PROFILE = (
-    ["-m", "cProfile", "-o", os.environ["BENCH_CORE_PROFILE"]]
-    if os.environ.get("BENCH_CORE_PROFILE")
-    else []
-)
+#: BENCH_CORE_PROFILE=FILE runs the core under cProfile (output FILE.<in-flight>.<rate>).
+PROFILE = os.environ.get("BENCH_CORE_PROFILE", "")
+
+
+def _profile(in_flight: int, rate: float) -> list[str]:
+    return ["-m", "cProfile", "-o", f"{PROFILE}.{in_flight}.{rate:g}"] if PROFILE else []
 
 
 def _port() -> int:
@@ -113,40 +114,50 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
     tag = f"b{in_flight}x{time.monotonic_ns() % 100000}"
     subscriber = f"bench-{tag}"
     core_port = _port()
-    config_file = Path(tempfile.mkstemp(suffix=".json")[1])
-    config_file.write_text(
-        json.dumps(
+    workdir = Path(tempfile.mkdtemp(prefix="vivified-bench-core-"))
+    config_file = workdir / "core.json"
+    world = World()
+    publisher = manifest("user-management", publishes=["UserCreated"])
+    world.directory.put(record(publisher))
+    token = world.token_for("user-management")
+    config = world.process_config(
+        workdir,
+        nats_url=url,
+        port=core_port,
+        max_in_flight=in_flight,
+        plugins=[
+            {"manifest": publisher, "url": ""},
             {
-                "nats_url": url,
-                "port": core_port,
-                "max_in_flight": in_flight,
-                "plugins": [
-                    {"manifest": manifest("user-management", publishes=["UserCreated"]), "url": ""},
-                    {
-                        "manifest": manifest(subscriber, subscribes=["UserCreated"]),
-                        "url": f"http://127.0.0.1:{sub_port}",
-                    },
-                ],
-            }
-        )
+                "manifest": manifest(subscriber, subscribes=["UserCreated"]),
+                "url": f"http://127.0.0.1:{sub_port}",
+            },
+        ],
     )
+    config_file.write_text(json.dumps(config))
     core = subprocess.Popen(  # the core is its own process, as in a cluster
-        [sys.executable, *PROFILE, str(REPO / "tests" / "events_core.py"), str(config_file)],
+        [
+            sys.executable,
+            *_profile(in_flight, rate),
+            str(REPO / "tests" / "events_core.py"),
+            str(config_file),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    headers = {"Authorization": f"Bearer {token}"}
+    status_url = f"http://127.0.0.1:{core_port}/v1/events/status/user-management"
     async with aiohttp.ClientSession() as probe:
-        for _ in range(300):
-            try:
-                async with probe.get(f"http://127.0.0.1:{core_port}/metrics") as r:
+        for _ in range(600):
+            try:  # 503 until the lane is connected to JetStream
+                async with probe.get(status_url, headers=headers) as r:
                     if r.status == 200:
                         break
             except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
+                pass
+            await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)  # the supervisor has created the consumer
 
     sem = asyncio.Semaphore(concurrency)
-    headers = {"Authorization": f"Bearer {token_for('user-management')}"}
     async with aiohttp.ClientSession(headers=headers) as http:
 
         async def publish(i: int) -> None:
@@ -172,7 +183,7 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
     lat = [(received[k] - sent[k]) * 1000 for k in sent]
     core.terminate()
     core.wait()
-    config_file.unlink()
+    shutil.rmtree(workdir, ignore_errors=True)
     await sub_runner.cleanup()
     mode = f"paced {rate:g}/s" if rate else "burst"
     result = _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)

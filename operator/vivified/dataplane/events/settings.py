@@ -64,6 +64,9 @@ class EventLaneSettings:
             backoff_max_seconds=num("BACKOFF_MAX_SECONDS", d.backoff_max_seconds),
             delivery_timeout_seconds=num("DELIVERY_TIMEOUT_SECONDS", d.delivery_timeout_seconds),
             max_in_flight=int(num("MAX_IN_FLIGHT", d.max_in_flight)),
+            ack_wait_seconds=num("ACK_WAIT_SECONDS", d.ack_wait_seconds),
+            orphan_grace_seconds=num("ORPHAN_GRACE_SECONDS", d.orphan_grace_seconds),
+            reconcile_seconds=num("RECONCILE_SECONDS", d.reconcile_seconds),
         )
 
 
