@@ -81,10 +81,19 @@ def test_cli_events_list_prints_the_registry(capsys: pytest.CaptureFixture[str])
     assert listed["PatientAdmitted"] == "phi"
 
 
-def test_status_model_has_the_event_lane_fields() -> None:
-    from vivified.resource import PluginStatus  # noqa: PLC0415
+def test_status_carries_the_effective_event_permissions() -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
 
-    raw = {"events": {"publishes": ["UserCreated"], "subscribes": [], "deadLettered": 2}}
-    parsed = PluginStatus.model_validate(raw)
+    from vivified.resource import PluginStatus  # noqa: PLC0415
+    from vivified.status import PluginFacts, derive_status  # noqa: PLC0415
+
+    facts = PluginFacts(generation=1, event_publishes=("UserCreated",))
+    status = derive_status(facts, {}, datetime.now(UTC))
+    assert status["events"] == {"publishes": ["UserCreated"], "subscribes": []}
+    assert "events" not in derive_status(PluginFacts(generation=1), {}, datetime.now(UTC))
+    dropped = derive_status(PluginFacts(generation=2), status, datetime.now(UTC))
+    assert "events" in dropped
+    assert dropped["events"] is None
+    parsed = PluginStatus.model_validate({"events": {**status["events"], "deadLettered": 2}})
     assert parsed.events is not None
     assert parsed.events.dead_lettered == 2
