@@ -280,8 +280,8 @@ class Events(_Model):
         description=(
             "Event types the plugin may publish to the core's POST "
             + contract.CORE_EVENTS_PATH
-            + ", from the installation's event-type registry (`vivified events list`), e.g. 'UserCreated'. "
-            "A pii/phi-classified type needs the handles_pii/handles_phi trait."
+            + ", from the installation's event-type registry (`vivified events list`), "
+            "e.g. 'UserCreated'. A pii/phi-classified type needs the handles_pii/handles_phi trait."
         ),
     )
     subscribes: list[_EventType] = Field(

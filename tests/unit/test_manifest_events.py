@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from tests.seed import user_management_manifest
+
 from vivified.event_types import EventTypeError, packaged_registry
 from vivified.policy import validate_manifest
 
