@@ -56,6 +56,12 @@ def _port() -> int:
         return port
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
@@ -175,10 +181,14 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
                 async with http.post(f"http://127.0.0.1:{core_port}/v1/events", json=body) as r:
                     assert r.status == 201, await r.text()
 
+        core_cpu = _cpu_seconds(core.pid)
+        bench_cpu = _cpu_seconds(os.getpid())
         start = time.perf_counter()
         await asyncio.gather(*(publish(i) for i in range(n)))
         published = time.perf_counter() - start
         await asyncio.wait_for(done.wait(), timeout=600)
+        core_cpu = _cpu_seconds(core.pid) - core_cpu
+        bench_cpu = _cpu_seconds(os.getpid()) - bench_cpu
     seconds = max(received.values()) - start
     lat = [(received[k] - sent[k]) * 1000 for k in sent]
     core.terminate()
@@ -187,7 +197,14 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
     await sub_runner.cleanup()
     mode = f"paced {rate:g}/s" if rate else "burst"
     result = _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)
-    return {**result, "publish_201_per_s": round(n / published, 1)}
+    return {
+        **result,
+        "publish_201_per_s": round(n / published, 1),
+        # CPU per event, independent of how loaded the machine is: the core's ceiling on one
+        # dedicated CPU is 1000 / core_cpu_ms_per_event events/s.
+        "core_cpu_ms_per_event": round(core_cpu * 1000 / n, 3),
+        "bench_cpu_ms_per_event": round(bench_cpu * 1000 / n, 3),
+    }
 
 
 async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
@@ -217,6 +234,7 @@ async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
                 await m.ack()
                 got += 1
 
+    client_cpu = _cpu_seconds(os.getpid())
     start = time.perf_counter()
     consumer = asyncio.create_task(consume())
     for chunk in range(0, n, 1000):  # keep sequence == i + 1: publish in order-ish chunks
@@ -226,8 +244,10 @@ async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
             await asyncio.gather(*(publish(i) for i in range(chunk, min(n, chunk + 1000))))
     await consumer
     seconds = time.perf_counter() - start
+    client_cpu = _cpu_seconds(os.getpid()) - client_cpu
     await nc.close()
-    return _summary("raw JetStream (one client)", lat, n, seconds)
+    result = _summary("raw JetStream (one client)", lat, n, seconds)
+    return {**result, "client_cpu_ms_per_event": round(client_cpu * 1000 / n, 3)}
 
 
 async def main() -> None:
