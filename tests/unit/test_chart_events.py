@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -27,6 +28,24 @@ def test_single_server_with_jetstream_and_installation_types(helm: Path) -> None
     assert nats["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
 
 
+def _core(helm: Path, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The core Deployment's pod spec."""
+    deployment = only(render(helm, values, core=True), "Deployment", "vivified-core")
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return spec
+
+
+def test_the_core_reads_the_event_lane_settings(helm: Path) -> None:
+    """The core mounts the lane when VIVIFIED_NATS_URL is set: from the events ConfigMap."""
+    container = _core(helm, {"events": {"enabled": True}})["containers"][0]
+    assert container["envFrom"] == [{"configMapRef": {"name": "rel-vivified-events"}}]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["event-types"] == "/etc/vivified/events"  # VIVIFIED_EVENT_TYPES_FILE's dir
+    assert "nats-creds" not in mounts
+    off = _core(helm)["containers"][0]
+    assert "envFrom" not in off
+
+
 def test_external_cluster_with_credentials_and_tls(helm: Path) -> None:
     nats = {
         "mode": "external",
@@ -34,12 +53,17 @@ def test_external_cluster_with_credentials_and_tls(helm: Path) -> None:
         "credentialsSecret": "nats-creds",
         "tlsCaSecret": "nats-ca",
     }
-    docs = render(helm, {"events": {"enabled": True, "replicas": 3, "nats": nats}})
+    values = {"events": {"enabled": True, "replicas": 3, "nats": nats}}
+    docs = render(helm, values)
     config = only(docs, "ConfigMap", "rel-vivified-events")["data"]
     assert config["VIVIFIED_NATS_URL"] == "tls://nats.nats.svc:4222"
     assert config["VIVIFIED_EVENTS_REPLICAS"] == "3"
     assert "VIVIFIED_NATS_CREDS" in config
     assert not [d for d in docs if d["kind"] == "StatefulSet"]
+    container = _core(helm, values)["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert config["VIVIFIED_NATS_CREDS"].startswith(mounts["nats-creds"] + "/")
+    assert config["VIVIFIED_NATS_TLS_CA"].startswith(mounts["nats-tls"] + "/")
 
 
 @pytest.mark.parametrize(
