@@ -19,11 +19,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from vivified.dataplane.directory import PluginRecord
 from vivified.event_types import EventTypeRegistry
-from vivified.manifest import EVENTS_ENDPOINT
+from vivified.manifest import EVENTS_ENDPOINT, PluginManifest
 from vivified.policy.manifest_events import CLASSIFICATION_TRAIT
 from vivified_sdk import contract
 
@@ -38,6 +37,22 @@ MAX_ID_LENGTH = 256
 _CONTEXT = {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject"}
 _EXTENSION_RE = re.compile(r"^[a-z0-9]{1,20}$")
 _JSON_CONTENT = re.compile(r"^application/(.+\+)?json\s*(;.*)?$", re.IGNORECASE)
+
+
+class PluginRecord(Protocol):
+    """A plugin as the decision sees it (``vivified.dataplane.directory.PluginRecord``)."""
+
+    @property
+    def plugin_id(self) -> str: ...
+
+    @property
+    def manifest(self) -> PluginManifest: ...
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def phase(self) -> str: ...
 
 
 @dataclass(frozen=True)
