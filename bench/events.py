@@ -99,24 +99,15 @@ def start_nats(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 async def lane_run(  # noqa: PLR0915 - one linear script of a run
     url: str, n: int, concurrency: int, in_flight: int, rate: float = 0.0
 ) -> dict[str, Any]:
-    received: dict[str, float] = {}
     sent: dict[str, float] = {}
-    done = asyncio.Event()
-
-    async def on_event(request: web.Request) -> web.Response:
-        event = json.loads(await request.read())
-        received[event["id"]] = time.perf_counter()
-        if len(received) >= n:
-            done.set()
-        return web.Response(status=204)
-
-    sub_app = web.Application()
-    sub_app.router.add_post("/events", on_event)
-    sub_runner = web.AppRunner(sub_app, access_log=None)
-    await sub_runner.setup()
+    # The subscriber is its own process (as in a cluster): sharing the publisher's event loop
+    # would add the publisher's work to every delivery's round trip.
     sub_port = _port()
-    await web.TCPSite(sub_runner, "127.0.0.1", sub_port).start()
-
+    sub = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-subscriber", str(sub_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     tag = f"b{in_flight}x{time.monotonic_ns() % 100000}"
     subscriber = f"bench-{tag}"
     core_port = _port()
@@ -175,26 +166,35 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
                 "data": {"user_id": f"u{i}", "email": f"u{i}@example.org"},
             }
             if rate:
-                await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
             async with sem:
-                sent[event_id] = time.perf_counter()
+                sent[event_id] = time.monotonic()
                 async with http.post(f"http://127.0.0.1:{core_port}/v1/events", json=body) as r:
                     assert r.status == 201, await r.text()
 
         core_cpu = _cpu_seconds(core.pid)
         bench_cpu = _cpu_seconds(os.getpid())
-        start = time.perf_counter()
+        sub_cpu = _cpu_seconds(sub.pid)
+        start = time.monotonic()
         await asyncio.gather(*(publish(i) for i in range(n)))
-        published = time.perf_counter() - start
-        await asyncio.wait_for(done.wait(), timeout=600)
+        published = time.monotonic() - start
+        deadline = time.monotonic() + 600
+        while True:
+            async with http.get(f"http://127.0.0.1:{sub_port}/received") as r:
+                received: dict[str, float] = await r.json()
+            if len(received) >= n or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
         core_cpu = _cpu_seconds(core.pid) - core_cpu
         bench_cpu = _cpu_seconds(os.getpid()) - bench_cpu
+        sub_cpu = _cpu_seconds(sub.pid) - sub_cpu
     seconds = max(received.values()) - start
     lat = [(received[k] - sent[k]) * 1000 for k in sent]
     core.terminate()
     core.wait()
+    sub.terminate()
+    sub.wait()
     shutil.rmtree(workdir, ignore_errors=True)
-    await sub_runner.cleanup()
     mode = f"paced {rate:g}/s" if rate else "burst"
     result = _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)
     return {
@@ -203,7 +203,8 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
         # CPU per event, independent of how loaded the machine is: the core's ceiling on one
         # dedicated CPU is 1000 / core_cpu_ms_per_event events/s.
         "core_cpu_ms_per_event": round(core_cpu * 1000 / n, 3),
-        "bench_cpu_ms_per_event": round(bench_cpu * 1000 / n, 3),
+        "publisher_cpu_ms_per_event": round(bench_cpu * 1000 / n, 3),
+        "subscriber_cpu_ms_per_event": round(sub_cpu * 1000 / n, 3),
     }
 
 
@@ -250,6 +251,25 @@ async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
     return {**result, "client_cpu_ms_per_event": round(client_cpu * 1000 / n, 3)}
 
 
+def serve_subscriber(port: int) -> None:
+    """The subscriber process: POST /events records each id's receive time (CLOCK_MONOTONIC,
+    system-wide, so the publisher's send times compare); GET /received returns them."""
+    received: dict[str, float] = {}
+
+    async def on_event(request: web.Request) -> web.Response:
+        event = json.loads(await request.read())
+        received[event["id"]] = time.monotonic()
+        return web.Response(status=204)
+
+    async def report(_: web.Request) -> web.Response:
+        return web.json_response(received)
+
+    app = web.Application()
+    app.router.add_post("/events", on_event)
+    app.router.add_get("/received", report)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
@@ -274,4 +294,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-subscriber":
+        serve_subscriber(int(sys.argv[2]))
+    else:
+        asyncio.run(main())
