@@ -28,7 +28,7 @@ from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.dataplane.events import names
 from vivified.dataplane.events.metrics import LANE
 from vivified.dataplane.events.settings import backoff_seconds
-from vivified.manifest import EVENTS_ENDPOINT
+from vivified.manifest import AUDIT_LEVELS, EVENTS_ENDPOINT
 from vivified.policy.events import EventDecision, decide_delivery
 from vivified_sdk import contract
 
@@ -202,11 +202,16 @@ class DeliveryWorker:
         lane.metrics.dead_lettered.inc(self.subscriber, self.type_name)
         lane.ctx.metrics.decisions.inc(LANE, "error", "dead_lettered")
 
-    def _levels(self) -> dict[str, Any]:
-        record = self.lane.ctx.directory.get(self.subscriber)
+    def _levels(self, publisher: str | None = None) -> dict[str, Any]:
+        """The stricter of subscriber and publisher (like the operator lane's caller and
+        target): a delivery moves the publisher's data to the subscriber."""
+        directory = self.lane.ctx.directory
+        records = [directory.get(self.subscriber), directory.get(publisher) if publisher else None]
+        manifests = [r.manifest for r in records if r is not None]
+        levels = [m.compliance.audit_level for m in manifests] or ["basic"]
         return {
-            "audit_level": record.manifest.compliance.audit_level if record else "basic",
-            "audit_required": bool(record and "audit_required" in record.manifest.traits),
+            "audit_level": max(levels, key=AUDIT_LEVELS.index),
+            "audit_required": any("audit_required" in m.traits for m in manifests),
         }
 
     async def _record(self, entry: AuditEntry) -> None:
@@ -226,6 +231,7 @@ class DeliveryWorker:
         started: float | None,
     ) -> None:
         ev = event if isinstance(event, dict) else {}
+        source = str(ev.get("source", ""))
         details: dict[str, object] = {"attempts": attempt, "status": status}
         if started is not None:
             details["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
@@ -241,7 +247,7 @@ class DeliveryWorker:
                     "source": str(ev.get("source", ""))[:128],
                 },
                 details=details,
-                **self._levels(),
+                **self._levels(source.removeprefix(contract.EVENT_SOURCE_PREFIX)),
             )
         )
 
