@@ -109,7 +109,7 @@ async def make_env(nats_server: NatsServer) -> AsyncIterator[EnvFactory]:
         client = TestClient(TestServer(app))
         await client.start_server()
         lane = app[events.LANE_KEY]
-        await until(lambda: lane.ready)
+        await until(lambda: lane.ready, 60)  # connects in the background; slow when loaded
         env = Env(client, lane, world, subscribers)
         made.append(env)
         return env
