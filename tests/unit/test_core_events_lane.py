@@ -40,7 +40,7 @@ def test_the_lane_is_mounted_only_with_a_nats_url() -> None:
     assert events_setup({}) is events.off
     assert events_setup({"VIVIFIED_NATS_URL": "  "}) is events.off
     assert events_setup({"VIVIFIED_NATS_URL": "nats://127.0.0.1:4222"}) is not events.off
-    assert core_lanes({"VIVIFIED_UI": "off"}) == [events.off]
+    assert core_lanes({"VIVIFIED_UI": "off", "VIVIFIED_PROXY": "off"}) == [events.off]
 
 
 async def test_without_nats_publishes_are_refused_saying_so() -> None:

@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from sdk_support import Signer
+from sdk_support import NOW, Signer
 from vivified_sdk import (
     CallVerifier,
     CoreClient,
@@ -58,7 +58,9 @@ def delivery_token(
 
 
 def receiver_for(signer: Signer, handler: Any, seen: SeenEvents | None = None) -> EventReceiver:
-    verifier = CallVerifier(StaticJwks(signer.jwks()), plugin_id="accounting", issuer=CORE)
+    verifier = CallVerifier(
+        StaticJwks(signer.jwks()), plugin_id="accounting", issuer=CORE, clock=lambda: NOW
+    )  # the tokens are minted at NOW (sdk_support), however long the suite has run
     return EventReceiver(verifier, handler, seen)
 
 
