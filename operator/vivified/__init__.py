@@ -2,7 +2,7 @@
 
 Layers, and what may import what (``tests/unit/test_architecture.py`` enforces the arrows)::
 
-    CLI  cli, loader, scaffold, __main__ ............ may import anything below
+    CLI  cli, cli_events, loader, scaffold, __main__  may import anything below
      |
     shell/       the operator's I/O: kopf handlers, the Kubernetes client, informer,
      |           reconciler, identity, events, probes, webhook (asyncio, httpx, aiohttp, kopf)
@@ -10,9 +10,10 @@ Layers, and what may import what (``tests/unit/test_architecture.py`` enforces t
      |
     pure core    names (leaf) <- manifest, resource <- policy/ <- render/, tokens/, status,
                  dependencies, registry, diff, objects, plan, health, schedule, admission,
-                 settings, crd, workqueue, audit/, violations.  No I/O library (sockets, HTTP, kopf,
-                 kubernetes, subprocess); decisions take their inputs, clock included, as
-                 arguments.  Never imports shell/, dataplane/ or the CLI.
+                 settings, crd, workqueue, audit/, violations, event_types (the event-type
+                 registry: packaged YAML + the installation's file).  No I/O library
+                 (sockets, HTTP, kopf, kubernetes, subprocess); decisions take their inputs,
+                 clock included, as arguments.  Never imports shell/, dataplane/ or the CLI.
 
     sdk (``vivified_sdk``, its own distribution) is what plugins import; the operator imports
     its contract module, never the other way round.

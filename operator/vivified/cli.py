@@ -572,6 +572,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="log verbosity (default: INFO)",
     )
     core.set_defaults(func=cmd_core)
+
+    from vivified.cli_events import add_events_parser  # noqa: PLC0415 (event lane, issue 10)
+
+    add_events_parser(sub)
     return parser
 
 

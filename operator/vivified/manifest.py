@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from vivified.names import normalize_domain
+from vivified_sdk import contract
 
 # --------------------------------------------------------------------------------------------
 # Limits (single source for the models, the CRD schema and the policy's error messages)
@@ -59,6 +60,14 @@ MAX_ENDPOINTS = 64
 MAX_DATA_CLASSIFICATIONS = 8
 MAX_HIPAA_CONTROLS = 64
 
+#: Event lane (Vivified's extension): type names such as ``UserCreated`` or
+#: ``acme.InvoicePaid``; a CloudEvents ``type`` and a NATS subject token (no spaces, ``*``, ``>``).
+EVENT_TYPE_MAX_LENGTH = 128
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$"
+MAX_EVENT_TYPES = 64
+#: The ``endpoints`` key naming the path the core POSTs deliveries to.
+EVENTS_ENDPOINT = "events"
+
 MEMORY_LIMIT_MIN_MB = 64
 MEMORY_LIMIT_MAX_MB = 8192
 CPU_LIMIT_MIN = 0.1
@@ -100,6 +109,7 @@ _PluginRef = Annotated[str, Field(max_length=PLUGIN_ID_MAX_LENGTH)]
 _Domain = Annotated[str, Field(max_length=DOMAIN_MAX_LENGTH)]
 _HipaaControl = Annotated[str, Field(max_length=HIPAA_CONTROL_MAX_LENGTH)]
 _EndpointPath = Annotated[str, Field(max_length=ENDPOINT_PATH_MAX_LENGTH)]
+_EventType = Annotated[str, Field(max_length=EVENT_TYPE_MAX_LENGTH)]
 
 
 class _Model(BaseModel):
@@ -261,6 +271,30 @@ class Resources(_Model):
     )
 
 
+class Events(_Model):
+    """Vivified's extension (not in the seed): the event types a plugin publishes and receives."""
+
+    publishes: list[_EventType] = Field(
+        default_factory=list,
+        max_length=MAX_EVENT_TYPES,
+        description=(
+            "Event types the plugin may publish to the core's POST "
+            + contract.CORE_EVENTS_PATH
+            + ", from the installation's event-type registry (`vivified events list`), "
+            "e.g. 'UserCreated'. A pii/phi-classified type needs the handles_pii/handles_phi trait."
+        ),
+    )
+    subscribes: list[_EventType] = Field(
+        default_factory=list,
+        max_length=MAX_EVENT_TYPES,
+        description=(
+            "Event types the core delivers to the plugin (HTTP POST to endpoints.events, which "
+            "is then required). A pii/phi-classified type needs the handles_pii/handles_phi "
+            "trait."
+        ),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The manifest
 # --------------------------------------------------------------------------------------------
@@ -358,6 +392,14 @@ class PluginManifest(_Model):
         description=(
             "Memory (MB) and CPU (cores) limits for the plugin's container. When omitted, "
             "operator defaults apply."
+        ),
+    )
+
+    events: Events | None = Field(
+        default=None,
+        description=(
+            "Vivified's event-lane extension (optional): event types the plugin publishes and "
+            "subscribes to. Subscribing requires endpoints.events."
         ),
     )
 

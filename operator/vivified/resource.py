@@ -187,6 +187,23 @@ class TokenStatus(_StatusModel):
     jti: str | None = Field(default=None, description="Token id (jti claim).")
 
 
+class EventsStatus(_StatusModel):
+    """The plugin's event-lane permissions and counts (docs/events.md)."""
+
+    publishes: list[str] = Field(
+        default_factory=list, description="Event types it may publish (events.publishes)."
+    )
+    subscribes: list[str] = Field(
+        default_factory=list, description="Event types delivered to it (events.subscribes)."
+    )
+    pending: int | None = Field(
+        default=None, description="Events stored for it and not yet acknowledged by it."
+    )
+    dead_lettered: int | None = Field(
+        default=None, description="Its events in the dead-letter stream (delivery gave up)."
+    )
+
+
 class PluginStatus(_StatusModel):
     """Observed state of the plugin, written by the operator."""
 
@@ -211,6 +228,9 @@ class PluginStatus(_StatusModel):
         description="Every policy violation of the spec (empty when the spec is valid).",
     )
     token: TokenStatus | None = Field(default=None, description="The plugin's current token.")
+    events: EventsStatus | None = Field(
+        default=None, description="Event lane: effective permissions, pending, dead-lettered."
+    )
     consecutive_failures: int | None = Field(
         default=None, description="Consecutive failed health probes."
     )

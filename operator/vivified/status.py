@@ -90,6 +90,9 @@ class PluginFacts:
     """The live NetworkPolicy forces egress through the core (``forces_egress_through_core``)."""
     egress_report: EgressReport | None = None
     """The core's published allowlist entry for this plugin (None: not reported)."""
+    #: Event lane: the manifest's declared (and validated) publishes / subscribes.
+    event_publishes: tuple[str, ...] = ()
+    event_subscribes: tuple[str, ...] = ()
 
 
 def _phase(facts: PluginFacts) -> Phase:
@@ -251,6 +254,13 @@ def derive_status(
         "validation_errors": [v.to_dict() for v in facts.errors],
         "token": token,
     }
+    if facts.event_publishes or facts.event_subscribes:  # effective event-lane permissions
+        fields["events"] = {
+            "publishes": list(facts.event_publishes),
+            "subscribes": list(facts.event_subscribes),
+        }
+    elif previous.get("events"):  # declared no more: a merge patch removes it
+        fields["events"] = None
     # Health fields belong to the health monitor, which patches them on its own schedule;
     # resending a cached copy here could undo a newer probe result. Only seed the default.
     if "health" not in previous:

@@ -45,6 +45,7 @@ def test_a_valid_plugin_is_admitted(valid: dict[str, Any]) -> None:
         "invalid/dangerous-traits.yaml",
         "invalid/bad-domains.yaml",
         "invalid/unknown-field-typo.yaml",
+        "invalid/events-pii-without-trait.yaml",
     ],
 )
 def test_the_webhook_reports_exactly_what_the_shared_validator_reports(name: str) -> None:

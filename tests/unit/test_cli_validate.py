@@ -405,6 +405,7 @@ def test_user_management_example_embeds_the_seed_manifest_verbatim() -> None:
     doc = yaml.safe_load((EXAMPLES / "user-management.yaml").read_text(encoding="utf-8"))
     manifest = dict(doc["spec"]["manifest"])
     assert manifest.pop("health_check") == {"type": "http", "port": 8000, "path": "/health"}
+    assert manifest.pop("events") == {"publishes": ["UserCreated"]}  # Vivified's extension
     assert manifest == SEED_MANIFEST
 
 

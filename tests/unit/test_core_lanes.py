@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from tests.unit.core_fakes import World
 
 from vivified.audit.hook import NullAuditor
+from vivified.dataplane import events
 from vivified.dataplane.app import build_app
 from vivified.dataplane.audit.auditor import ChainAuditor
 from vivified.dataplane.audit.file import FileSink
@@ -50,14 +51,16 @@ def test_no_ui_lane(
     config = kubeconfig(tmp_path) if with_kubeconfig else None
     assert ui_setup({"VIVIFIED_UI_SESSION_KEY": KEY, **env}, config) is None, reason
     no_proxy = {"VIVIFIED_PROXY": "off"}  # the proxy lane (issue 9) is another lane
-    assert core_lanes({"VIVIFIED_UI_SESSION_KEY": KEY, **no_proxy, **env}, config) == [], reason
+    # Only the event lane's refusal (no VIVIFIED_NATS_URL here): no UI.
+    lanes = core_lanes({"VIVIFIED_UI_SESSION_KEY": KEY, **no_proxy, **env}, config)
+    assert lanes == [events.off], reason
 
 
 async def test_the_ui_is_served_under_ui_with_its_security_headers(tmp_path: Path) -> None:
     lanes = core_lanes(
         {"VIVIFIED_UI_SESSION_KEY": KEY, "VIVIFIED_PROXY": "off"}, kubeconfig(tmp_path)
     )
-    assert len(lanes) == 1
+    assert len(lanes) == 2  # the event lane (off: no VIVIFIED_NATS_URL) and the UI
     world = World()
     async with TestClient(TestServer(build_app(world.ctx, lanes))) as client:
         page = await client.get(f"{UI_PREFIX}/login")

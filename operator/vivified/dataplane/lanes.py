@@ -11,6 +11,8 @@ a thin shell and a lane of another issue adds itself in exactly one place: :func
 * the Admin UI at ``/ui`` (``VIVIFIED_UI=off`` turns it off): it talks to the API server as
   the signed-in user, never with the core's ServiceAccount; ``VIVIFIED_UI_SESSION_KEY`` (base64,
   32 bytes, the chart's Secret) seals its cookie so every replica reads every session.
+* the event lane (``POST /v1/events``, deliveries) when ``VIVIFIED_NATS_URL`` names the
+  JetStream to use (docs/events.md); without it publishes answer 503 ``event_lane_off``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from vivified.dataplane.app import Setup
 from vivified.dataplane.audit.reader import trail_reader
 from vivified.dataplane.context import CoreContext
 
-__all__ = ["UI_PREFIX", "core_lanes", "proxy_setup", "ui_setup"]
+__all__ = ["UI_PREFIX", "core_lanes", "events_setup", "proxy_setup", "ui_setup"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +78,20 @@ def proxy_setup(env: Mapping[str, str]) -> Setup | None:
     return setup
 
 
+def events_setup(env: Mapping[str, str]) -> Setup:
+    """The event lane on the JetStream at ``VIVIFIED_NATS_URL`` (``VIVIFIED_EVENTS_*``
+    settings), or its refusal when none is configured."""
+    from vivified.dataplane import events  # noqa: PLC0415 - nats-py only when it is used
+
+    if not env.get("VIVIFIED_NATS_URL", "").strip():
+        logger.info("event lane off: VIVIFIED_NATS_URL unset")
+        return events.off
+    return events.lane(events.EventLaneSettings.from_env(env))
+
+
 def core_lanes(env: Mapping[str, str], kubeconfig: str | None = None) -> list[Setup]:
     """Everything the core mounts besides its own routes, in order."""
-    lanes: list[Setup] = []
+    lanes: list[Setup] = [events_setup(env)]
     if (proxy := proxy_setup(env)) is not None:
         lanes.append(proxy)
     if (ui := ui_setup(env, kubeconfig)) is not None:

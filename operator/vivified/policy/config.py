@@ -9,6 +9,8 @@ from importlib import resources
 
 import idna
 
+from vivified.event_types import EventTypeRegistry, registry_from_env
+
 #: At most this many errors are returned by default (hostile input can produce thousands).
 DEFAULT_MAX_ERRORS = 200
 
@@ -49,12 +51,17 @@ class PolicyConfig:
     ``PolicyConfig(blocked_domains=PolicyConfig.default().blocked_domains | {"evil.example"})``
     to extend it, or :meth:`from_blocked_list` to use your own list text.
 
+    ``event_types``: the event-type registry that ``events.publishes``/``subscribes`` are
+    checked against (:mod:`vivified.event_types`).
+
     ``max_errors``: cap on the number of errors (and, separately, warnings) in a report; when
     exceeded, the report ends with a violation saying how many more there were.
     """
 
     blocked_domains: frozenset[str] = field(default_factory=load_default_blocked_domains)
     max_errors: int = DEFAULT_MAX_ERRORS
+    #: Event types manifests may declare (packaged + ``$VIVIFIED_EVENT_TYPES_FILE``).
+    event_types: EventTypeRegistry = field(default_factory=registry_from_env)
 
     def __post_init__(self) -> None:
         # Accept any spelling (case, trailing dot, Unicode): store the canonical form.

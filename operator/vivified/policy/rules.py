@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from vivified import manifest as m
 from vivified.policy.config import PolicyConfig
 from vivified.policy.domains import check_domain, normalize_domain
+from vivified.policy.manifest_events import event_rules
 from vivified.policy.structure import did_you_mean, join_path, key_text, show, type_name
 from vivified.policy.traits import LEGACY_ALIASES, RESERVED_TRAITS, TRAITS
 from vivified.violations import Violation
@@ -664,4 +665,6 @@ def manifest_rules(raw: Mapping[str, object], config: PolicyConfig) -> Findings:
     _check_endpoints(raw, out)
     _check_health(raw, out)
     _check_resources(raw, out)
+    for path, message in event_rules(raw, traits, config.event_types):
+        out.error(path, message, cross_field=path.startswith("endpoints"))
     return out

@@ -220,6 +220,8 @@ class Reconciler:
                 )
             ),
             egress_report=self._egress_reports(key),
+            event_publishes=tuple(manifest.events.publishes) if manifest.events else (),
+            event_subscribes=tuple(manifest.events.subscribes) if manifest.events else (),
         )
         await self._write_status(key, body, facts)
         return requeue

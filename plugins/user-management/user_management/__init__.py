@@ -20,6 +20,8 @@ MANIFEST = {
     "compliance": {"hipaa_controls": ["164.312(a)", "164.312(d)"], "audit_level": "detailed"},
     # Not in the seed's Phase 1 code; the seed's docs recommend adding it.
     "health_check": {"type": "http", "port": 8000, "path": "/health"},
+    # Vivified's event-lane extension: UserCreated is published when a profile is created.
+    "events": {"publishes": ["UserCreated"]},
 }
 
 __all__ = ["MANIFEST"]

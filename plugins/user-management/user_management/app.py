@@ -35,10 +35,12 @@ from starlette.concurrency import run_in_threadpool
 from vivified_sdk import (
     CallVerifier,
     CoreClient,
+    PublishRefused,
     TokenFile,
     TokenInvalid,
     TokenVerifier,
     contract,
+    publish,
 )
 
 from . import MANIFEST
@@ -89,6 +91,8 @@ class Config:
     #: passes VIVIFIED_JWKS_URL), *only* call tokens minted by the core for this plugin are
     #: accepted; a plugin token presented directly is refused.
     calls: CallVerifier | None = None
+    #: The core (VIVIFIED_CORE_URL): UserCreated is published there when a profile is created.
+    core_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -103,6 +107,7 @@ class Config:
             heartbeat_interval_seconds=float(env.get("USER_MANAGEMENT_HEARTBEAT_SECONDS") or 30.0),
             token_file=TokenFile.from_env(env),
             calls=CallVerifier.from_env(env) if env.get(contract.ENV_JWKS_URL) else None,
+            core_url=env.get(contract.ENV_CORE_URL) or None,
         )
 
 
@@ -276,9 +281,31 @@ async def put_user(user_id: str, request: Request, token: CallerToken) -> JSONRe
         _record("user.write", token, user_id, "error")
         return _problem(503, "profile store unavailable")
     _record("user.write", token, user_id, "created" if created else "replaced")
+    if created and profile is not None:
+        await _user_created(_state(request).config, profile.to_dict())
     if profile is None:  # deleted between the two statements: nothing to show
         return _problem(503, "profile store unavailable")
     return JSONResponse(profile.to_dict(), status_code=201 if created else 200)
+
+
+async def _user_created(config: Config, profile: Mapping[str, Any]) -> None:
+    """Publish UserCreated through the core (event lane). The id is derived from the profile,
+    so a retried request re-sends the same event and the core stores it once. Not an outbox:
+    if the core is down the profile stays created and the failure is logged."""
+    if config.core_url is None or config.token_file is None:
+        return
+    data: dict[str, Any] = {"user_id": profile["user_id"]}
+    email = profile["attributes"].get("email")
+    if isinstance(email, str):
+        data["email"] = email
+    event_id = f"user-created:{profile['user_id']}:{profile['updated_at']}"
+    try:
+        async with CoreClient(config.core_url, token_file=config.token_file) as core:
+            await publish(core, "UserCreated", data, event_id=event_id, subject=profile["user_id"])
+    except PublishRefused as refused:
+        logger.warning("UserCreated refused by the core: %s", refused.reason)
+    except Exception as error:  # the profile is stored; the event is best effort here
+        logger.warning("UserCreated not published: %s", type(error).__name__)
 
 
 async def _refused(_: Request, error: Exception) -> JSONResponse:

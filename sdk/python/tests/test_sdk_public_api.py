@@ -30,13 +30,17 @@ PUBLIC = {
     "CallIdentity",
     "CallVerifier",
     "CoreClient",
+    "EventHandler",
+    "EventReceiver",
     "JwksFile",
     "JwksSource",
     "JwksUrl",
+    "PublishRefused",
     "RevocationFile",
     "RevocationListError",
     "RevocationSource",
     "RevocationUrl",
+    "SeenEvents",
     "StaticJwks",
     "StaticRevocations",
     "StrictJSONError",
@@ -51,6 +55,7 @@ PUBLIC = {
     "contract",
     "loads_strict",
     "parse_revocations",
+    "publish",
     "subject_for",
     "verify_call_token",
     "verify_plugin_token",
@@ -87,18 +92,19 @@ def test_protocol_version_is_the_api_prefix() -> None:
     assert all(p.startswith(contract.API_PREFIX + "/") for p in paths)
 
 
-def test_the_operator_and_proxy_lanes_are_implemented_and_the_event_lane_is_reserved() -> None:
+def test_every_lane_is_implemented() -> None:
     invoke = importlib.import_module("vivified_sdk._invoke")
     egress = importlib.import_module("vivified_sdk._egress")
-    for module in (invoke, egress):
+    events = importlib.import_module("vivified_sdk._events")
+    for module in (invoke, egress, events):
         assert module.__doc__
         assert "Reserved for issue" not in module.__doc__
     assert vivified_sdk.CallVerifier is invoke.CallVerifier
     assert vivified_sdk.egress_client is egress.egress_client
     assert set(egress.__all__) <= PUBLIC
-    events = importlib.import_module("vivified_sdk._events")
-    assert events.__doc__
-    assert "Reserved for issue" in events.__doc__
+    assert vivified_sdk.EventReceiver is events.EventReceiver
+    assert vivified_sdk.publish is events.publish
+    assert set(events.__all__) <= PUBLIC
 
 
 def test_version_matches_the_distribution() -> None:

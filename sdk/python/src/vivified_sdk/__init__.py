@@ -11,6 +11,7 @@ lists (pinned by a test); modules starting with ``_`` are private and may change
 
     async with CoreClient.from_env() as core:  # VIVIFIED_CORE_URL + the mounted token
         await core.heartbeat("healthy")
+        await publish(core, "UserCreated", {"user_id": "u1"})  # the event lane
 
     async with async_egress_client() as http:  # external_service: through the core's proxy
         await http.get("https://api.partner.test/v1/charges")
@@ -33,6 +34,7 @@ from ._egress import (
     refusal_reason,
 )
 from ._errors import TokenInvalid, VerifierUnavailable
+from ._events import EventHandler, EventReceiver, PublishRefused, SeenEvents, publish
 from ._invoke import CallIdentity, CallVerifier, verify_call_token
 from ._revocations import RevocationListError, parse_revocations
 from ._sources import (
@@ -61,13 +63,17 @@ __all__ = [
     "CoreClient",
     "EgressNotConfigured",
     "EgressTransport",
+    "EventHandler",
+    "EventReceiver",
     "JwksFile",
     "JwksSource",
     "JwksUrl",
+    "PublishRefused",
     "RevocationFile",
     "RevocationListError",
     "RevocationSource",
     "RevocationUrl",
+    "SeenEvents",
     "StaticJwks",
     "StaticRevocations",
     "StrictJSONError",
@@ -85,6 +91,7 @@ __all__ = [
     "loads_strict",
     "parse_revocations",
     "proxy_url_from_env",
+    "publish",
     "refusal_reason",
     "subject_for",
     "verify_call_token",

@@ -29,6 +29,7 @@ __all__ = [
     "CLAIM_TRAITS",
     "CLAIM_TYPE",
     "CLAIM_VERSION",
+    "CLOUDEVENTS_CONTENT_TYPE",
     "CORE_EVENTS_PATH",
     "CORE_HEARTBEAT_PATH",
     "CORE_HTTP_PORT",
@@ -64,6 +65,9 @@ __all__ = [
     "ENV_REVOCATIONS_FILE",
     "ENV_REVOCATIONS_URL",
     "ENV_TOKEN_FILE",
+    "EVENT_ATTEMPT_HEADER",
+    "EVENT_DELIVERY_OPERATION",
+    "EVENT_SOURCE_PREFIX",
     "JWKS_FILE_NAME",
     "MOUNT_DIR",
     "OPERATOR_HEARTBEAT_PATH",
@@ -150,6 +154,17 @@ CORE_PROXY_ALLOWLISTS_PATH: Final = API_PREFIX + "/proxy/allowlists"
 #: Every proxy refusal names its machine-readable reason in this response header (and in the
 #: problem+json body), so a denial never looks like a TLS or network error.
 PROXY_REASON_HEADER: Final = "X-Vivified-Reason"
+
+# -- the event lane (docs/events.md) -------------------------------------------------------------
+#: Content type of a published event and of a delivery (CloudEvents structured mode).
+CLOUDEVENTS_CONTENT_TYPE: Final = "application/cloudevents+json"
+#: The ``source`` the core sets on every event: this prefix + the publisher's plugin id.
+EVENT_SOURCE_PREFIX: Final = "vivified://plugins/"
+#: The ``operation`` claim of the call token a delivery carries. ``:`` cannot appear in an
+#: ``endpoints`` key, so no operator-lane call token can ever carry it.
+EVENT_DELIVERY_OPERATION: Final = "event:deliver"
+#: Which attempt a delivery is (1 = first); a receiver may log it.
+EVENT_ATTEMPT_HEADER: Final = "Vivified-Delivery-Attempt"
 #: Served by the operator's heartbeat API until the core takes these over (issue 16); plugins
 #: receive full URLs (``VIVIFIED_HEARTBEAT_URL`` ...), never these paths.
 OPERATOR_HEARTBEAT_PATH: Final = "/plugins/heartbeat"

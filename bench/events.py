@@ -1,0 +1,300 @@
+"""Benchmark: publish -> delivery through the event lane vs raw JetStream, in one run.
+
+    python bench/events.py [--events 5000] [--concurrency 32] [--in-flight 1 64]
+
+Starts a pinned nats-server (JetStream, file storage, tmp dir; hack/cluster/nats/build.sh),
+the core's app with the event lane as its own process (tests/events_core.py: build_app on a
+CoreContext, real plugin tokens checked by ctx.authenticator, real call tokens signed with the
+core's key), and one subscriber (aiohttp, in this process) on loopback.
+A publisher POSTs UserCreated events to /v1/events with
+``--concurrency`` requests in flight; each carries its send time, the subscriber notes the
+receive time. Reported: publish->delivery latency p50/p99/max and sustained events/s (events
+over first send to last delivery), for each ``--in-flight`` setting (1 = strict per-type
+order; 64 = 64 concurrent deliveries, no order). Then the engine's floor from one nats-py
+client: publish with acks (same concurrency) and a pull consumer acknowledging each
+message. ``--rate``: a paced lane run (events/5 at that rate) whose latency is the lane's
+own, not a burst's queueing. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from events_support import World, manifest, record  # noqa: E402
+
+#: BENCH_CORE_PROFILE=FILE runs the core under cProfile (output FILE.<in-flight>.<rate>).
+PROFILE = os.environ.get("BENCH_CORE_PROFILE", "")
+
+
+def _profile(in_flight: int, rate: float) -> list[str]:
+    return ["-m", "cProfile", "-o", f"{PROFILE}.{in_flight}.{rate:g}"] if PROFILE else []
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def _summary(name: str, lat_ms: list[float], n: int, seconds: float) -> dict[str, Any]:
+    return {
+        "run": name,
+        "events": n,
+        "p50_ms": round(statistics.median(lat_ms), 2),
+        "p99_ms": round(_pct(lat_ms, 0.99), 2),
+        "max_ms": round(max(lat_ms), 2),
+        "events_per_s": round(n / seconds, 1),
+    }
+
+
+def start_nats(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    binary = (
+        subprocess.run(
+            [str(REPO / "hack/cluster/nats/build.sh")], check=True, capture_output=True, text=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    port = _port()
+    proc = subprocess.Popen(
+        [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp / "js")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    return proc, f"nats://127.0.0.1:{port}"
+
+
+async def lane_run(  # noqa: PLR0915 - one linear script of a run
+    url: str, n: int, concurrency: int, in_flight: int, rate: float = 0.0
+) -> dict[str, Any]:
+    sent: dict[str, float] = {}
+    # The subscriber is its own process (as in a cluster): sharing the publisher's event loop
+    # would add the publisher's work to every delivery's round trip.
+    sub_port = _port()
+    sub = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-subscriber", str(sub_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tag = f"b{in_flight}x{time.monotonic_ns() % 100000}"
+    subscriber = f"bench-{tag}"
+    core_port = _port()
+    workdir = Path(tempfile.mkdtemp(prefix="vivified-bench-core-"))
+    config_file = workdir / "core.json"
+    world = World()
+    publisher = manifest("user-management", publishes=["UserCreated"])
+    world.directory.put(record(publisher))
+    token = world.token_for("user-management")
+    config = world.process_config(
+        workdir,
+        nats_url=url,
+        port=core_port,
+        max_in_flight=in_flight,
+        plugins=[
+            {"manifest": publisher, "url": ""},
+            {
+                "manifest": manifest(subscriber, subscribes=["UserCreated"]),
+                "url": f"http://127.0.0.1:{sub_port}",
+            },
+        ],
+    )
+    config_file.write_text(json.dumps(config))
+    core = subprocess.Popen(  # the core is its own process, as in a cluster
+        [
+            sys.executable,
+            *_profile(in_flight, rate),
+            str(REPO / "tests" / "events_core.py"),
+            str(config_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    status_url = f"http://127.0.0.1:{core_port}/v1/events/status/user-management"
+    async with aiohttp.ClientSession() as probe:
+        for _ in range(600):
+            try:  # 503 until the lane is connected to JetStream
+                async with probe.get(status_url, headers=headers) as r:
+                    if r.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # the supervisor has created the consumer
+
+    sem = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(headers=headers) as http:
+
+        async def publish(i: int) -> None:
+            event_id = f"{tag}-{i}"
+            body = {
+                "specversion": "1.0",
+                "id": event_id,
+                "type": "UserCreated",
+                "data": {"user_id": f"u{i}", "email": f"u{i}@example.org"},
+            }
+            if rate:
+                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+            async with sem:
+                sent[event_id] = time.monotonic()
+                async with http.post(f"http://127.0.0.1:{core_port}/v1/events", json=body) as r:
+                    assert r.status == 201, await r.text()
+
+        core_cpu = _cpu_seconds(core.pid)
+        bench_cpu = _cpu_seconds(os.getpid())
+        sub_cpu = _cpu_seconds(sub.pid)
+        start = time.monotonic()
+        await asyncio.gather(*(publish(i) for i in range(n)))
+        published = time.monotonic() - start
+        deadline = time.monotonic() + 600
+        while True:
+            async with http.get(f"http://127.0.0.1:{sub_port}/received") as r:
+                received: dict[str, float] = await r.json()
+            if len(received) >= n or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        core_cpu = _cpu_seconds(core.pid) - core_cpu
+        bench_cpu = _cpu_seconds(os.getpid()) - bench_cpu
+        sub_cpu = _cpu_seconds(sub.pid) - sub_cpu
+    seconds = max(received.values()) - start
+    lat = [(received[k] - sent[k]) * 1000 for k in sent]
+    core.terminate()
+    core.wait()
+    sub.terminate()
+    sub.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
+    mode = f"paced {rate:g}/s" if rate else "burst"
+    result = _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)
+    return {
+        **result,
+        "publish_201_per_s": round(n / published, 1),
+        # CPU per event, independent of how loaded the machine is: the core's ceiling on one
+        # dedicated CPU is 1000 / core_cpu_ms_per_event events/s.
+        "core_cpu_ms_per_event": round(core_cpu * 1000 / n, 3),
+        "publisher_cpu_ms_per_event": round(bench_cpu * 1000 / n, 3),
+        "subscriber_cpu_ms_per_event": round(sub_cpu * 1000 / n, 3),
+    }
+
+
+async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await js.add_stream(name="RAW", subjects=["raw.>"])
+    psub = await js.pull_subscribe("raw.x", durable="raw", stream="RAW")
+    sent: dict[int, float] = {}
+    lat: list[float] = []
+    sem = asyncio.Semaphore(concurrency)
+    payload = json.dumps({"specversion": "1.0", "type": "UserCreated", "data": {"x": 1}})
+
+    async def publish(i: int) -> None:
+        async with sem:
+            sent[i] = time.perf_counter()
+            await js.publish("raw.x", payload.encode(), headers={"Nats-Msg-Id": str(i)})
+
+    async def consume() -> None:
+        got = 0
+        while got < n:
+            try:
+                msgs = await psub.fetch(batch=64, timeout=1)
+            except nats.errors.TimeoutError:
+                continue
+            for m in msgs:
+                lat.append((time.perf_counter() - sent[m.metadata.sequence.stream - 1]) * 1000)
+                await m.ack()
+                got += 1
+
+    client_cpu = _cpu_seconds(os.getpid())
+    start = time.perf_counter()
+    consumer = asyncio.create_task(consume())
+    for chunk in range(0, n, 1000):  # keep sequence == i + 1: publish in order-ish chunks
+        for i in range(chunk, min(n, chunk + 1000)):
+            await publish(i) if concurrency == 1 else None
+        if concurrency > 1:
+            await asyncio.gather(*(publish(i) for i in range(chunk, min(n, chunk + 1000))))
+    await consumer
+    seconds = time.perf_counter() - start
+    client_cpu = _cpu_seconds(os.getpid()) - client_cpu
+    await nc.close()
+    result = _summary("raw JetStream (one client)", lat, n, seconds)
+    return {**result, "client_cpu_ms_per_event": round(client_cpu * 1000 / n, 3)}
+
+
+def serve_subscriber(port: int) -> None:
+    """The subscriber process: POST /events records each id's receive time (CLOCK_MONOTONIC,
+    system-wide, so the publisher's send times compare); GET /received returns them."""
+    received: dict[str, float] = {}
+
+    async def on_event(request: web.Request) -> web.Response:
+        event = json.loads(await request.read())
+        received[event["id"]] = time.monotonic()
+        return web.Response(status=204)
+
+    async def report(_: web.Request) -> web.Response:
+        return web.json_response(received)
+
+    app = web.Application()
+    app.router.add_post("/events", on_event)
+    app.router.add_get("/received", report)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--rate", type=float, default=200.0, help="paced run for latency")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="vivified-bench-events-"))
+    proc, url = start_nats(tmp)
+    try:
+        results = [await lane_run(url, args.events, args.concurrency, f) for f in args.in_flight]
+        paced = await lane_run(url, args.events // 5, args.concurrency, 1, args.rate)
+        results.append(await raw_run(url, args.events, args.concurrency))
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    for r in [*results, paced]:
+        print(json.dumps(r))
+    lane_best = max(r["events_per_s"] for r in results[:-1])
+    print(json.dumps({"lane_vs_raw_throughput": round(lane_best / results[-1]["events_per_s"], 3)}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-subscriber":
+        serve_subscriber(int(sys.argv[2]))
+    else:
+        asyncio.run(main())

@@ -1,0 +1,77 @@
+"""The event lane's settings (chart values -> environment -> this)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vivified.policy.events import DEFAULT_MAX_EVENT_BYTES
+
+
+@dataclass(frozen=True)
+class EventLaneSettings:
+    """Tunables; defaults suit one small installation. Env names: ``VIVIFIED_EVENTS_*``."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    #: Credentials file (NATS .creds) and TLS CA for an external cluster; None = none.
+    nats_creds: str | None = None
+    nats_tls_ca: str | None = None
+    stream: str = "VIVIFIED_EVENTS"
+    dead_letter_stream: str = "VIVIFIED_EVENTS_DLQ"
+    #: 3 on a production JetStream cluster (docs/events.md), 1 on a single server.
+    replicas: int = 1
+    #: Nats-Msg-Id de-duplication window: a re-sent id within it is stored once.
+    duplicate_window_seconds: float = 120.0
+    #: How long events are kept in the stream (subscribers that lag longer lose them).
+    max_age_seconds: float = 7 * 24 * 3600.0
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    #: Delivery attempts before the event goes to the dead-letter stream.
+    max_attempts: int = 5
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    delivery_timeout_seconds: float = 10.0
+    #: Unacknowledged deliveries per (subscriber, type). 1 keeps per-type order (across any
+    #: number of core replicas); more delivers that many concurrently, without order.
+    max_in_flight: int = 1
+    #: How long a delivery may stay unacknowledged before JetStream hands it to another
+    #: replica; the worker extends it while it retries, so it bounds crash recovery.
+    ack_wait_seconds: float = 30.0
+    #: A consumer whose plugin has been missing from the directory this long is deleted.
+    orphan_grace_seconds: float = 600.0
+    #: How often the delivery supervisor re-reads the directory.
+    reconcile_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EventLaneSettings:
+        env = os.environ if environ is None else environ
+        d = cls()
+
+        def num(name: str, default: float) -> float:
+            value = env.get(f"VIVIFIED_EVENTS_{name}")
+            return float(value) if value else default
+
+        return cls(
+            nats_url=env.get("VIVIFIED_NATS_URL", d.nats_url),
+            nats_creds=env.get("VIVIFIED_NATS_CREDS") or None,
+            nats_tls_ca=env.get("VIVIFIED_NATS_TLS_CA") or None,
+            replicas=int(num("REPLICAS", d.replicas)),
+            duplicate_window_seconds=num("DUPLICATE_WINDOW_SECONDS", d.duplicate_window_seconds),
+            max_age_seconds=num("MAX_AGE_SECONDS", d.max_age_seconds),
+            max_event_bytes=int(num("MAX_EVENT_BYTES", d.max_event_bytes)),
+            max_attempts=int(num("MAX_ATTEMPTS", d.max_attempts)),
+            backoff_initial_seconds=num("BACKOFF_INITIAL_SECONDS", d.backoff_initial_seconds),
+            backoff_max_seconds=num("BACKOFF_MAX_SECONDS", d.backoff_max_seconds),
+            delivery_timeout_seconds=num("DELIVERY_TIMEOUT_SECONDS", d.delivery_timeout_seconds),
+            max_in_flight=int(num("MAX_IN_FLIGHT", d.max_in_flight)),
+            ack_wait_seconds=num("ACK_WAIT_SECONDS", d.ack_wait_seconds),
+            orphan_grace_seconds=num("ORPHAN_GRACE_SECONDS", d.orphan_grace_seconds),
+            reconcile_seconds=num("RECONCILE_SECONDS", d.reconcile_seconds),
+        )
+
+
+def backoff_seconds(settings: EventLaneSettings, attempt: int) -> float:
+    """Exponential backoff after failed attempt ``attempt`` (1-based), capped."""
+    return float(
+        min(settings.backoff_max_seconds, settings.backoff_initial_seconds * 2 ** (attempt - 1))
+    )
