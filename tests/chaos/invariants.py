@@ -200,9 +200,10 @@ def read_snapshot(
         "NetworkPolicy": net.list_namespaced_network_policy,
     }
     for namespace in namespaces:
-        items: list[dict[str, Any]] = custom.list_namespaced_custom_object(
+        listing: Any = custom.list_namespaced_custom_object(
             "vivified.dev", "v1alpha1", namespace, "vivifiedplugins"
-        )["items"]
+        )
+        items: list[dict[str, Any]] = listing["items"]
         for item in items:
             meta, spec = item["metadata"], item.get("spec") or {}
             plugins.append(
