@@ -152,6 +152,9 @@ async def check_answer(response: Any) -> str | None:
     return None
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
 def _auth(bearer: str | None, valid: dict[str, str]) -> dict[str, str]:
     if bearer is None:
         return {}
@@ -167,7 +170,9 @@ async def heartbeat_case(
     body: bytes,
     headers: dict[str, str],
 ) -> str | None:
-    response = await client.post(HEARTBEAT, data=body, headers={**headers, **_auth(bearer, valid)})
+    response = await client.post(
+        HEARTBEAT, data=body, headers={**_JSON, **headers, **_auth(bearer, valid)}
+    )
     return await check_answer(response)
 
 
@@ -185,7 +190,7 @@ async def invoke_case(
         method,
         INVOKE + path,
         data=body if method not in ("GET", "HEAD") else None,
-        headers={**headers, **_auth(bearer, valid)},
+        headers={**_JSON, **headers, **_auth(bearer, valid)},
     )
     return await check_answer(response)
 
