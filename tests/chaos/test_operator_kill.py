@@ -56,3 +56,45 @@ def test_kill_9_while_disabling_keeps_every_revocation(
     )
     print(f"\nkill -9 0.3 s into disabling 5 plugins: converged in {seconds}s")
     assert problems == []
+
+
+def test_the_checker_catches_a_revocation_dropped_on_the_live_ground(
+    k8s_api: client.ApiClient, namespace: str, chaos_operator: Operator
+) -> None:
+    """The deliberately broken state of issue 13: a revocation entry lost (as a build that
+    rewrote the list from memory after a restart would). The checker must say so."""
+    from vivified import tokens  # noqa: PLC0415
+    from vivified.settings import OperatorSettings  # noqa: PLC0415
+
+    cluster = Cluster(k8s_api)
+    chaos_operator.start()
+    cluster.apply_plugin(namespace, plugin_body("victim"))
+    _, problems, _ = converge(k8s_api, [namespace], chaos_operator.operator_namespace)
+    assert problems == []
+    cluster.patch_spec(namespace, "victim", {"enabled": False})
+    _, problems, before = converge(k8s_api, [namespace], chaos_operator.operator_namespace)
+    assert problems == []
+    jti = next(iter(before.revoked))
+    chaos_operator.kill9()  # nobody repairs what we break next
+    name = OperatorSettings().revocations_configmap
+    data = cluster.configmap_data(chaos_operator.operator_namespace, name)
+    dropped = tokens.RevocationList(
+        {k: v for k, v in tokens.revocations_from_configmap_data(data).items() if k != jti}
+    )
+    client.CoreV1Api(k8s_api).patch_namespaced_config_map(
+        name,
+        chaos_operator.operator_namespace,
+        {"data": tokens.revocations_to_configmap_data(dropped)},
+    )
+    try:
+        seconds, problems, _ = converge(
+            k8s_api, [namespace], chaos_operator.operator_namespace, earlier=[before], timeout=3
+        )
+        print(f"\nchecker on a dropped revocation: {problems}")
+        assert seconds is None
+        assert any(p.startswith(f"revocation of {jti} lost") for p in problems)
+    finally:
+        client.CoreV1Api(k8s_api).patch_namespaced_config_map(
+            name, chaos_operator.operator_namespace, {"data": data}
+        )
+        chaos_operator.start()
