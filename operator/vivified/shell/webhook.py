@@ -150,6 +150,13 @@ class _DenialsAreNotErrors(logging.Filter):
 _DENIAL_FILTER = _DenialsAreNotErrors()
 
 
+def _name_of(body: Mapping[str, Any]) -> object:
+    """``metadata.name`` for a log line, of any object a client may send (metadata may be
+    null or not a mapping: found by tests/unit/test_chaos_fuzz.py, it was a 500)."""
+    metadata = body.get("metadata")
+    return metadata.get("name") if isinstance(metadata, Mapping) else None
+
+
 def register_admission(registry: kopf.OperatorRegistry, runtime: AdmissionRuntime) -> None:
     """Register the ``validate-plugin`` handler for CREATE and UPDATE of VivifiedPlugins."""
     kopf_objects = logging.getLogger("kopf.objects")
@@ -190,7 +197,7 @@ def register_admission(registry: kopf.OperatorRegistry, runtime: AdmissionRuntim
                 "denied %s of %s/%s: %d error(s)",
                 operation,
                 namespace,
-                body.get("metadata", {}).get("name"),
+                _name_of(body),
                 len(decision.errors),
             )
             raise kopf.AdmissionError(message, code=DENIAL_CODE)

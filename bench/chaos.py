@@ -1,0 +1,124 @@
+"""Chaos bench: the long variants of tests/chaos/ on the local test ground.
+
+    python bench/chaos.py [--plugins 300] [--timeout 600] [--kill-at 0.5]
+
+Needs the local cluster (``make cluster-up``; reads .cluster/kubeconfig) with the CRD
+installed (any e2e run does that). For each fault it creates a fresh namespace, starts a
+``vivified operator`` for it, injects the fault, restarts the operator and polls the invariant
+checker (tests/chaos/invariants.py) until it finds nothing or ``--timeout`` passes. Prints a
+table: fault, when, time to converge, invariant violations. Cleans its namespaces up.
+
+Faults:
+* ``kill-9 mid-burst``: SIGKILL the operator after ``--kill-at`` of ``--plugins`` are created;
+* ``kill-9 mid-disable``: all plugins Active, then every one disabled (token revoked) and the
+  operator killed 0.3 s later; earlier revocations must survive.
+Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "operator"))
+
+from kubernetes import client, config  # noqa: E402
+from tests.chaos.harness import Operator, Outcome, converge  # noqa: E402
+from tests.e2e.conftest import OPERATOR_NAMESPACE, delete_plugins, strip_finalizers  # noqa: E402
+from tests.e2e.kube import Cluster, plugin_body  # noqa: E402
+
+
+def fresh_namespace(core: client.CoreV1Api, prefix: str) -> str:
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    core.create_namespace({"metadata": {"name": name}})
+    return name
+
+
+def mid_burst(
+    api: client.ApiClient, kubeconfig: Path, n: int, at: float, timeout: float
+) -> Outcome:
+    core = client.CoreV1Api(api)
+    namespace = fresh_namespace(core, "chaos-burst")
+    op = Operator(kubeconfig, OPERATOR_NAMESPACE, (namespace,), Path(tempfile.mkdtemp()))
+    cluster = Cluster(api)
+    try:
+        op.start()
+        kill_at = int(n * at)
+        for i in range(n):
+            cluster.apply_plugin(namespace, plugin_body(f"p-{i:04d}"))
+            if i == kill_at:
+                op.kill9()
+        op.start()
+        seconds, problems, _ = converge(api, [namespace], OPERATOR_NAMESPACE, timeout=timeout)
+        return Outcome(
+            "kill-9 operator", f"plugin {kill_at} of {n} created", seconds, tuple(problems)
+        )
+    finally:
+        cleanup(api, op, namespace)
+
+
+def mid_disable(api: client.ApiClient, kubeconfig: Path, n: int, timeout: float) -> Outcome:
+    core = client.CoreV1Api(api)
+    namespace = fresh_namespace(core, "chaos-disable")
+    op = Operator(kubeconfig, OPERATOR_NAMESPACE, (namespace,), Path(tempfile.mkdtemp()))
+    cluster = Cluster(api)
+    try:
+        op.start()
+        for i in range(n):
+            cluster.apply_plugin(namespace, plugin_body(f"d-{i:04d}"))
+        _, problems, before = converge(api, [namespace], OPERATOR_NAMESPACE, timeout=timeout)
+        if problems:
+            return Outcome("kill-9 operator", "before disable", None, tuple(problems))
+        for i in range(n):
+            cluster.patch_spec(namespace, f"d-{i:04d}", {"enabled": False})
+        time.sleep(0.3)
+        op.kill9()
+        op.start()
+        seconds, problems, _ = converge(
+            api, [namespace], OPERATOR_NAMESPACE, earlier=[before], timeout=timeout
+        )
+        return Outcome("kill-9 operator", f"0.3 s into disabling {n}", seconds, tuple(problems))
+    finally:
+        cleanup(api, op, namespace)
+
+
+def cleanup(api: client.ApiClient, op: Operator, namespace: str) -> None:
+    custom = client.CustomObjectsApi(api)
+    if op.process is not None and op.process.poll() is None:
+        delete_plugins(custom, namespace, timeout=120)
+    op.stop()
+    strip_finalizers(custom, namespace)
+    with contextlib.suppress(client.ApiException):
+        client.CoreV1Api(api).delete_namespace(namespace)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--plugins", type=int, default=300)
+    parser.add_argument("--disable-plugins", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--kill-at", type=float, default=0.5)
+    parser.add_argument("--kubeconfig", type=Path, default=REPO / ".cluster" / "kubeconfig")
+    args = parser.parse_args()
+    api = config.new_client_from_config(str(args.kubeconfig))
+    rows = [
+        mid_burst(api, args.kubeconfig, args.plugins, args.kill_at, args.timeout),
+        mid_disable(api, args.kubeconfig, args.disable_plugins, args.timeout),
+    ]
+    print(f"{'fault':<18} {'when':<32} {'converge':>10} {'violations':>10}")
+    for row in rows:
+        took = f"{row.converge_seconds:.1f}s" if row.converge_seconds is not None else "no"
+        print(f"{row.fault:<18} {row.when:<32} {took:>10} {len(row.violations):>10}")
+        for problem in row.violations[:5]:
+            print(f"    {problem}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The invariants every fault must leave intact, checked from the API server's state.
+
+Two halves:
+
+* pure: :class:`Snapshot` (what was read) and :func:`check` (the list of violations, each a
+  sentence naming the object), table-tested in tests/unit/test_chaos_invariants.py;
+* reading: :func:`read_snapshot` builds a Snapshot from a live API server (the plugins of some
+  namespaces, their labelled children, the token Secrets, the signing-key Secret, the JWKS and
+  the revocation list in the operator's namespace).
+
+The invariants (issue 13):
+
+1. every VivifiedPlugin is in the phase its spec implies (``expected_phase``);
+2. no orphaned child: every object labelled ``vivified.dev/plugin`` is owned by a live plugin;
+3. no plugin without its children (``required_kinds``);
+4. at most one valid token per plugin (exactly one for an enabled one, none for a disabled one);
+5. every jti revoked in an earlier snapshot is still revoked (until it expires);
+6. the signing-key Secret and the published JWKS agree (same kids, same public keys).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+PLUGIN_LABEL = "vivified.dev/plugin"
+JTI_ANNOTATION = "vivified.dev/token-jti"
+KINDS = ("ServiceAccount", "Secret", "Deployment", "Service", "NetworkPolicy")
+
+
+@dataclass(frozen=True)
+class Child:
+    kind: str
+    namespace: str
+    name: str
+    plugin: str  # the vivified.dev/plugin label
+    owner_uids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plugin:
+    namespace: str
+    name: str
+    uid: str
+    enabled: bool
+    phase: str | None
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token found in a token Secret; ``valid``: it verifies against the JWKS, is not
+    revoked and has not expired (decided by the reader with the SDK's verifier)."""
+
+    namespace: str
+    plugin: str
+    jti: str
+    valid: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    plugins: tuple[Plugin, ...] = ()
+    children: tuple[Child, ...] = ()
+    tokens: tuple[Token, ...] = ()
+    #: jti -> expiry, from the revocation ConfigMap
+    revoked: Mapping[str, datetime] = field(default_factory=dict)
+    #: kid -> (x, y), from the signing-key Secret (active, staged, retired still in the JWKS)
+    keyring_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    #: kid -> (x, y), from the JWKS ConfigMap
+    jwks_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def expected_phase(plugin: Plugin) -> str:
+    """The phase the spec implies once the operator has caught up (valid plugins, kwok nodes)."""
+    return "Active" if plugin.enabled else "Disabled"
+
+
+def required_kinds(plugin: Plugin) -> tuple[str, ...]:
+    """A disabled plugin keeps its workload (scaled to 0) but has no token Secret."""
+    return KINDS if plugin.enabled else tuple(k for k in KINDS if k != "Secret")
+
+
+def check(snapshot: Snapshot, earlier: Sequence[Snapshot] = ()) -> list[str]:
+    """Every invariant violation in SNAPSHOT (and against EARLIER snapshots), sorted."""
+    problems: list[str] = []
+    live = {p.uid: p for p in snapshot.plugins}
+    by_key = {(p.namespace, p.name): p for p in snapshot.plugins}
+
+    for plugin in snapshot.plugins:
+        if plugin.deleting:
+            continue
+        want = expected_phase(plugin)
+        if plugin.phase != want:
+            problems.append(f"{plugin.namespace}/{plugin.name}: phase {plugin.phase}, want {want}")
+        kinds = {
+            c.kind
+            for c in snapshot.children
+            if (c.namespace, c.plugin) == (plugin.namespace, plugin.name)
+            and plugin.uid in c.owner_uids
+        }
+        for kind in required_kinds(plugin):
+            if kind not in kinds:
+                problems.append(f"{plugin.namespace}/{plugin.name}: no {kind}")
+
+    for child in snapshot.children:
+        if not any(uid in live for uid in child.owner_uids):
+            problems.append(f"{child.namespace}/{child.kind}/{child.name}: orphan (no live owner)")
+
+    valid: dict[tuple[str, str], list[str]] = {}
+    for token in snapshot.tokens:
+        if token.valid:
+            valid.setdefault((token.namespace, token.plugin), []).append(token.jti)
+        if token.valid and token.jti in snapshot.revoked:
+            problems.append(
+                f"{token.namespace}/{token.plugin}: token {token.jti} valid but revoked"
+            )
+    for key, jtis in valid.items():
+        if len(jtis) > 1:
+            problems.append(f"{key[0]}/{key[1]}: {len(jtis)} valid tokens")
+        owner = by_key.get(key)
+        if owner is None or not owner.enabled:
+            problems.append(f"{key[0]}/{key[1]}: valid token for a plugin that is gone or disabled")
+    for plugin in snapshot.plugins:
+        if plugin.enabled and not plugin.deleting and (plugin.namespace, plugin.name) not in valid:
+            problems.append(f"{plugin.namespace}/{plugin.name}: no valid token")
+
+    for before in earlier:
+        for jti, expires in before.revoked.items():
+            if jti not in snapshot.revoked and expires > snapshot.taken_at:
+                problems.append(f"revocation of {jti} lost (expires {expires.isoformat()})")
+
+    if set(snapshot.keyring_keys) != set(snapshot.jwks_keys):
+        problems.append(
+            f"keyring kids {sorted(snapshot.keyring_keys)}"
+            f" != JWKS kids {sorted(snapshot.jwks_keys)}"
+        )
+    for kid in set(snapshot.keyring_keys) & set(snapshot.jwks_keys):
+        if snapshot.keyring_keys[kid] != snapshot.jwks_keys[kid]:
+            problems.append(f"key {kid}: keyring and JWKS publish different public keys")
+    return sorted(problems)
+
+
+# --- reading a live API server ---------------------------------------------------------------
+
+
+def _jwk_map(document: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    return {str(k["kid"]): (str(k["x"]), str(k["y"])) for k in document.get("keys", [])}
+
+
+def read_snapshot(
+    api: Any, namespaces: Iterable[str], operator_namespace: str, now: datetime | None = None
+) -> Snapshot:
+    """A Snapshot of NAMESPACES (and the trust documents in OPERATOR_NAMESPACE) via API
+    (a ``kubernetes.client.ApiClient``)."""
+    from kubernetes import client  # noqa: PLC0415
+
+    from vivified import tokens  # noqa: PLC0415
+    from vivified.settings import OperatorSettings  # noqa: PLC0415
+
+    settings = OperatorSettings()
+    moment = now or datetime.now(UTC)
+    core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
+    custom = client.CustomObjectsApi(api)
+
+    def config_map(name: str) -> dict[str, str]:
+        try:
+            return dict(core.read_namespaced_config_map(name, operator_namespace).data or {})
+        except client.ApiException as error:
+            if error.status == 404:
+                return {}
+            raise
+
+    jwks_raw = config_map(settings.jwks_configmap).get(tokens.JWKS_CONFIGMAP_KEY)
+    jwks_doc = json.loads(jwks_raw) if jwks_raw else {"keys": []}
+    revoked = tokens.revocations_from_configmap_data(config_map(settings.revocations_configmap))
+    try:
+        secret = core.read_namespaced_secret(settings.signing_key_secret, operator_namespace)
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        ring = tokens.keyring_from_secret_data(data)
+        keyring_keys = _jwk_map(tokens.jwks(ring, moment))
+    except client.ApiException as error:
+        if error.status != 404:
+            raise
+        keyring_keys = {}
+
+    plugins: list[Plugin] = []
+    children: list[Child] = []
+    found: list[Token] = []
+    listers: dict[str, Any] = {
+        "ServiceAccount": core.list_namespaced_service_account,
+        "Secret": core.list_namespaced_secret,
+        "Deployment": apps.list_namespaced_deployment,
+        "Service": core.list_namespaced_service,
+        "NetworkPolicy": net.list_namespaced_network_policy,
+    }
+    for namespace in namespaces:
+        listing: Any = custom.list_namespaced_custom_object(
+            "vivified.dev", "v1alpha1", namespace, "vivifiedplugins"
+        )
+        items: list[dict[str, Any]] = listing["items"]
+        for item in items:
+            meta, spec = item["metadata"], item.get("spec") or {}
+            plugins.append(
+                Plugin(
+                    namespace=namespace,
+                    name=meta["name"],
+                    uid=meta["uid"],
+                    enabled=bool(spec.get("enabled", True)),
+                    phase=(item.get("status") or {}).get("phase"),
+                    deleting=bool(meta.get("deletionTimestamp")),
+                )
+            )
+        for kind, lister in listers.items():
+            for obj in lister(namespace, label_selector=PLUGIN_LABEL).items:
+                owners = tuple(o.uid for o in obj.metadata.owner_references or ())
+                plugin_id = obj.metadata.labels[PLUGIN_LABEL]
+                children.append(Child(kind, namespace, obj.metadata.name, plugin_id, owners))
+                if kind == "Secret" and obj.data and "token" in obj.data:
+                    raw = base64.b64decode(obj.data["token"]).decode()
+                    jti = (obj.metadata.annotations or {}).get(JTI_ANNOTATION, "")
+                    try:
+                        verified = tokens.verify_plugin_token(
+                            raw,
+                            jwks_doc,
+                            audience=settings.token_audience,
+                            issuer=settings.token_issuer,
+                            revoked_jtis=revoked.jtis,
+                            now=moment,
+                        )
+                        found.append(Token(namespace, plugin_id, verified.jti, True))
+                    except tokens.TokenInvalid:
+                        found.append(Token(namespace, plugin_id, jti, False))
+    return Snapshot(
+        plugins=tuple(plugins),
+        children=tuple(children),
+        tokens=tuple(found),
+        revoked=dict(revoked.entries),
+        keyring_keys=keyring_keys,
+        jwks_keys=_jwk_map(jwks_doc),
+        taken_at=moment,
+    )
