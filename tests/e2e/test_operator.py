@@ -305,11 +305,6 @@ def test_deleting_the_plugin_removes_children_and_revokes_its_token(
 NAMES = ("ns-a", "ns-b")
 
 
-@pytest.mark.skip(
-    reason="issue 17, open: passes alone, but in the full suite the plugins, once marked for "
-    "deletion, were not released within 30 s (a reconcile still in backoff from the "
-    "namespace's 403s is the suspect); see the stop note"
-)
 def test_deleting_a_namespace_with_active_plugins_completes_and_revokes_their_tokens(
     cluster: Cluster, namespace: str, start_operator: StartOperator
 ) -> None:

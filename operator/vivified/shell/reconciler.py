@@ -118,6 +118,7 @@ class Reconciler:
         health: HealthMonitor | None = None,
         on_affected: Callable[[set[PluginKey]], None] = lambda keys: None,
         egress_reports: Callable[[PluginKey], EgressReport | None] = lambda key: None,
+        on_terminating: Callable[[str], None] = lambda namespace: None,
     ) -> None:
         self._kube = kube
         self._informer = informer
@@ -130,6 +131,7 @@ class Reconciler:
         self._health = health
         self._on_affected = on_affected
         self._egress_reports = egress_reports
+        self._on_terminating = on_terminating
 
     async def reconcile(self, key: PluginKey) -> float | None:
         """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
@@ -158,6 +160,7 @@ class Reconciler:
                 raise
             # Its children are going with the namespace; the plugin's own deletion follows.
             logger.info("%s/%s: namespace is being deleted; children not re-created", *key)
+            self._on_terminating(key[0])
             return None
 
     async def _hold_invalid(

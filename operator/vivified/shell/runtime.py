@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from vivified.health import ProbeAddressResolver
 from vivified.policy import PolicyConfig
@@ -22,6 +23,7 @@ from vivified.shell.informer import Informer
 from vivified.shell.kube import Kube, counting_writes
 from vivified.shell.leases import LeaseWatcher
 from vivified.shell.monitor import HealthMonitor
+from vivified.shell.namespaces import TerminatingNamespaces
 from vivified.shell.reconciler import Reconciler, workload_facts
 from vivified.workqueue import WorkQueue
 
@@ -91,7 +93,26 @@ class Runtime:
             health=self.monitor,
             on_affected=self.enqueue_all,
             egress_reports=self.allowlists.get,
+            on_terminating=self.namespace_terminating,
         )
+        # kopf stops watching a listed namespace early in its deletion (shell/namespaces.py).
+        self.terminating = TerminatingNamespaces(self.kube, self.observe)
+
+    def observe(self, event_type: str, body: Mapping[str, Any]) -> None:
+        """A VivifiedPlugin watch event (kopf's, or a followed namespace's): index and queue."""
+        metadata = body.get("metadata") or {}
+        key = (metadata.get("namespace") or "", metadata.get("name") or "")
+        if event_type == "DELETED":
+            self.monitor.untrack(key)
+            self.enqueue_all(self.registry.remove(key))
+            return
+        self.enqueue_all(self.registry.upsert(key, body))
+        self.queue.add(key)
+
+    def namespace_terminating(self, namespace: str) -> None:
+        """A watched namespace is being deleted: follow its plugins (not needed cluster-wide)."""
+        if self.namespaces:
+            self.terminating.follow(namespace)
 
     async def _reconcile(self, key: PluginKey) -> float | None:
         with counting_writes() as scope:
@@ -150,6 +171,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.allowlists.stop()
+        await self.terminating.stop()
         await self.leases.stop()
         await self.heartbeats.stop()
         await self.monitor.stop()
