@@ -194,14 +194,6 @@ class OperatorSettings:
     #: Disable (``spec.enabled=false``) a plugin after this many probes in the unhealthy
     #: state; 0 = never (the default).
     unhealthy_disable_after: int = 0
-    #: Where the heartbeat API (``POST /plugins/heartbeat``) listens; port 0 = not served.
-    heartbeat_host: str = "0.0.0.0"  # noqa: S104 - in-cluster Service; restrict by NetworkPolicy
-    heartbeat_port: int = 8081
-    #: The heartbeat API's address as plugins reach it (``VIVIFIED_HEARTBEAT_URL`` in their
-    #: env; the chart sets it to its Service); empty = not passed to plugins. The same server's
-    #: ``/plugins/revocations`` and ``/plugins/jwks`` reach plugins as ``VIVIFIED_REVOCATIONS_URL``
-    #: and ``VIVIFIED_JWKS_URL``.
-    heartbeat_url: str = ""
     #: Seconds between two full resyncs: every plugin is reconciled again even without an
     #: event, the safety net behind the watches (an unchanged plugin costs no write). 0 = off.
     resync_seconds: int = 600
@@ -403,29 +395,6 @@ class OperatorSettings:
                 "probe_address_overrides",
                 f"{address!r} (for {key}) is not host:port (IPv6 as [addr]:port)",
             )
-        need(
-            isinstance(self.heartbeat_host, str) and _is_ip(self.heartbeat_host),
-            "heartbeat_host",
-            f"must be an IP address to bind to, got {self.heartbeat_host!r}",
-        )
-        need(
-            _is_int(self.heartbeat_port) and 0 <= self.heartbeat_port <= 65535,
-            "heartbeat_port",
-            f"must be a port number 1-65535 (or 0 to not serve heartbeats), "
-            f"got {self.heartbeat_port!r}",
-        )
-        need(
-            isinstance(self.heartbeat_url, str)
-            and (
-                self.heartbeat_url == ""
-                or (
-                    urlsplit(self.heartbeat_url).scheme in ("http", "https")
-                    and bool(urlsplit(self.heartbeat_url).hostname)
-                )
-            ),
-            "heartbeat_url",
-            f"must be empty or an http(s) URL, got {self.heartbeat_url!r}",
-        )
         for name in (
             "platform_pod_selector",
             "platform_namespace_selector",
@@ -605,7 +574,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 #: matching prefix wins, the rest are workload defaults.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tokens", ("token_", "signing_key_", "jwks_", "revocations_")),
-    ("health", ("health_", "unhealthy_", "heartbeat_")),
+    ("health", ("health_", "unhealthy_")),
     ("probes", ("probe_",)),
     ("network", ("platform_", "dns_", "core_port")),
     ("dependencies", ("dependency_",)),

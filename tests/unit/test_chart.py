@@ -68,7 +68,7 @@ def render(
 
 
 def webhook_services(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Services that front the admission webhook (the heartbeat API has its own)."""
+    """Services that front the admission webhook."""
     return [
         d
         for d in docs
@@ -541,22 +541,18 @@ def test_without_the_webhook_nothing_of_it_is_rendered(helm: Path) -> None:
     assert [p["name"] for p in container["ports"]] == ["health"]
 
 
-def test_the_legacy_heartbeat_api_can_still_be_turned_on(helm: Path) -> None:
-    docs = render(helm, {"heartbeat": {"enabled": True}})
-    service = only(docs, "Service", "rel-vivified-heartbeat")
-    assert service["spec"]["ports"][0]["port"] == 8081
+def test_the_operator_serves_no_plugin_traffic(helm: Path) -> None:
+    # Heartbeats, JWKS and revocations are the core's: no heartbeat Service, port or setting.
+    docs = render(helm, {})
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-heartbeat")]
     deployment = only(docs, "Deployment")
     template = deployment["spec"]["template"]
     assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "vivified"
     (container,) = template["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["VIVIFIED_HEARTBEAT_URL"] == (
-        "http://rel-vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
-    )
-    off = render(helm, {})  # the default: heartbeats go to the core
-    assert not [d for d in off if d["metadata"]["name"].endswith("-heartbeat")]
-    (container,) = only(off, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert {"name": "VIVIFIED_HEARTBEAT_PORT", "value": "0"} in container["env"]
+    assert not [e for e in container["env"] if "HEARTBEAT" in e["name"]]
+    assert {p["name"] for p in container["ports"]} <= {"health", "webhook"}
+    with pytest.raises(RenderError, match="heartbeat"):
+        render(helm, {"heartbeat": {"enabled": True}})  # the legacy value is gone
 
 
 # -- the core (templates/core.yaml) -------------------------------------------------------------

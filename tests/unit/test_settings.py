@@ -317,7 +317,6 @@ def test_health_monitoring_defaults() -> None:
     assert s.probe_concurrency == 64
     assert s.health_status_refresh_seconds == 60
     assert s.unhealthy_disable_after == 0
-    assert (s.heartbeat_host, s.heartbeat_port) == ("0.0.0.0", 8081)  # noqa: S104
 
 
 def test_probe_settings_are_read_from_the_environment() -> None:
@@ -330,8 +329,6 @@ def test_probe_settings_are_read_from_the_environment() -> None:
             "VIVIFIED_PROBE_CONCURRENCY": "8",
             "VIVIFIED_HEALTH_STATUS_REFRESH_SECONDS": "5",
             "VIVIFIED_UNHEALTHY_DISABLE_AFTER": "10",
-            "VIVIFIED_HEARTBEAT_HOST": "127.0.0.1",
-            "VIVIFIED_HEARTBEAT_PORT": "0",
         }
     )
     assert s.probe_mode == "apiserver-proxy"
@@ -343,7 +340,6 @@ def test_probe_settings_are_read_from_the_environment() -> None:
     assert s.probe_concurrency == 8
     assert s.health_status_refresh_seconds == 5
     assert s.unhealthy_disable_after == 10
-    assert (s.heartbeat_host, s.heartbeat_port) == ("127.0.0.1", 0)
     assert OperatorSettings.from_env(s.to_env()) == s
 
 
@@ -369,8 +365,6 @@ def test_probe_overrides_are_read_only() -> None:
         ("VIVIFIED_PROBE_CONCURRENCY", "0", "positive"),
         ("VIVIFIED_HEALTH_STATUS_REFRESH_SECONDS", "0", "positive"),
         ("VIVIFIED_UNHEALTHY_DISABLE_AFTER", "-1", ">= 0"),
-        ("VIVIFIED_HEARTBEAT_HOST", "localhost", "IP address"),
-        ("VIVIFIED_HEARTBEAT_PORT", "65536", "port"),
     ],
 )
 def test_bad_health_settings_raise_naming_the_variable(
@@ -402,14 +396,7 @@ def test_split_host_port(address: str, expected: tuple[str, int] | None) -> None
     assert split_host_port(address) == expected
 
 
-@pytest.mark.parametrize(
-    "url", ["", "http://op.vivified-system.svc:8081/plugins/heartbeat", "https://op:1/x"]
-)
-def test_heartbeat_url_accepts_empty_or_http(url: str) -> None:
-    assert OperatorSettings(heartbeat_url=url).heartbeat_url == url
-
-
-@pytest.mark.parametrize("url", ["op:8081", "ftp://op/x", "http://", "not a url"])
-def test_heartbeat_url_rejects_anything_else(url: str) -> None:
-    with pytest.raises(SettingsError, match="heartbeat_url"):
-        OperatorSettings(heartbeat_url=url)
+def test_the_operator_has_no_heartbeat_server_settings() -> None:
+    # Plugins' heartbeats, JWKS and revocations are the core's (issue 16): nothing to serve.
+    names = set(OperatorSettings().to_env())
+    assert not {n for n in names if "HEARTBEAT" in n}

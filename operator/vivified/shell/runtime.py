@@ -17,7 +17,6 @@ from vivified.registry import PluginKey, PluginRegistry
 from vivified.settings import OperatorSettings
 from vivified.shell.allowlists import AllowlistReports
 from vivified.shell.events import EventRecorder
-from vivified.shell.heartbeat import HeartbeatServer
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
 from vivified.shell.kube import Kube, counting_writes
@@ -68,10 +67,8 @@ class Runtime:
             resolver=ProbeAddressResolver(self.settings),
             workloads=lambda key: workload_facts(self.informer.get("Deployment", *key)),
         )
-        self.heartbeats = HeartbeatServer(
-            self.monitor, self.registry, self.identity, self.settings, self.clock
-        )
-        # Issue 16: heartbeats arrive from the core as Leases (shell/leases.py).
+        # Heartbeats go to the core (any replica), which renews a Lease per plugin; this watch
+        # feeds them to the health monitor. The operator itself accepts no plugin traffic.
         self.leases = LeaseWatcher(
             self.kube, self.monitor, list(self.namespaces) or [None], self.clock
         )
@@ -136,7 +133,6 @@ class Runtime:
         self.informer.start()
         await self.informer.wait_synced()
         await self.monitor.start()
-        await self.heartbeats.start()
         self.leases.start()
         if self.settings.egress_report_seconds:
             self.allowlists.start()
@@ -173,7 +169,6 @@ class Runtime:
         await self.allowlists.stop()
         await self.terminating.stop()
         await self.leases.stop()
-        await self.heartbeats.stop()
         await self.monitor.stop()
         for name in ("_refresher", "_resyncer"):
             task = getattr(self, name, None)

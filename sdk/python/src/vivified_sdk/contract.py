@@ -66,9 +66,6 @@ __all__ = [
     "ENV_TOKEN_FILE",
     "JWKS_FILE_NAME",
     "MOUNT_DIR",
-    "OPERATOR_HEARTBEAT_PATH",
-    "OPERATOR_JWKS_PATH",
-    "OPERATOR_REVOCATIONS_PATH",
     "PROTOCOL_VERSION",
     "PROXY_REASON_HEADER",
     "REQUIRED_CLAIMS",
@@ -150,11 +147,6 @@ CORE_PROXY_ALLOWLISTS_PATH: Final = API_PREFIX + "/proxy/allowlists"
 #: Every proxy refusal names its machine-readable reason in this response header (and in the
 #: problem+json body), so a denial never looks like a TLS or network error.
 PROXY_REASON_HEADER: Final = "X-Vivified-Reason"
-#: Served by the operator's heartbeat API until the core takes these over (issue 16); plugins
-#: receive full URLs (``VIVIFIED_HEARTBEAT_URL`` ...), never these paths.
-OPERATOR_HEARTBEAT_PATH: Final = "/plugins/heartbeat"
-OPERATOR_JWKS_PATH: Final = "/plugins/jwks"
-OPERATOR_REVOCATIONS_PATH: Final = "/plugins/revocations"
 
 # -- plugin identity tokens (docs/tokens.md) -----------------------------------------------------
 SIGNING_ALGORITHM: Final = "ES256"
