@@ -29,6 +29,8 @@ class PluginEntry:
     body: Mapping[str, Any]
     deleting: bool = False
     """Marked for deletion: it holds no id and counts as no one's dependency any more."""
+    permission_facts: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    """(traits, data classification) as written: what other plugins' permissions depend on."""
 
 
 def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
@@ -42,6 +44,8 @@ def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
     phase = status.get("phase") if isinstance(status, Mapping) else None
     metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
     created = metadata.get("creationTimestamp", "") if isinstance(metadata, Mapping) else ""
+    security = manifest.get("security") if isinstance(manifest.get("security"), Mapping) else {}
+    raw_classes = security.get("data_classification") if isinstance(security, Mapping) else None
     return PluginEntry(
         key=key,
         plugin_id=raw_id if isinstance(raw_id, str) else None,
@@ -50,7 +54,12 @@ def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
         created=str(created or ""),
         body=body,
         deleting=isinstance(metadata, Mapping) and bool(metadata.get("deletionTimestamp")),
+        permission_facts=(_strings(manifest.get("traits")), _strings(raw_classes)),
     )
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 class PluginRegistry:
@@ -59,17 +68,23 @@ class PluginRegistry:
     def __init__(self) -> None:
         self._entries: dict[PluginKey, PluginEntry] = {}
         self._by_id: dict[str, set[PluginKey]] = {}
+        #: dependency id -> the keys of the plugins that list it (reverse edges).
+        self._by_dependency: dict[str, set[PluginKey]] = {}
 
     def _index(self, entry: PluginEntry | None, *, add: bool) -> None:
-        if entry is None or not entry.plugin_id:
+        if entry is None:
             return
-        keys = self._by_id.setdefault(entry.plugin_id, set())
-        if add:
-            keys.add(entry.key)
-        else:
-            keys.discard(entry.key)
-            if not keys:
-                del self._by_id[entry.plugin_id]
+        names = [(self._by_dependency, dep) for dep in set(entry.dependencies)]
+        if entry.plugin_id:
+            names.append((self._by_id, entry.plugin_id))
+        for index, name in names:
+            keys = index.setdefault(name, set())
+            if add:
+                keys.add(entry.key)
+            else:
+                keys.discard(entry.key)
+                if not keys:
+                    del index[name]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -98,6 +113,7 @@ class PluginRegistry:
             and before.phase == after.phase
             and before.dependencies == after.dependencies
             and before.deleting == after.deleting
+            and before.permission_facts == after.permission_facts
         ):
             return set()
         return self._affected_by(before, after)
@@ -118,15 +134,26 @@ class PluginRegistry:
         return self._affected_by(before, None)
 
     def _affected_by(self, *entries: PluginEntry | None) -> set[PluginKey]:
+        """Other claimants of the ids, their dependents, and the plugins they depend on (whose
+        ``callableBy`` may change). Found through the indexes: O(neighbours), not O(plugins)."""
         ids = {e.plugin_id for e in entries if e is not None and e.plugin_id}
+        targets = {d for e in entries if e is not None for d in e.dependencies}
         changed_keys = {e.key for e in entries if e is not None}
         affected: set[PluginKey] = set()
-        for entry in self._entries.values():
-            if entry.key in changed_keys:
-                continue
-            if entry.plugin_id in ids or ids.intersection(entry.dependencies):
-                affected.add(entry.key)
-        return affected
+        for plugin_id in ids:
+            affected |= self._by_id.get(plugin_id, set())
+            affected |= self._by_dependency.get(plugin_id, set())
+        for target in targets:
+            affected |= self._by_id.get(target, set())
+        return affected - changed_keys
+
+    def dependents_of(self, plugin_id: str) -> list[PluginEntry]:
+        """The id owners (not duplicates, not being deleted) that list ``plugin_id``."""
+        found = (self._entries[k] for k in self._by_dependency.get(plugin_id, ()))
+        return sorted(
+            (e for e in found if e.plugin_id and self.owner_of(e.plugin_id) == e.key),
+            key=lambda e: e.key,
+        )
 
     def owner_of(self, plugin_id: str) -> PluginKey | None:
         """The plugin that holds ``plugin_id``: the oldest claimant, ties broken by key."""

@@ -90,6 +90,8 @@ class PluginFacts:
     """The live NetworkPolicy forces egress through the core (``forces_egress_through_core``)."""
     egress_report: EgressReport | None = None
     """The core's published allowlist entry for this plugin (None: not reported)."""
+    #: ``effective_permissions()``'s answer (``mayCall``, ``callableBy``); None = not computed.
+    permissions: Mapping[str, Sequence[str]] | None = None
 
 
 def _phase(facts: PluginFacts) -> Phase:
@@ -251,6 +253,11 @@ def derive_status(
         "validation_errors": [v.to_dict() for v in facts.errors],
         "token": token,
     }
+    if facts.permissions is not None:
+        fields["permissions"] = {
+            "may_call": list(facts.permissions.get("mayCall", ())),
+            "callable_by": list(facts.permissions.get("callableBy", ())),
+        }
     # Health fields belong to the health monitor, which patches them on its own schedule;
     # resending a cached copy here could undo a newer probe result. Only seed the default.
     if "health" not in previous:

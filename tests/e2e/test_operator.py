@@ -220,6 +220,18 @@ def test_dependencies_gate_startup_and_cycles_are_reported_on_every_member(
     cluster.wait_phase(namespace, "dep-a", "Active")
     cluster.wait_phase(namespace, "dep-b", "Active", timeout=10)
     assert cluster.apps.read_namespaced_deployment("dep-b", namespace).spec.replicas == 1
+    # Effective permissions (the operator lane's policy): dep-b may call dep-a, and dep-a
+    # knows it; the bystander is nobody's caller or target.
+    expected = {
+        "dep-b": {"mayCall": ["dep-a"], "callableBy": []},
+        "dep-a": {"mayCall": [], "callableBy": ["dep-b"]},
+        "bystander": {"mayCall": [], "callableBy": []},
+    }
+    for member, wanted in expected.items():
+        wait_for(
+            f"permissions of {member}",
+            lambda m=member, w=wanted: cluster.status(namespace, m).get("permissions") == w,
+        )
 
     cluster.apply_plugin(namespace, plugin_body("dep-a", dependencies=["dep-b"]))
     for member, path in (
