@@ -7,7 +7,8 @@ one plugin changes. Bodies are read defensively: the index sees objects before v
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +167,18 @@ class PluginRegistry:
             return None
         return min(claimants, key=lambda e: (e.created or "~", e.key)).key
 
+    def graph_view(self) -> Mapping[str, tuple[str, ...]]:
+        """``graph()`` without building it: each lookup is O(claimants of that id).
+
+        Reconcile asks about one plugin's dependencies (and their dependencies, for cycles);
+        materialising the whole graph for that made each reconcile O(plugins).
+        """
+        return _GraphView(self)
+
+    def active_view(self) -> AbstractSet[str]:
+        """``active_ids()`` without building it: membership is O(claimants of that id)."""
+        return _ActiveView(self)
+
     def graph(self) -> dict[str, tuple[str, ...]]:
         """Dependency graph over the ids' owners (duplicates do not count)."""
         result: dict[str, tuple[str, ...]] = {}
@@ -180,3 +193,37 @@ class PluginRegistry:
             for e in self._entries.values()
             if e.plugin_id and e.phase == "Active" and self.owner_of(e.plugin_id) == e.key
         }
+
+
+class _GraphView(Mapping[str, tuple[str, ...]]):
+    def __init__(self, registry: PluginRegistry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, plugin_id: str) -> tuple[str, ...]:
+        owner = self._registry.owner_of(plugin_id)
+        if owner is None:
+            raise KeyError(plugin_id)
+        return self._registry._entries[owner].dependencies
+
+    def __iter__(self) -> Iterator[str]:
+        return (i for i in list(self._registry._by_id) if self._registry.owner_of(i) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _ActiveView(AbstractSet[str]):
+    def __init__(self, registry: PluginRegistry) -> None:
+        self._registry = registry
+
+    def __contains__(self, plugin_id: object) -> bool:
+        if not isinstance(plugin_id, str):
+            return False
+        owner = self._registry.owner_of(plugin_id)
+        return owner is not None and self._registry._entries[owner].phase == "Active"
+
+    def __iter__(self) -> Iterator[str]:
+        return (i for i in list(self._registry._by_id) if i in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

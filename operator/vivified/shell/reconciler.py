@@ -197,7 +197,7 @@ class Reconciler:
     ) -> float | None:
         namespace, name = key
         manifest = spec.manifest
-        verdict = analyze(manifest.id, self._registry.graph(), self._registry.active_ids())
+        verdict = analyze(manifest.id, self._registry.graph_view(), self._registry.active_view())
         block = self._settings.dependency_policy == "block"
         instance = plan_instance(key, body["metadata"], spec, verdict, self._settings)
         if self._health is not None:
