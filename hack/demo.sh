@@ -26,7 +26,6 @@ say "Starting the operator (log: $LOG)"
 VIVIFIED_PROBE_MODE=overrides \
 VIVIFIED_PROBE_ADDRESS_OVERRIDES="$NS/user-management=127.0.0.1:$PLUGIN_PORT" \
 VIVIFIED_HEALTH_INTERVAL_SECONDS=2 \
-VIVIFIED_HEARTBEAT_HOST=127.0.0.1 VIVIFIED_HEARTBEAT_PORT=0 \
   .venv/bin/vivified operator --namespace "$NS" >"$LOG" 2>&1 &
 OPERATOR=$!
 PLUGIN=""

@@ -10,6 +10,7 @@ per (method, path) like the real client's, and every write is kept in ``log``.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
 from collections import Counter
@@ -49,6 +50,9 @@ class FakeCluster:
     after_write: list[WriteHook] = field(default_factory=list)
     terminating: set[str] = field(default_factory=set)
     version: int = 100
+    #: ``watch`` streams the events of its kind and namespace until cancelled (off: it ends at
+    #: once, and the synchronous ``watchers`` are the only way events arrive).
+    streaming_watches: bool = True
 
     # -- test helpers ----------------------------------------------------------------------
     def stored(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -223,9 +227,22 @@ class FakeCluster:
         resource_version: str,
         timeout_seconds: int = 300,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Watchers are synchronous here (``watchers``); a streaming watch ends at once."""
-        for _ in ():
-            yield {}
+        """With ``streaming_watches``, the events of ``kind`` in ``namespace``; else nothing."""
+        if not self.streaming_watches:
+            return
+        events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        def deliver(event_kind: str, event: dict[str, Any]) -> None:
+            seen = event["object"]["metadata"].get("namespace")
+            if event_kind == kind and (namespace is None or seen == namespace):
+                events.put_nowait(event)
+
+        self.watchers.append(deliver)
+        try:
+            while True:
+                yield await events.get()
+        finally:
+            self.watchers.remove(deliver)
 
     async def close(self) -> None:
         return None

@@ -7,8 +7,9 @@ HTTP or a cluster. Watch events are delivered synchronously by the fake cluster.
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
 from vivified.shell.identity import Identity
 from vivified.shell.informer import MANAGED_SELECTOR, Informer
+from vivified.shell.namespaces import TerminatingNamespaces
 from vivified.shell.reconciler import Reconciler
 from vivified.shell.runtime import CHILD_KINDS
 from vivified.workqueue import WorkQueue
@@ -80,6 +82,8 @@ class FakeOperator:
     settings: OperatorSettings = field(default_factory=OperatorSettings)
     clock: Clock = field(default_factory=Clock)
     reconciles: list[PluginKey] = field(default_factory=list)
+    #: kopf's watch of VivifiedPlugins; False plays kopf stopping a namespace's stream early.
+    plugin_stream: bool = True
 
     def __post_init__(self) -> None:
         self.registry = PluginRegistry()
@@ -92,6 +96,7 @@ class FakeOperator:
         )
         self.identity = Identity(self.cluster, self.settings, self.clock)
         self.events = EventRecorder(self.cluster, self.clock)
+        self.terminating = TerminatingNamespaces(self.cluster, self.observe, retry_seconds=0)
         self.reconciler = Reconciler(
             kube=self.cluster,
             informer=self.informer,
@@ -101,6 +106,7 @@ class FakeOperator:
             settings=self.settings,
             clock=self.clock,
             on_affected=self._enqueue_all,
+            on_terminating=self.terminating.follow,
         )
         self.cluster.watchers.append(self._watch)
 
@@ -112,16 +118,22 @@ class FakeOperator:
         for key in keys:
             self.queue.add(key)
 
+    def observe(self, event_type: str, obj: Mapping[str, Any]) -> None:
+        """What ``Runtime.observe`` does with a VivifiedPlugin event."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        if event_type == "DELETED":
+            self._enqueue_all(self.registry.remove(key))
+            return
+        self._enqueue_all(self.registry.upsert(key, obj))
+        self.queue.add(key)
+
     def _watch(self, kind: str, event: dict[str, Any]) -> None:
         obj = event["object"]
         meta = obj["metadata"]
         if kind == "VivifiedPlugin":
-            key = (meta.get("namespace", ""), meta["name"])
-            if event["type"] == "DELETED":
-                self._enqueue_all(self.registry.remove(key))
-                return
-            self._enqueue_all(self.registry.upsert(key, obj))
-            self.queue.add(key)
+            if self.plugin_stream:
+                self.observe(event["type"], obj)
         elif kind in CHILD_KINDS:
             label, value = MANAGED_SELECTOR.split("=")
             if meta.get("labels", {}).get(label) == value:
@@ -132,11 +144,21 @@ class FakeOperator:
         self.queue.start()
 
     async def stop(self) -> None:
+        await self.terminating.stop()
         await self.queue.stop()
 
     async def settle(self) -> None:
-        """Wait until the queue has nothing left to do (delayed keys do not count)."""
-        await self.queue.join()
+        """Wait until the queue has nothing left to do (delayed keys do not count).
+
+        Streaming watches (the namespace follower's) hand events over a task switch later, so
+        the queue must stay empty across a few switches.
+        """
+        while True:
+            await self.queue.join()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if self.queue.depth == 0:
+                return
 
     def create(self, body: dict[str, Any]) -> None:
         self.cluster.put("VivifiedPlugin", copy.deepcopy(body))

@@ -549,6 +549,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the effective settings by section (secrets masked) and exit",
     )
     op.set_defaults(func=cmd_operator)
+    shown = sub.add_parser(
+        "print-settings",
+        help="print the operator's effective settings by section and exit",
+        description="Same as `vivified operator --print-settings`: every VIVIFIED_* setting "
+        "the operator would run with, grouped by section, secrets masked.",
+    )
+    shown.set_defaults(func=cmd_operator, print_settings=True)
 
     from vivified.dataplane.audit.command import add_parser as add_audit  # noqa: PLC0415
 

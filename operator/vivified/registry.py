@@ -7,7 +7,8 @@ one plugin changes. Bodies are read defensively: the index sees objects before v
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ class PluginEntry:
     body: Mapping[str, Any]
     deleting: bool = False
     """Marked for deletion: it holds no id and counts as no one's dependency any more."""
+    permission_facts: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    """(traits, data classification) as written: what other plugins' permissions depend on."""
 
 
 def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
@@ -42,6 +45,8 @@ def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
     phase = status.get("phase") if isinstance(status, Mapping) else None
     metadata = body.get("metadata") if isinstance(body.get("metadata"), Mapping) else {}
     created = metadata.get("creationTimestamp", "") if isinstance(metadata, Mapping) else ""
+    security = manifest.get("security") if isinstance(manifest.get("security"), Mapping) else {}
+    raw_classes = security.get("data_classification") if isinstance(security, Mapping) else None
     return PluginEntry(
         key=key,
         plugin_id=raw_id if isinstance(raw_id, str) else None,
@@ -50,7 +55,12 @@ def _entry(key: PluginKey, body: Mapping[str, Any]) -> PluginEntry:
         created=str(created or ""),
         body=body,
         deleting=isinstance(metadata, Mapping) and bool(metadata.get("deletionTimestamp")),
+        permission_facts=(_strings(manifest.get("traits")), _strings(raw_classes)),
     )
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 class PluginRegistry:
@@ -59,17 +69,23 @@ class PluginRegistry:
     def __init__(self) -> None:
         self._entries: dict[PluginKey, PluginEntry] = {}
         self._by_id: dict[str, set[PluginKey]] = {}
+        #: dependency id -> the keys of the plugins that list it (reverse edges).
+        self._by_dependency: dict[str, set[PluginKey]] = {}
 
     def _index(self, entry: PluginEntry | None, *, add: bool) -> None:
-        if entry is None or not entry.plugin_id:
+        if entry is None:
             return
-        keys = self._by_id.setdefault(entry.plugin_id, set())
-        if add:
-            keys.add(entry.key)
-        else:
-            keys.discard(entry.key)
-            if not keys:
-                del self._by_id[entry.plugin_id]
+        names = [(self._by_dependency, dep) for dep in set(entry.dependencies)]
+        if entry.plugin_id:
+            names.append((self._by_id, entry.plugin_id))
+        for index, name in names:
+            keys = index.setdefault(name, set())
+            if add:
+                keys.add(entry.key)
+            else:
+                keys.discard(entry.key)
+                if not keys:
+                    del index[name]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -98,6 +114,7 @@ class PluginRegistry:
             and before.phase == after.phase
             and before.dependencies == after.dependencies
             and before.deleting == after.deleting
+            and before.permission_facts == after.permission_facts
         ):
             return set()
         return self._affected_by(before, after)
@@ -118,15 +135,26 @@ class PluginRegistry:
         return self._affected_by(before, None)
 
     def _affected_by(self, *entries: PluginEntry | None) -> set[PluginKey]:
+        """Other claimants of the ids, their dependents, and the plugins they depend on (whose
+        ``callableBy`` may change). Found through the indexes: O(neighbours), not O(plugins)."""
         ids = {e.plugin_id for e in entries if e is not None and e.plugin_id}
+        targets = {d for e in entries if e is not None for d in e.dependencies}
         changed_keys = {e.key for e in entries if e is not None}
         affected: set[PluginKey] = set()
-        for entry in self._entries.values():
-            if entry.key in changed_keys:
-                continue
-            if entry.plugin_id in ids or ids.intersection(entry.dependencies):
-                affected.add(entry.key)
-        return affected
+        for plugin_id in ids:
+            affected |= self._by_id.get(plugin_id, set())
+            affected |= self._by_dependency.get(plugin_id, set())
+        for target in targets:
+            affected |= self._by_id.get(target, set())
+        return affected - changed_keys
+
+    def dependents_of(self, plugin_id: str) -> list[PluginEntry]:
+        """The id owners (not duplicates, not being deleted) that list ``plugin_id``."""
+        found = (self._entries[k] for k in self._by_dependency.get(plugin_id, ()))
+        return sorted(
+            (e for e in found if e.plugin_id and self.owner_of(e.plugin_id) == e.key),
+            key=lambda e: e.key,
+        )
 
     def owner_of(self, plugin_id: str) -> PluginKey | None:
         """The plugin that holds ``plugin_id``: the oldest claimant, ties broken by key."""
@@ -138,6 +166,18 @@ class PluginRegistry:
         if not claimants:
             return None
         return min(claimants, key=lambda e: (e.created or "~", e.key)).key
+
+    def graph_view(self) -> Mapping[str, tuple[str, ...]]:
+        """``graph()`` without building it: each lookup is O(claimants of that id).
+
+        Reconcile asks about one plugin's dependencies (and their dependencies, for cycles);
+        materialising the whole graph for that made each reconcile O(plugins).
+        """
+        return _GraphView(self)
+
+    def active_view(self) -> AbstractSet[str]:
+        """``active_ids()`` without building it: membership is O(claimants of that id)."""
+        return _ActiveView(self)
 
     def graph(self) -> dict[str, tuple[str, ...]]:
         """Dependency graph over the ids' owners (duplicates do not count)."""
@@ -153,3 +193,37 @@ class PluginRegistry:
             for e in self._entries.values()
             if e.plugin_id and e.phase == "Active" and self.owner_of(e.plugin_id) == e.key
         }
+
+
+class _GraphView(Mapping[str, tuple[str, ...]]):
+    def __init__(self, registry: PluginRegistry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, plugin_id: str) -> tuple[str, ...]:
+        owner = self._registry.owner_of(plugin_id)
+        if owner is None:
+            raise KeyError(plugin_id)
+        return self._registry._entries[owner].dependencies
+
+    def __iter__(self) -> Iterator[str]:
+        return (i for i in list(self._registry._by_id) if self._registry.owner_of(i) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _ActiveView(AbstractSet[str]):
+    def __init__(self, registry: PluginRegistry) -> None:
+        self._registry = registry
+
+    def __contains__(self, plugin_id: object) -> bool:
+        if not isinstance(plugin_id, str):
+            return False
+        owner = self._registry.owner_of(plugin_id)
+        return owner is not None and self._registry._entries[owner].phase == "Active"
+
+    def __iter__(self) -> Iterator[str]:
+        return (i for i in list(self._registry._by_id) if i in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

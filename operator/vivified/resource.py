@@ -204,6 +204,23 @@ class EventsStatus(_StatusModel):
     )
 
 
+class PermissionsStatus(_StatusModel):
+    """Whom the plugin may call and who may call it, through the core's operator lane.
+
+    Computed by the operator from the same pure policy the core enforces
+    (``vivified.policy.invoke.effective_permissions``): the static rules only (dependency,
+    data-classification traits). At call time both must also be Active and the target not
+    unhealthy, and the operation must be declared.
+    """
+
+    may_call: list[str] = Field(
+        default_factory=list, description="Plugin ids this plugin may call (sorted)."
+    )
+    callable_by: list[str] = Field(
+        default_factory=list, description="Plugin ids that may call this plugin (sorted)."
+    )
+
+
 class PluginStatus(_StatusModel):
     """Observed state of the plugin, written by the operator."""
 
@@ -230,6 +247,10 @@ class PluginStatus(_StatusModel):
     token: TokenStatus | None = Field(default=None, description="The plugin's current token.")
     events: EventsStatus | None = Field(
         default=None, description="Event lane: effective permissions, pending, dead-lettered."
+    )
+    permissions: PermissionsStatus | None = Field(
+        default=None,
+        description="Operator-lane permissions: whom it may call, who may call it.",
     )
     consecutive_failures: int | None = Field(
         default=None, description="Consecutive failed health probes."

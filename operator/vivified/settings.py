@@ -1,11 +1,18 @@
-"""Operator configuration: one frozen value, built from defaults or ``VIVIFIED_*`` variables.
+"""Operator configuration: one frozen settings model, read from ``VIVIFIED_*`` variables.
 
-Every field has a default that works for a standard install (the Helm chart's namespace,
-the core's Service, kube-dns in ``kube-system``). ``OperatorSettings.from_env`` reads one
-environment variable per field, named ``VIVIFIED_`` + the field name in upper case, and
-raises ``SettingsError`` (a ``ValueError``) naming the variable when a value is unusable.
+``OperatorSettings`` is a pydantic-settings model: every field is declared once, with its type,
+its constraints, its section and a docstring (meaning, unit, why this default) that
+``vivified operator --print-settings``, docs/operator.md and the chart's schema test all read.
+The environment is read in one place, ``OperatorSettings.from_env`` (the CLI passes
+``os.environ``): one variable per field, ``VIVIFIED_`` + the field name in upper case, unset or
+empty = the default. Constructing ``OperatorSettings(...)`` with keywords never looks at the
+process environment. Every error is a ``SettingsError`` (a ``ValueError``) naming the variable
+(or the field, for keywords).
 
-Selectors are written ``key=value,key2=value2`` in the environment.
+The fields are grouped like kopf's settings (``settings.posting``, ``settings.watching``):
+``SECTIONS`` lists the groups, each field names its group, and ``settings_by_section`` prints
+them. They stay flat attributes (``settings.token_ttl_seconds``) so that the environment names,
+the chart's values and every caller keep their spelling.
 
 Decisions recorded here (and in docs/workloads.md):
 
@@ -27,13 +34,30 @@ Decisions recorded here (and in docs/workloads.md):
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    JsonValue,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from vivified.names import is_dns1123_label, is_dns1123_subdomain, is_label_key, is_label_value
 from vivified_sdk import contract
@@ -42,6 +66,8 @@ __all__ = [
     "ENV_PREFIX",
     "PLUGIN_COMMON_LABELS",
     "PLUGIN_ID_LABEL",
+    "SECRET_SETTINGS",
+    "SECTIONS",
     "DependencyPolicy",
     "OperatorSettings",
     "ProbeMode",
@@ -49,6 +75,7 @@ __all__ = [
     "env_var_name",
     "format_selector",
     "parse_selector",
+    "settings_by_section",
     "split_host_port",
 ]
 
@@ -81,6 +108,23 @@ PLUGIN_COMMON_LABELS: Mapping[str, str] = MappingProxyType(
 #: Label key whose value is the plugin id; present on every plugin pod.
 PLUGIN_ID_LABEL = "vivified.dev/plugin"
 
+#: The groups of settings, in the order ``--print-settings`` shows them (kopf groups its own
+#: settings the same way: ``settings.posting``, ``settings.watching``, ...).
+SECTIONS: tuple[str, ...] = (
+    "core",
+    "tokens",
+    "health",
+    "probes",
+    "network",
+    "dependencies",
+    "workloads",
+    "peering",
+    "webhook",
+)
+#: Settings whose values are credentials: shown masked. (None today: the settings name Secrets,
+#: they never hold one; the set is here so that adding one cannot leak it.)
+SECRET_SETTINGS: frozenset[str] = frozenset()
+
 
 class SettingsError(ValueError):
     """A setting has an unusable value. ``name`` is the field or the environment variable."""
@@ -94,14 +138,6 @@ class SettingsError(ValueError):
 def env_var_name(field_name: str) -> str:
     """The environment variable that sets ``field_name`` (``VIVIFIED_`` + upper case)."""
     return ENV_PREFIX + field_name.upper()
-
-
-def _frozen_map(value: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(sorted(value.items())))
-
-
-_label_key_ok = is_label_key
-_label_value_ok = is_label_value
 
 
 def parse_selector(text: str) -> dict[str, str]:
@@ -126,119 +162,425 @@ def format_selector(selector: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
 
-@dataclass(frozen=True)
-class OperatorSettings:
-    """Operator configuration. Construct with keywords or ``OperatorSettings.from_env``."""
+# -- field types: parsing and validation declared once, used by the fields ------------------------
+def _integer(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"must be an integer, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return int(value.strip(), 10)
+        except ValueError:
+            raise ValueError(f"must be an integer, got {value!r}") from None
+    if isinstance(value, float):
+        raise ValueError(f"must be an integer, got {value!r}")
+    return value
 
-    # -- where things live -------------------------------------------------------------------
-    operator_namespace: str = "vivified-system"
-    core_url: str = _DEFAULT_CORE_URL
-    #: Container port of the core pods (NetworkPolicy egress). 0 = derive from ``core_url``.
-    core_port: int = 0
-    field_manager: str = "vivified-operator"
 
-    # -- workload defaults -------------------------------------------------------------------
-    default_memory_limit_mb: int = 256
-    default_cpu_limit: float = 0.5
-    #: requests = ceil(limit * fraction). 1.0 = Guaranteed QoS (see module docstring).
-    resource_request_fraction: float = 1.0
-    run_as_user: int = 65532
-    run_as_group: int = 65532
-    fs_group: int = 65532
-    tmp_size_limit_mb: int = 64
-    termination_grace_period_seconds: int = 30
-    revision_history_limit: int = 3
+def _number(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ValueError(f"must be a number, got {value!r}") from None
+    if isinstance(value, int | float) and not math.isfinite(float(value)):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return value
 
-    # -- who may talk to whom ----------------------------------------------------------------
-    platform_pod_selector: Mapping[str, str] = field(
-        default_factory=lambda: _frozen_map({"app.kubernetes.io/part-of": "vivified"})
+
+def _choice(options: tuple[str, ...]) -> BeforeValidator:
+    def check(value: object) -> object:
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {value!r}")
+        return text
+
+    return BeforeValidator(check)
+
+
+def _text(value: str) -> str:
+    if not value or value.strip() != value:
+        raise ValueError("must be a non-empty string without surrounding whitespace")
+    return value
+
+
+def _namespace(value: str) -> str:
+    if not is_dns1123_label(value):
+        raise ValueError(f"must be a Kubernetes namespace name (DNS-1123 label), got {value!r}")
+    return value
+
+
+def _object_name(value: str) -> str:
+    if not is_dns1123_subdomain(value):
+        raise ValueError(f"must be a Kubernetes object name (DNS-1123 subdomain), got {value!r}")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value
+
+
+def _mount_dir(value: str) -> str:
+    ok = (
+        value.startswith("/")
+        and value.rstrip("/") not in ("", "/tmp")  # noqa: S108 - rejecting it
+        and ".." not in value.split("/")
+        and "," not in value
+        and ":" not in value
     )
-    #: Empty = ``{"kubernetes.io/metadata.name": operator_namespace}``.
-    platform_namespace_selector: Mapping[str, str] = field(default_factory=lambda: _frozen_map({}))
-    dns_namespace_selector: Mapping[str, str] = field(
-        default_factory=lambda: _frozen_map({"kubernetes.io/metadata.name": "kube-system"})
-    )
-    dns_pod_selector: Mapping[str, str] = field(
-        default_factory=lambda: _frozen_map({"k8s-app": "kube-dns"})
-    )
+    if not ok:
+        raise ValueError(f"must be an absolute directory other than / and /tmp, got {value!r}")
+    return value
 
-    # -- plugin identity tokens --------------------------------------------------------------
-    token_ttl_seconds: int = 86400
-    token_refresh_fraction: float = 0.8
-    token_issuer: str = contract.DEFAULT_ISSUER
-    token_audience: str = contract.DEFAULT_AUDIENCE
-    token_mount_dir: str = contract.MOUNT_DIR
-    token_leeway_seconds: int = 30
-    signing_key_secret: str = "vivified-signing-key"  # noqa: S105
-    #: Age after which the operator rotates the signing key.
-    signing_key_max_age_seconds: int = 30 * 86400
-    #: How long before rotation the next key is published in the JWKS (two-phase rotation).
-    signing_key_publish_ahead_seconds: int = 86400
-    jwks_configmap: str = "vivified-jwks"
-    revocations_configmap: str = "vivified-revoked-tokens"
 
-    # -- lifecycle / health ------------------------------------------------------------------
-    dependency_policy: DependencyPolicy = "block"
-    health_interval_seconds: int = 30
-    health_timeout_seconds: int = 5
-    health_failure_threshold: int = 3
-    #: See ``ProbeMode``. Probe addresses come only from here, never from a VivifiedPlugin.
-    probe_mode: ProbeMode = "direct"
-    #: ``namespace/name=host:port,...``: probe that plugin at this address instead.
-    probe_address_overrides: Mapping[str, str] = field(default_factory=lambda: _frozen_map({}))
-    #: Probes in flight at once, over all plugins.
-    probe_concurrency: int = 64
-    #: Minimum seconds between two status writes that do not change ``health`` (metrics,
-    #: failure counts, heartbeat times); a change of health is always written at once.
-    health_status_refresh_seconds: int = 60
-    #: Disable (``spec.enabled=false``) a plugin after this many probes in the unhealthy
-    #: state; 0 = never (the default).
-    unhealthy_disable_after: int = 0
-    #: Where the heartbeat API (``POST /plugins/heartbeat``) listens; port 0 = not served.
-    heartbeat_host: str = "0.0.0.0"  # noqa: S104 - in-cluster Service; restrict by NetworkPolicy
-    heartbeat_port: int = 8081
-    #: The heartbeat API's address as plugins reach it (``VIVIFIED_HEARTBEAT_URL`` in their
-    #: env; the chart sets it to its Service); empty = not passed to plugins. The same server's
-    #: ``/plugins/revocations`` and ``/plugins/jwks`` reach plugins as ``VIVIFIED_REVOCATIONS_URL``
-    #: and ``VIVIFIED_JWKS_URL``.
-    heartbeat_url: str = ""
-    #: Seconds between two full resyncs: every plugin is reconciled again even without an
-    #: event, the safety net behind the watches (an unchanged plugin costs no write). 0 = off.
-    resync_seconds: int = 600
-    #: Seconds between two reads of the core's proxy allowlist state
-    #: (``GET /v1/proxy/allowlists`` under ``core_url``), the input of ``EgressEnforced``
-    #: (docs/proxy.md). 0 (the default) = never read: plugins with allowed domains show
-    #: AllowlistNotLoaded. The chart sets 5 when it deploys the core; an operator started by
-    #: hand (tests, the demo) then never looks up the core's Service name.
-    egress_report_seconds: int = 0
+def _ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"must be an IP address to bind to, got {value!r}") from None
+    return value
 
-    def __post_init__(self) -> None:
-        for name in (
-            "platform_pod_selector",
-            "platform_namespace_selector",
-            "dns_namespace_selector",
-            "dns_pod_selector",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, Mapping):
-                raise SettingsError(name, "must be a mapping of label keys to values")
-            object.__setattr__(self, name, _frozen_map(value))
-        if not isinstance(self.probe_address_overrides, Mapping):
-            raise SettingsError(
-                "probe_address_overrides", "must be a mapping of namespace/name to host:port"
-            )
-        object.__setattr__(
-            self, "probe_address_overrides", _frozen_map(self.probe_address_overrides)
+
+def _mapping(value: object) -> object:
+    return parse_selector(value) if isinstance(value, str) else value
+
+
+def _selector(value: Mapping[str, str]) -> Mapping[str, str]:
+    for key, item in value.items():
+        if not is_label_key(key):
+            raise ValueError(f"{key!r} is not a valid label key")
+        if not is_label_value(item):
+            raise ValueError(f"{item!r} (for {key}) is not a valid label value")
+    return MappingProxyType(dict(sorted(value.items())))
+
+
+def _overrides(value: Mapping[str, str]) -> Mapping[str, str]:
+    for key, address in value.items():
+        namespace, slash, name = key.partition("/")
+        if not (slash and is_dns1123_label(namespace) and is_dns1123_subdomain(name)):
+            raise ValueError(f"{key!r} is not namespace/name")
+        if split_host_port(address) is None:
+            raise ValueError(f"{address!r} (for {key}) is not host:port (IPv6 as [addr]:port)")
+    return MappingProxyType(dict(sorted(value.items())))
+
+
+Int = Annotated[int, BeforeValidator(_integer)]
+Positive = Annotated[int, BeforeValidator(_integer), Field(ge=1)]
+Count = Annotated[int, BeforeValidator(_integer), Field(ge=0)]
+Port = Annotated[int, BeforeValidator(_integer), Field(ge=0, le=65535)]
+NonRootId = Annotated[int, BeforeValidator(_integer), Field(ge=1, le=2**31 - 1)]
+Number = Annotated[float, BeforeValidator(_number)]
+Text = Annotated[str, AfterValidator(_text)]
+ObjectName = Annotated[str, AfterValidator(_object_name)]
+Selector = Annotated[
+    Mapping[str, str], NoDecode, BeforeValidator(_mapping), AfterValidator(_selector)
+]
+Overrides = Annotated[
+    Mapping[str, str], NoDecode, BeforeValidator(_mapping), AfterValidator(_overrides)
+]
+
+
+def _in(section: str, default: Any = None, **constraints: Any) -> Any:
+    """A field of ``section`` (its docstring, below it in the class, is its description)."""
+    assert section in SECTIONS, section  # noqa: S101 - a programming error, caught by tests
+    extra: dict[str, JsonValue] = {"section": section}
+    if callable(default):
+        return Field(default_factory=default, json_schema_extra=extra, **constraints)
+    return Field(default=default, json_schema_extra=extra, **constraints)
+
+
+def _frozen(items: Mapping[str, str]) -> Any:
+    return lambda: MappingProxyType(dict(items))
+
+
+#: The environment a ``from_env`` call reads (None: keywords only, never ``os.environ``).
+_ENVIRON: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "vivified_settings_environ", default=None
+)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' own environment source, over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            dict(self._environ), self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
-        if not self.platform_namespace_selector:
-            object.__setattr__(
-                self,
-                "platform_namespace_selector",
-                _frozen_map({"kubernetes.io/metadata.name": self.operator_namespace}),
-            )
-        self._validate()
 
-    # -- derived values ----------------------------------------------------------------------
+
+class OperatorSettings(BaseSettings):
+    """Operator configuration. ``OperatorSettings(...)`` with keywords, or ``from_env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        validate_default=True,
+        str_strip_whitespace=False,
+    )
+
+    # -- core: where things live --------------------------------------------------------------
+    operator_namespace: Annotated[str, AfterValidator(_namespace)] = _in("core", "vivified-system")
+    """Namespace of the operator's signing key Secret, JWKS and revocation ConfigMaps (the
+    Helm release namespace). Must exist: the operator fails fast instead of creating it."""
+    core_url: Annotated[str, AfterValidator(_http_url)] = _in("core", _DEFAULT_CORE_URL)
+    """The core's URL as plugins reach it; plugins get it (and its /v1/heartbeat, /v1/jwks,
+    /v1/revocations) in their environment. Default: the chart's ``vivified-core`` Service."""
+    field_manager: Text = _in("core", "vivified-operator")
+    """Server-side apply field manager of everything the operator writes."""
+    resync_seconds: Count = _in("core", 600)
+    """Seconds between two full resyncs: every plugin is reconciled again even without an
+    event, the safety net behind the watches (an unchanged plugin costs no write). 0 = off.
+    600 s: an hourly-ish net is enough when watches work, and idle resyncs write nothing."""
+    egress_report_seconds: Count = _in("core", 0)
+    """Seconds between two reads of the core's proxy allowlist state (``GET
+    /v1/proxy/allowlists`` under ``core_url``), the input of ``EgressEnforced``
+    (docs/proxy.md). 0 (the default) = never read: plugins with allowed domains show
+    AllowlistNotLoaded. The chart sets 5 when it deploys the core; an operator started by hand
+    (tests, the demo) then never looks up the core's Service name."""
+
+    # -- tokens: plugin identity ---------------------------------------------------------------
+    token_ttl_seconds: Annotated[int, BeforeValidator(_integer), Field(ge=60)] = _in(
+        "tokens", 86400
+    )
+    """Lifetime of a plugin token, in seconds (at least 60). One day: short enough that a
+    leaked copy expires soon, long enough that a brief operator outage breaks no plugin."""
+    token_refresh_fraction: Annotated[float, BeforeValidator(_number), Field(gt=0, lt=1)] = _in(
+        "tokens", 0.8
+    )
+    """Re-mint a token once this fraction of its lifetime has passed (0..1, exclusive):
+    0.8 leaves a fifth of the lifetime for the new token to reach the pod's mounted Secret."""
+    token_issuer: Text = _in("tokens", contract.DEFAULT_ISSUER)
+    """``iss`` of plugin tokens (what verifiers expect; ``vivified_sdk.contract``)."""
+    token_audience: Text = _in("tokens", contract.DEFAULT_AUDIENCE)
+    """``aud`` of plugin tokens (``vivified_sdk.contract``)."""
+    token_mount_dir: Annotated[str, AfterValidator(_mount_dir)] = _in("tokens", contract.MOUNT_DIR)
+    """Directory the token Secret is mounted at in plugin containers (absolute, not / or
+    /tmp); the plugin finds it through PLUGIN_TOKEN_FILE anyway."""
+    token_leeway_seconds: Count = _in("tokens", 30)
+    """Clock skew, in seconds, verifiers allow on ``exp``/``nbf`` (smaller than the TTL)."""
+    signing_key_secret: ObjectName = _in("tokens", "vivified-signing-key")
+    """Secret (in ``operator_namespace``) holding the signing key ring; only the operator
+    reads it."""
+    signing_key_max_age_seconds: Positive = _in("tokens", 30 * 86400)
+    """Age in seconds after which the signing key is rotated: 30 days, a common key-rotation
+    period that keeps the JWKS short."""
+    signing_key_publish_ahead_seconds: Count = _in("tokens", 86400)
+    """Seconds the next key is published in the JWKS before it signs anything (two-step
+    rotation), so verifiers with a cached JWKS already know it; smaller than the max age."""
+    jwks_configmap: ObjectName = _in("tokens", "vivified-jwks")
+    """ConfigMap (in ``operator_namespace``) with the public JWKS."""
+    revocations_configmap: ObjectName = _in("tokens", "vivified-revoked-tokens")
+    """ConfigMap (in ``operator_namespace``) with the revoked token ids until their expiry."""
+
+    # -- health --------------------------------------------------------------------------------
+    health_interval_seconds: Positive = _in("health", 30)
+    """Seconds between probes when the manifest sets none (30 s, kubelet-like)."""
+    health_timeout_seconds: Positive = _in("health", 5)
+    """Probe timeout in seconds when the manifest sets none."""
+    health_failure_threshold: Positive = _in("health", 3)
+    """Failed probes until unhealthy when the manifest sets none (one is only degraded)."""
+    health_status_refresh_seconds: Positive = _in("health", 60)
+    """Minimum seconds between two status writes that do not change ``health`` (metrics,
+    failure counts, heartbeat times); a change of health is always written at once. Keeps
+    the API writes per plugin bounded whatever the probe interval."""
+    unhealthy_disable_after: Count = _in("health", 0)
+    """Disable (``spec.enabled=false``) a plugin after this many checks in the unhealthy
+    state; 0 = never (the default: a shared outage must not disable every plugin)."""
+
+    # -- probes --------------------------------------------------------------------------------
+    probe_mode: Annotated[ProbeMode, _choice(PROBE_MODES)] = _in("probes", "direct")
+    """How plugins are reached: ``direct`` (their Service; in a pod), ``apiserver-proxy``
+    (through the API server; the default out of the cluster, where ``direct`` is refused) or
+    ``overrides`` (only the addresses below). Probe addresses never come from a plugin."""
+    probe_address_overrides: Overrides = _in("probes", _frozen({}))
+    """``namespace/name=host:port,...``: probe that plugin at this address instead."""
+    probe_concurrency: Positive = _in("probes", 64)
+    """Probes in flight at once, over all plugins (bounds sockets and CPU at scale)."""
+
+    # -- network: who may talk to whom -----------------------------------------------------------
+    core_port: Port = _in("network", 0)
+    """Container port of the core pods, for the plugins' NetworkPolicy egress; 0 = the port
+    of ``core_url`` (a NetworkPolicy sees the pod port, not the Service port)."""
+    platform_pod_selector: Selector = _in(
+        "network", _frozen({"app.kubernetes.io/part-of": "vivified"})
+    )
+    """Labels of the platform's pods (core, operator): the only pods plugins may reach and be
+    reached from. Must not match plugin pods."""
+    platform_namespace_selector: Selector = _in("network", _frozen({}))
+    """Labels of the platform's namespace; empty = ``kubernetes.io/metadata.name`` =
+    ``operator_namespace`` (an empty selector would match every namespace)."""
+    dns_namespace_selector: Selector = _in(
+        "network", _frozen({"kubernetes.io/metadata.name": "kube-system"})
+    )
+    """Namespace of the cluster DNS pods plugins may query (kube-dns lives in kube-system)."""
+    dns_pod_selector: Selector = _in("network", _frozen({"k8s-app": "kube-dns"}))
+    """Labels of the cluster DNS pods (``k8s-app=kube-dns`` also matches CoreDNS installs)."""
+
+    # -- dependencies --------------------------------------------------------------------------
+    dependency_policy: Annotated[DependencyPolicy, _choice(DEPENDENCY_POLICIES)] = _in(
+        "dependencies", "block"
+    )
+    """``block``: a plugin starts only once its dependencies are Active; ``warn``: it starts
+    anyway and the condition says what is missing."""
+
+    # -- workloads: plugin pod defaults ----------------------------------------------------------
+    default_memory_limit_mb: Annotated[int, BeforeValidator(_integer), Field(ge=4)] = _in(
+        "workloads", 256
+    )
+    """Memory limit in MB for plugins whose manifest sets none."""
+    default_cpu_limit: Annotated[float, BeforeValidator(_number), Field(ge=0.001)] = _in(
+        "workloads", 0.5
+    )
+    """CPU limit in cores for plugins whose manifest sets none."""
+    resource_request_fraction: Annotated[float, BeforeValidator(_number), Field(gt=0, le=1)] = _in(
+        "workloads", 1.0
+    )
+    """requests = ceil(limit x fraction); 1.0 = Guaranteed QoS (see the module docstring)."""
+    run_as_user: NonRootId = _in("workloads", 65532)
+    """Numeric, non-root uid of plugin containers (65532: the distroless ``nonroot`` user)."""
+    run_as_group: NonRootId = _in("workloads", 65532)
+    """Numeric, non-root gid of plugin containers."""
+    fs_group: NonRootId = _in("workloads", 65532)
+    """fsGroup of plugin pods: lets the plugin read its 0440 token files."""
+    tmp_size_limit_mb: Positive = _in("workloads", 64)
+    """Size limit in MB of the writable /tmp emptyDir (the root filesystem is read-only)."""
+    termination_grace_period_seconds: Count = _in("workloads", 30)
+    """Seconds a plugin pod gets to stop (the Kubernetes default)."""
+    revision_history_limit: Count = _in("workloads", 3)
+    """Old ReplicaSets kept per plugin Deployment (fewer objects at scale than the default
+    10)."""
+
+    # -- peering: high availability (kopf peering) -----------------------------------------------
+    peering_name: str = _in("peering", "")
+    """kopf peering object name; empty = standalone (one operator). The chart sets it when
+    ``peering.enabled``."""
+    peering_priority: Count = _in("peering", 0)
+    """This replica's peering priority; 0 = a random one per process (equal priorities make
+    kopf pause every replica)."""
+
+    # -- webhook: the admission webhook ----------------------------------------------------------
+    webhook_port: Port = _in("webhook", 0)
+    """Port of the admission webhook server; 0 = not served (the chart sets it)."""
+    webhook_addr: Annotated[str, AfterValidator(_ip)] = _in("webhook", "0.0.0.0")  # noqa: S104
+    """Address the webhook binds to (an IP; in a pod the API server comes via the Service)."""
+    webhook_cert_dir: str = _in("webhook", "")
+    """Directory with tls.crt and tls.key for the webhook; required when it is served."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keywords only; the environment comes in through ``from_env`` (never implicitly).
+        environ = _ENVIRON.get()
+        if environ is None:
+            return (init_settings,)
+        return (init_settings, _MappingEnvSource(settings_cls, environ))
+
+    def __init__(self, **values: Any) -> None:
+        reading_env = _ENVIRON.get() is not None
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            cause = (first.get("ctx") or {}).get("error")
+            if isinstance(cause, SettingsError):  # a cross-field check names its own field
+                name, message = cause.name, cause.message
+            else:
+                name = str(first["loc"][0]) if first["loc"] else "settings"
+                message = _message(first)
+            raise SettingsError(env_var_name(name) if reading_env else name, message) from None
+        except SettingsError as error:
+            raise SettingsError(
+                env_var_name(error.name) if reading_env else error.name, error.message
+            ) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OperatorSettings:
+        if not self.platform_namespace_selector:
+            self.__dict__["platform_namespace_selector"] = MappingProxyType(
+                {"kubernetes.io/metadata.name": self.operator_namespace}
+            )
+        for name in ("platform_pod_selector", "dns_namespace_selector", "dns_pod_selector"):
+            if not getattr(self, name):
+                raise SettingsError(name, "must select something (an empty selector matches all)")
+        if self.token_leeway_seconds >= self.token_ttl_seconds:
+            raise SettingsError("token_leeway_seconds", "must be smaller than token_ttl_seconds")
+        if self.signing_key_publish_ahead_seconds >= self.signing_key_max_age_seconds:
+            raise SettingsError(
+                "signing_key_publish_ahead_seconds",
+                "must be smaller than signing_key_max_age_seconds",
+            )
+        selector = self.platform_pod_selector
+        if PLUGIN_ID_LABEL in selector or all(
+            PLUGIN_COMMON_LABELS.get(k) == v for k, v in selector.items()
+        ):
+            raise SettingsError(
+                "platform_pod_selector",
+                "would match plugin pods; choose labels only platform pods carry "
+                "(plugin pods are labelled app.kubernetes.io/part-of=vivified-plugins)",
+            )
+        if self.webhook_port and not self.webhook_cert_dir:
+            raise SettingsError(
+                "webhook_cert_dir", "must be set when the webhook is served (webhook_port)"
+            )
+        return self
+
+    # -- the environment -------------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> OperatorSettings:
+        """Build settings from ``VIVIFIED_<FIELD>`` variables; unset or empty = default.
+
+        Unrelated variables (including other ``VIVIFIED_*`` names) are ignored.
+        Raises ``SettingsError`` whose ``name`` is the offending variable.
+        """
+        ours = {k: v.strip() for k, v in environ.items() if k.startswith(ENV_PREFIX) and v.strip()}
+        token = _ENVIRON.set(ours)
+        try:
+            return cls()
+        finally:
+            _ENVIRON.reset(token)
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as ``VIVIFIED_*`` variables (``from_env(to_env())`` round-trips)."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                text = format_selector(value)
+            elif isinstance(value, float):
+                text = repr(value)
+            else:
+                text = str(value)
+            out[env_var_name(name)] = text
+        return out
+
+    def replace(self, **changes: Any) -> OperatorSettings:
+        """A copy with ``changes``, validated like any other settings."""
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**current, **changes})
+
+    # -- derived values --------------------------------------------------------------------------
     @property
     def resolved_core_port(self) -> int:
         """Container port of the core pods: ``core_port``, else the port of ``core_url``."""
@@ -259,252 +601,27 @@ class OperatorSettings:
         """Absolute path of the JWKS file inside plugin containers."""
         return self.token_mount_dir.rstrip("/") + "/" + contract.JWKS_FILE_NAME
 
-    # -- validation --------------------------------------------------------------------------
-    def _validate(self) -> None:
-        def need(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise SettingsError(name, message)
 
-        for name in ("operator_namespace",):
-            v = getattr(self, name)
-            need(
-                isinstance(v, str) and is_dns1123_label(v),
-                name,
-                f"must be a Kubernetes namespace name (DNS-1123 label), got {v!r}",
-            )
-        for name in (
-            "signing_key_secret",
-            "jwks_configmap",
-            "revocations_configmap",
-        ):
-            v = getattr(self, name)
-            need(
-                isinstance(v, str) and is_dns1123_subdomain(v),
-                name,
-                f"must be a Kubernetes object name (DNS-1123 subdomain), got {v!r}",
-            )
-        parts = urlsplit(self.core_url) if isinstance(self.core_url, str) else None
-        need(
-            parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname),
-            "core_url",
-            f"must be an http:// or https:// URL with a host, got {self.core_url!r}",
-        )
-        try:
-            _ = parts.port if parts is not None else None
-        except ValueError:
-            raise SettingsError("core_url", "has an invalid port") from None
-        need(
-            _is_int(self.core_port) and 0 <= self.core_port <= 65535,
-            "core_port",
-            f"must be a port number 1-65535 (or 0 to derive it from core_url), "
-            f"got {self.core_port!r}",
-        )
-        for name in ("field_manager", "token_issuer", "token_audience"):
-            v = getattr(self, name)
-            need(
-                isinstance(v, str) and v.strip() == v and bool(v),
-                name,
-                "must be a non-empty string without surrounding whitespace",
-            )
-        need(
-            _is_int(self.default_memory_limit_mb) and self.default_memory_limit_mb >= 4,
-            "default_memory_limit_mb",
-            f"must be an integer number of MB >= 4, got {self.default_memory_limit_mb!r}",
-        )
-        need(
-            _is_number(self.default_cpu_limit) and self.default_cpu_limit >= 0.001,
-            "default_cpu_limit",
-            f"must be a number of CPU cores >= 0.001, got {self.default_cpu_limit!r}",
-        )
-        need(
-            _is_number(self.resource_request_fraction) and 0 < self.resource_request_fraction <= 1,
-            "resource_request_fraction",
-            f"must be a number in (0, 1], got {self.resource_request_fraction!r}",
-        )
-        for name in ("run_as_user", "run_as_group", "fs_group"):
-            v = getattr(self, name)
-            need(
-                _is_int(v) and 1 <= v <= 2**31 - 1,
-                name,
-                f"must be a non-root numeric id (1..2147483647), got {v!r}",
-            )
-        for name in (
-            "tmp_size_limit_mb",
-            "token_ttl_seconds",
-            "signing_key_max_age_seconds",
-            "health_interval_seconds",
-            "health_timeout_seconds",
-            "health_failure_threshold",
-            "probe_concurrency",
-            "health_status_refresh_seconds",
-        ):
-            v = getattr(self, name)
-            need(_is_int(v) and v >= 1, name, f"must be a positive integer, got {v!r}")
-        for name in (
-            "termination_grace_period_seconds",
-            "revision_history_limit",
-            "token_leeway_seconds",
-            "signing_key_publish_ahead_seconds",
-            "unhealthy_disable_after",
-            "resync_seconds",
-            "egress_report_seconds",
-        ):
-            v = getattr(self, name)
-            need(_is_int(v) and v >= 0, name, f"must be an integer >= 0, got {v!r}")
-        need(
-            self.token_ttl_seconds >= 60,
-            "token_ttl_seconds",
-            f"must be at least 60 seconds, got {self.token_ttl_seconds!r}",
-        )
-        need(
-            self.token_leeway_seconds < self.token_ttl_seconds,
-            "token_leeway_seconds",
-            "must be smaller than token_ttl_seconds",
-        )
-        need(
-            self.signing_key_publish_ahead_seconds < self.signing_key_max_age_seconds,
-            "signing_key_publish_ahead_seconds",
-            "must be smaller than signing_key_max_age_seconds",
-        )
-        need(
-            _is_number(self.token_refresh_fraction) and 0 < self.token_refresh_fraction < 1,
-            "token_refresh_fraction",
-            f"must be a number strictly between 0 and 1, got {self.token_refresh_fraction!r}",
-        )
-        mount = self.token_mount_dir
-        need(
-            isinstance(mount, str)
-            and mount.startswith("/")
-            and mount.rstrip("/") not in ("", "/tmp")  # noqa: S108 - rejecting it
-            and ".." not in mount.split("/")
-            and "," not in mount
-            and ":" not in mount,
-            "token_mount_dir",
-            f"must be an absolute directory other than / and /tmp, got {mount!r}",
-        )
-        need(
-            self.dependency_policy in DEPENDENCY_POLICIES,
-            "dependency_policy",
-            f"must be one of {', '.join(DEPENDENCY_POLICIES)}, got {self.dependency_policy!r}",
-        )
-        need(
-            self.probe_mode in PROBE_MODES,
-            "probe_mode",
-            f"must be one of {', '.join(PROBE_MODES)}, got {self.probe_mode!r}",
-        )
-        for key, address in self.probe_address_overrides.items():
-            need(
-                isinstance(key, str) and _plugin_ref_ok(key),
-                "probe_address_overrides",
-                f"{key!r} is not namespace/name",
-            )
-            need(
-                isinstance(address, str) and split_host_port(address) is not None,
-                "probe_address_overrides",
-                f"{address!r} (for {key}) is not host:port (IPv6 as [addr]:port)",
-            )
-        need(
-            isinstance(self.heartbeat_host, str) and _is_ip(self.heartbeat_host),
-            "heartbeat_host",
-            f"must be an IP address to bind to, got {self.heartbeat_host!r}",
-        )
-        need(
-            _is_int(self.heartbeat_port) and 0 <= self.heartbeat_port <= 65535,
-            "heartbeat_port",
-            f"must be a port number 1-65535 (or 0 to not serve heartbeats), "
-            f"got {self.heartbeat_port!r}",
-        )
-        need(
-            isinstance(self.heartbeat_url, str)
-            and (
-                self.heartbeat_url == ""
-                or (
-                    urlsplit(self.heartbeat_url).scheme in ("http", "https")
-                    and bool(urlsplit(self.heartbeat_url).hostname)
-                )
-            ),
-            "heartbeat_url",
-            f"must be empty or an http(s) URL, got {self.heartbeat_url!r}",
-        )
-        for name in (
-            "platform_pod_selector",
-            "platform_namespace_selector",
-            "dns_namespace_selector",
-            "dns_pod_selector",
-        ):
-            selector: Mapping[str, str] = getattr(self, name)
-            need(bool(selector), name, "must select something (an empty selector matches all)")
-            for key, value in selector.items():
-                need(
-                    isinstance(key, str) and _label_key_ok(key),
-                    name,
-                    f"{key!r} is not a valid label key",
-                )
-                need(
-                    isinstance(value, str) and _label_value_ok(value),
-                    name,
-                    f"{value!r} (for {key}) is not a valid label value",
-                )
-        need(
-            PLUGIN_ID_LABEL not in self.platform_pod_selector
-            and not all(
-                PLUGIN_COMMON_LABELS.get(k) == v for k, v in self.platform_pod_selector.items()
-            ),
-            "platform_pod_selector",
-            "would match plugin pods; choose labels only platform pods carry "
-            "(plugin pods are labelled app.kubernetes.io/part-of=vivified-plugins)",
-        )
-
-    # -- environment ---------------------------------------------------------------------------
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> OperatorSettings:
-        """Build settings from ``VIVIFIED_<FIELD>`` variables; unset or empty = default.
-
-        Unrelated variables (including other ``VIVIFIED_*`` names) are ignored.
-        Raises ``SettingsError`` whose ``name`` is the offending variable.
-        """
-        kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            var = env_var_name(f.name)
-            raw = environ.get(var)
-            if raw is None or raw.strip() == "":
-                continue
-            parser = _PARSERS[f.name]
-            try:
-                kwargs[f.name] = parser(raw.strip())
-            except ValueError as exc:
-                raise SettingsError(var, str(exc)) from None
-        try:
-            return cls(**kwargs)
-        except SettingsError as exc:
-            raise SettingsError(env_var_name(exc.name), exc.message) from None
-
-    def to_env(self) -> dict[str, str]:
-        """Every setting as ``VIVIFIED_*`` variables (``from_env(to_env())`` round-trips)."""
-        out: dict[str, str] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, Mapping):
-                text = format_selector(value)
-            elif isinstance(value, float):
-                text = repr(value)
-            else:
-                text = str(value)
-            out[env_var_name(f.name)] = text
-        return out
-
-
-def _plugin_ref_ok(key: str) -> bool:
-    namespace, slash, name = key.partition("/")
-    return bool(slash) and is_dns1123_label(namespace) and is_dns1123_subdomain(name)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+def _message(error: Any) -> str:
+    """pydantic's error, in the words the operator's users see (and the variable's value)."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    got = f", got {error['input']!r}" if "input" in error else ""
+    if kind == "greater_than_equal":
+        bound = ctx.get("ge")
+        if bound == 1:
+            return f"must be a positive integer{got}"
+        if bound == 0:
+            return f"must be an integer >= 0{got}"
+        return f"must be at least {bound}{got}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}{got}"
+    if kind == "greater_than":
+        return f"must be greater than {ctx.get('gt')}{got}"
+    if kind == "less_than":
+        return f"must be less than {ctx.get('lt')}{got}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return f"{error['msg']}{got}"
 
 
 def split_host_port(address: str) -> tuple[str, int] | None:
@@ -524,107 +641,26 @@ def split_host_port(address: str) -> tuple[str, int] | None:
             return (inner, port) if ipaddress.ip_address(inner).version == 6 else None
         except ValueError:
             return None
-    if _is_ip(host):
+    try:
         return (host, port) if ipaddress.ip_address(host).version == 4 else None
+    except ValueError:
+        pass
     if is_dns1123_subdomain(host):
         return host, port
     return None
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _parse_int(raw: str) -> int:
-    try:
-        return int(raw, 10)
-    except ValueError:
-        raise ValueError(f"must be an integer, got {raw!r}") from None
-
-
-def _parse_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"must be a number, got {raw!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {raw!r}")
-    return value
-
-
-def _parse_str(raw: str) -> str:
-    return raw
-
-
-def _parse_policy(raw: str) -> DependencyPolicy:
-    value = raw.lower()
-    if value not in DEPENDENCY_POLICIES:
-        raise ValueError(f"must be one of {', '.join(DEPENDENCY_POLICIES)}, got {raw!r}")
-    return "block" if value == "block" else "warn"
-
-
-def _parse_probe_mode(raw: str) -> ProbeMode:
-    value = raw.lower()
-    for mode in PROBE_MODES:
-        if value == mode:
-            return mode
-    raise ValueError(f"must be one of {', '.join(PROBE_MODES)}, got {raw!r}")
-
-
-def _parser_for(f_type: object) -> Callable[[str], Any]:
-    text = str(f_type)
-    if text == "int":
-        return _parse_int
-    if text == "float":
-        return _parse_float
-    if text == "str":
-        return _parse_str
-    if text == "DependencyPolicy":
-        return _parse_policy
-    if text == "ProbeMode":
-        return _parse_probe_mode
-    if text.startswith("Mapping"):
-        return parse_selector
-    raise TypeError(f"no environment parser for type {text}")  # pragma: no cover
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    f.name: _parser_for(f.type) for f in fields(OperatorSettings)
-}
-
-
-#: Which section each setting belongs to (``vivified operator --print-settings``); first
-#: matching prefix wins, the rest are workload defaults.
-SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tokens", ("token_", "signing_key_", "jwks_", "revocations_")),
-    ("health", ("health_", "unhealthy_", "heartbeat_")),
-    ("probes", ("probe_",)),
-    ("network", ("platform_", "dns_", "core_port")),
-    ("dependencies", ("dependency_",)),
-    ("core", ("core_url", "operator_namespace", "field_manager", "resync_", "egress_report_")),
-)
-#: Settings whose values are credentials: shown masked. (None today: the settings name Secrets,
-#: they never hold one; the set is here so that adding one cannot leak it.)
-SECRET_SETTINGS: frozenset[str] = frozenset()
+def field_section(name: str) -> str:
+    """The section a setting belongs to."""
+    extra = OperatorSettings.model_fields[name].json_schema_extra
+    return str(extra["section"]) if isinstance(extra, dict) else "core"
 
 
 def settings_by_section(settings: OperatorSettings) -> dict[str, dict[str, str]]:
     """Every effective setting as ``VIVIFIED_*`` text, grouped by section, secrets masked."""
     env = settings.to_env()
-    grouped: dict[str, dict[str, str]] = {name: {} for name, _ in SECTIONS}
-    grouped["workloads"] = {}
-    for f in fields(settings):
-        section = next(
-            (name for name, prefixes in SECTIONS if f.name.startswith(prefixes)), "workloads"
-        )
-        value = "********" if f.name in SECRET_SETTINGS else env[env_var_name(f.name)]
-        grouped[section][env_var_name(f.name)] = value
+    grouped: dict[str, dict[str, str]] = {name: {} for name in SECTIONS}
+    for name in type(settings).model_fields:
+        value = "********" if name in SECRET_SETTINGS else env[env_var_name(name)]
+        grouped[field_section(name)][env_var_name(name)] = value
     return grouped

@@ -93,6 +93,8 @@ class PluginFacts:
     #: Event lane: the manifest's declared (and validated) publishes / subscribes.
     event_publishes: tuple[str, ...] = ()
     event_subscribes: tuple[str, ...] = ()
+    #: ``effective_permissions()``'s answer (``mayCall``, ``callableBy``); None = not computed.
+    permissions: Mapping[str, Sequence[str]] | None = None
 
 
 def _phase(facts: PluginFacts) -> Phase:
@@ -261,6 +263,11 @@ def derive_status(
         }
     elif previous.get("events"):  # declared no more: a merge patch removes it
         fields["events"] = None
+    if facts.permissions is not None:
+        fields["permissions"] = {
+            "may_call": list(facts.permissions.get("mayCall", ())),
+            "callable_by": list(facts.permissions.get("callableBy", ())),
+        }
     # Health fields belong to the health monitor, which patches them on its own schedule;
     # resending a cached copy here could undo a newer probe result. Only seed the default.
     if "health" not in previous:

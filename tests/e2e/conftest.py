@@ -128,10 +128,8 @@ def start_operator(
             "VIVIFIED_OPERATOR_NAMESPACE": operator_namespace,
             "PYTHONUNBUFFERED": "1",
             # Test-ground discipline: probe only loopback addresses a test names (never Service
-            # DNS or kwok pod IPs), and serve heartbeats on loopback, on a free port.
+            # DNS or kwok pod IPs). The operator listens for no plugin traffic at all.
             "VIVIFIED_PROBE_MODE": "overrides",
-            "VIVIFIED_HEARTBEAT_HOST": "127.0.0.1",
-            "VIVIFIED_HEARTBEAT_PORT": "0",
             **{f"VIVIFIED_{k.upper()}": str(v) for k, v in settings.items()},
         }
         log = tmp_path / f"operator-{len(started)}.log"

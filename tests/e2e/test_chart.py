@@ -178,7 +178,6 @@ def _start_operator(tools: Tools, directory: Path, port: int) -> OperatorProcess
         "VIVIFIED_WEBHOOK_CERT_DIR": str(certs),
         # Never dial plugin pods (kwok's addresses are fake) and bind nothing shared.
         "VIVIFIED_PROBE_MODE": "overrides",
-        "VIVIFIED_HEARTBEAT_PORT": "0",
     }
     log = directory / "operator.log"
     args = [sys.executable, "-m", "vivified", "operator", "--log-level", "debug"]

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.e2e.conftest import StartOperator
+from tests.e2e.core_process import CoreProcess, core_env
 from tests.e2e.kube import REPO, Cluster, load_example, plugin_body, wait_for
 from tests.e2e.test_health import PluginProcess, free_port, health_is
-
-from vivified.tokens import generate_signing_key
 
 pytestmark = pytest.mark.cluster
 
@@ -37,41 +33,6 @@ def caller(plugin_id: str, dependencies: list[str], traits: list[str]) -> dict[s
     body = plugin_body(plugin_id, dependencies=dependencies, traits=traits)
     body["spec"]["manifest"]["health_check"] = {"type": "custom"}
     return body
-
-
-class CoreProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # The proxy lane listens too (issue 9): a free port of its own, never the shared 3128.
-        self.proxy_port = int(env.get("VIVIFIED_PROXY_PORT") or free_port())
-        env = {**env, "VIVIFIED_PROXY_PORT": str(self.proxy_port)}
-        with log.open("wb") as sink:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "vivified", "core", "--port", str(self.port)],
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-        self.log = log
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"core exited:\n{self.log.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=1, trust_env=False).is_success
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture
@@ -96,18 +57,13 @@ def lane(  # noqa: PLR0917 - fixtures
         health_status_refresh_seconds=1,
     )
     # Both replicas share one call-token key, as the chart's Secret makes them.
-    key_file = tmp_path / "core-key.pem"
-    key_file.write_bytes(generate_signing_key(datetime.now(UTC)).private_pem)
-    env = {
-        **os.environ,
-        "VIVIFIED_CORE_SIGNING_KEY_FILE": str(key_file),
-        "KUBECONFIG": str(kubeconfig_path),
-        "VIVIFIED_CORE_HOST": "127.0.0.1",
-        "VIVIFIED_CORE_NAMESPACES": namespace,
-        "VIVIFIED_CORE_IDENTITY_NAMESPACE": operator_namespace,
-        "VIVIFIED_CORE_ADDRESS_MAP": f"user-management=127.0.0.1:{target.port}",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = core_env(
+        kubeconfig=kubeconfig_path,
+        namespace=namespace,
+        operator_namespace=operator_namespace,
+        key_file=tmp_path / "core-key.pem",
+        address_map=f"user-management=127.0.0.1:{target.port}",
+    )
     # Each replica writes its own chained audit trail (one chain per writer).
     cores = [
         CoreProcess(

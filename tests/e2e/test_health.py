@@ -1,5 +1,6 @@
 """Health monitoring end to end: a real user-management process on loopback, probed by the
-operator through its address override; heartbeats through the operator's heartbeat API.
+operator through its address override; heartbeats through a real core process (its Lease per
+plugin is what the operator reads: the operator accepts no plugin traffic).
 
 Nothing here dials anything but 127.0.0.1: the operator runs with
 ``VIVIFIED_PROBE_MODE=overrides`` (only the plugins listed in
@@ -11,11 +12,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.conftest import OperatorProcess, StartOperator
+from tests.e2e.core_process import CoreProcess, core_env, free_port
 from tests.e2e.kube import REPO, Cluster, load_example, plugin_body, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -30,12 +31,6 @@ pytestmark = pytest.mark.cluster
 PLUGIN = "user-management"
 PLUGIN_DIR = REPO / "plugins" / "user-management"
 INTERVAL = 2  # seconds between probes: degraded lasts two probes, long enough to see
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -208,9 +203,35 @@ def start_monitoring_operator(
         health_timeout_seconds=1,
         health_failure_threshold=3,
         health_status_refresh_seconds=1,
-        heartbeat_host="127.0.0.1",
         **extra,
     )
+
+
+StartCore = Callable[..., CoreProcess]
+
+
+@pytest.fixture
+def start_core(
+    namespace: str, operator_namespace: str, kubeconfig_path: Path, tmp_path: Path
+) -> Iterator[StartCore]:
+    """``start_core(port=None)``: a core watching the test's namespace, ready; stopped after."""
+    started: list[CoreProcess] = []
+
+    def start(port: int | None = None) -> CoreProcess:
+        env = core_env(
+            kubeconfig=kubeconfig_path,
+            namespace=namespace,
+            operator_namespace=operator_namespace,
+            key_file=tmp_path / "core-key.pem",
+        )
+        core = CoreProcess(env, tmp_path / f"core-{len(started)}.log", port=port)
+        started.append(core)
+        wait_for("core ready", core.ready, timeout=180)  # imports are slow on a busy box
+        return core
+
+    yield start
+    for core in started:
+        core.stop()
 
 
 def test_probes_follow_a_real_plugin_through_failure_and_recovery(
@@ -221,16 +242,17 @@ def test_probes_follow_a_real_plugin_through_failure_and_recovery(
     plugin_process: PluginProcess,
     kubectl: Path,
     kubeconfig_path: Path,
+    start_core: StartCore,
 ) -> None:
-    heartbeat_port = free_port()
-    plugin_process.heartbeat_url = f"http://127.0.0.1:{heartbeat_port}/plugins/heartbeat"
+    core_port = free_port()
+    plugin_process.heartbeat_url = f"http://127.0.0.1:{core_port}/v1/heartbeat"
     plugin_process.start()  # up before the operator knows about it: first probe is healthy
     start_monitoring_operator(
         start_operator,
         namespace,
         f"{namespace}/{PLUGIN}=127.0.0.1:{plugin_process.port}",
-        heartbeat_port=heartbeat_port,
     )
+    start_core(port=core_port)  # after the operator: it publishes the keys the core serves
     cluster.apply_plugin(namespace, load_example("user-management.yaml"))
     watch = VpWatch(kubectl, kubeconfig_path, namespace, PLUGIN)
     try:
@@ -342,11 +364,10 @@ def custom_plugin(plugin_id: str) -> dict[str, Any]:
 
 
 def test_heartbeats_update_only_the_senders_status(
-    cluster: Cluster, namespace: str, start_operator: StartOperator
+    cluster: Cluster, namespace: str, start_operator: StartOperator, start_core: StartCore
 ) -> None:
-    heartbeat_port = free_port()
-    start_monitoring_operator(start_operator, namespace, "", heartbeat_port=heartbeat_port)
-    url = f"http://127.0.0.1:{heartbeat_port}/plugins/heartbeat"
+    start_monitoring_operator(start_operator, namespace, "")
+    url = start_core().url + "/v1/heartbeat"
     cluster.apply_plugin(namespace, custom_plugin("beat-a"))
     cluster.apply_plugin(namespace, custom_plugin("beat-b"))
     token_a = wait_for(
@@ -365,7 +386,7 @@ def test_heartbeats_update_only_the_senders_status(
         ),
         timeout=20,
     )
-    assert reply.json() == {"plugin_id": "beat-a", "health": "healthy"}
+    assert reply.json() == {"plugin_id": "beat-a", "accepted": True, "health": "healthy"}
     status = wait_for(
         "beat-a healthy", lambda: health_is(cluster, namespace, "beat-a", "healthy"), 15
     )

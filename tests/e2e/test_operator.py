@@ -220,6 +220,18 @@ def test_dependencies_gate_startup_and_cycles_are_reported_on_every_member(
     cluster.wait_phase(namespace, "dep-a", "Active")
     cluster.wait_phase(namespace, "dep-b", "Active", timeout=10)
     assert cluster.apps.read_namespaced_deployment("dep-b", namespace).spec.replicas == 1
+    # Effective permissions (the operator lane's policy): dep-b may call dep-a, and dep-a
+    # knows it; the bystander is nobody's caller or target.
+    expected = {
+        "dep-b": {"mayCall": ["dep-a"], "callableBy": []},
+        "dep-a": {"mayCall": [], "callableBy": ["dep-b"]},
+        "bystander": {"mayCall": [], "callableBy": []},
+    }
+    for member, wanted in expected.items():
+        wait_for(
+            f"permissions of {member}",
+            lambda m=member, w=wanted: cluster.status(namespace, m).get("permissions") == w,
+        )
 
     cluster.apply_plugin(namespace, plugin_body("dep-a", dependencies=["dep-b"]))
     for member, path in (
@@ -305,11 +317,6 @@ def test_deleting_the_plugin_removes_children_and_revokes_its_token(
 NAMES = ("ns-a", "ns-b")
 
 
-@pytest.mark.skip(
-    reason="issue 17, open: passes alone, but in the full suite the plugins, once marked for "
-    "deletion, were not released within 30 s (a reconcile still in backoff from the "
-    "namespace's 403s is the suspect); see the stop note"
-)
 def test_deleting_a_namespace_with_active_plugins_completes_and_revokes_their_tokens(
     cluster: Cluster, namespace: str, start_operator: StartOperator
 ) -> None:

@@ -32,8 +32,8 @@ from typing import Any
 import httpx
 import pytest
 from tests.e2e.conftest import StartOperator
+from tests.e2e.core_process import CoreProcess
 from tests.e2e.kube import Cluster, plugin_body, wait_for
-from tests.e2e.test_core import CoreProcess
 from tests.e2e.test_health import free_port
 from tests.proxy_ground import LoopbackCA
 

@@ -10,7 +10,6 @@ import json
 import subprocess
 import typing
 from collections.abc import Mapping
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,16 @@ from vivified.shell.webhook import WEBHOOK_PATH
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "vivified"
 NAMESPACE = "vivified-system"
-NOT_SETTINGS = {"operator_namespace", "signing_key_secret"}  # set by the chart itself
+#: Set by the chart itself (from its own values: peering.*, webhook.*, the release namespace).
+NOT_SETTINGS = {
+    "operator_namespace",
+    "signing_key_secret",
+    "peering_name",
+    "peering_priority",
+    "webhook_port",
+    "webhook_addr",
+    "webhook_cert_dir",
+}
 ENV_PREFIX = "VIVIFIED_"
 
 
@@ -68,7 +76,7 @@ def render(
 
 
 def webhook_services(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Services that front the admission webhook (the heartbeat API has its own)."""
+    """Services that front the admission webhook."""
     return [
         d
         for d in docs
@@ -167,18 +175,16 @@ def test_the_schema_knows_every_operator_setting_with_its_type() -> None:
     properties = schema()["properties"]["operator"]["properties"]["settings"]["properties"]
     hints = typing.get_type_hints(OperatorSettings)
     expected: dict[str, dict[str, Any]] = {}
-    for f in fields(OperatorSettings):
-        if f.name in NOT_SETTINGS:
+    for name in OperatorSettings.model_fields:
+        if name in NOT_SETTINGS:
             continue
-        hint = hints[f.name]
+        hint = hints[name]
         if typing.get_origin(hint) is typing.Literal:
-            expected[camel(f.name)] = {"type": "string", "enum": list(typing.get_args(hint))}
+            expected[camel(name)] = {"type": "string", "enum": list(typing.get_args(hint))}
         elif hint in (int, float, str):
-            expected[camel(f.name)] = {
-                "type": {int: "integer", float: "number", str: "string"}[hint]
-            }
+            expected[camel(name)] = {"type": {int: "integer", float: "number", str: "string"}[hint]}
         else:  # label selectors and other mappings: "key=value,key2=value2"
-            expected[camel(f.name)] = {"type": "string"}
+            expected[camel(name)] = {"type": "string"}
     actual = {
         k: {kk: vv for kk, vv in v.items() if kk != "description"} for k, v in properties.items()
     }
@@ -248,11 +254,11 @@ def test_settings_become_environment_the_operator_accepts(helm: Path) -> None:
     """Every setting, camelCase in values, reaches OperatorSettings.from_env intact."""
     defaults = OperatorSettings()
     chosen: dict[str, Any] = {}
-    for f in fields(OperatorSettings):
-        if f.name in NOT_SETTINGS:
+    for name in OperatorSettings.model_fields:
+        if name in NOT_SETTINGS:
             continue
-        value = getattr(defaults, f.name)
-        chosen[camel(f.name)] = format_selector(value) if isinstance(value, Mapping) else value
+        value = getattr(defaults, name)
+        chosen[camel(name)] = format_selector(value) if isinstance(value, Mapping) else value
     # Non-default values, including numbers that YAML would print in exponent form.
     chosen.update(
         tokenTtlSeconds=2592000,
@@ -541,22 +547,18 @@ def test_without_the_webhook_nothing_of_it_is_rendered(helm: Path) -> None:
     assert [p["name"] for p in container["ports"]] == ["health"]
 
 
-def test_the_legacy_heartbeat_api_can_still_be_turned_on(helm: Path) -> None:
-    docs = render(helm, {"heartbeat": {"enabled": True}})
-    service = only(docs, "Service", "rel-vivified-heartbeat")
-    assert service["spec"]["ports"][0]["port"] == 8081
+def test_the_operator_serves_no_plugin_traffic(helm: Path) -> None:
+    # Heartbeats, JWKS and revocations are the core's: no heartbeat Service, port or setting.
+    docs = render(helm, {})
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-heartbeat")]
     deployment = only(docs, "Deployment")
     template = deployment["spec"]["template"]
     assert template["metadata"]["labels"]["app.kubernetes.io/part-of"] == "vivified"
     (container,) = template["spec"]["containers"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["VIVIFIED_HEARTBEAT_URL"] == (
-        "http://rel-vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
-    )
-    off = render(helm, {})  # the default: heartbeats go to the core
-    assert not [d for d in off if d["metadata"]["name"].endswith("-heartbeat")]
-    (container,) = only(off, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert {"name": "VIVIFIED_HEARTBEAT_PORT", "value": "0"} in container["env"]
+    assert not [e for e in container["env"] if "HEARTBEAT" in e["name"]]
+    assert {p["name"] for p in container["ports"]} <= {"health", "webhook"}
+    with pytest.raises(RenderError, match="heartbeat"):
+        render(helm, {"heartbeat": {"enabled": True}})  # the legacy value is gone
 
 
 # -- the core (templates/core.yaml) -------------------------------------------------------------

@@ -244,6 +244,7 @@ def test_every_command_is_documented() -> None:
         "crd",
         "render",
         "operator",
+        "print-settings",
         "audit",
         "core",
         "events",

@@ -132,7 +132,7 @@ _PROBE = textwrap.dedent(
         name=spec.manifest.id, namespace="plugins", uid="u", generation=1, spec=spec,
         run=True, enabled=True, token_secret_name=spec.manifest.id + "-token",
     )
-    settings = OperatorSettings(heartbeat_url="http://op.test:8081" + c.OPERATOR_HEARTBEAT_PATH)
+    settings = OperatorSettings()
     pod = render_deployment(plugin, settings)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -171,9 +171,9 @@ RENAMES = {
     "MOUNT_DIR": "/run/x-identity",
     "TOKEN_FILE_NAME": "jwt",
     "JWKS_FILE_NAME": "keys.json",
-    "OPERATOR_HEARTBEAT_PATH": "/x/beat",
-    "OPERATOR_JWKS_PATH": "/x/keys",
-    "OPERATOR_REVOCATIONS_PATH": "/x/revoked",
+    "CORE_HEARTBEAT_PATH": "/x/beat",
+    "CORE_JWKS_PATH": "/x/keys",
+    "CORE_REVOCATIONS_PATH": "/x/revoked",
     "CORE_SERVICE_NAME": "x-core",
     "CORE_HTTP_PORT": 18080,
     "DEFAULT_ISSUER": "x-issuer",
@@ -218,7 +218,11 @@ def test_the_sdk_reads_what_the_operator_renders(as_shipped: dict[str, object]) 
     assert isinstance(env, dict)
     assert env[contract.ENV_PLUGIN_ID] == "user-management"
     assert as_shipped["mount"] == contract.MOUNT_DIR
-    assert as_shipped["sdk_revocations_url"] == "http://op.test:8081/plugins/revocations"
+    # The core serves plugins' revocations and keys; the operator accepts no plugin traffic.
+    core = f"http://{contract.CORE_SERVICE_NAME}.vivified-system.svc:{contract.CORE_HTTP_PORT}"
+    assert as_shipped["sdk_revocations_url"] == core + contract.CORE_REVOCATIONS_PATH
+    assert env[contract.ENV_JWKS_URL] == core + contract.CORE_JWKS_PATH
+    assert env[contract.ENV_HEARTBEAT_URL] == core + contract.CORE_HEARTBEAT_PATH
 
 
 def test_renaming_the_contract_changes_the_rendered_deployment(
@@ -232,8 +236,9 @@ def test_renaming_the_contract_changes_the_rendered_deployment(
     assert not set(env) & {getattr(contract, k) for k in RENAMES if k.startswith("ENV_")}
     assert renamed["mount"] == "/run/x-identity"
     assert renamed["files"] == ["/run/x-identity/jwt", "/run/x-identity/keys.json"]
-    assert renamed["sdk_jwks_url"] == "http://op.test:8081/x/keys"
-    assert renamed["sdk_revocations_url"] == "http://op.test:8081/x/revoked"
+    assert renamed["sdk_jwks_url"] == "http://x-core.vivified-system.svc:18080/x/keys"
+    assert renamed["sdk_revocations_url"] == "http://x-core.vivified-system.svc:18080/x/revoked"
+    assert env["VIVIFIED_X_BEAT"] == "http://x-core.vivified-system.svc:18080/x/beat"
     assert renamed["sdk_core_url"] == "http://x-core.vivified-system.svc:18080"
     assert renamed["issuer"] == ["x-issuer"] * 3
     assert renamed != as_shipped

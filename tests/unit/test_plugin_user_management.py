@@ -322,7 +322,7 @@ def test_unreadable_revocation_list_fails_closed(
 
 @pytest.fixture
 def revocations_server() -> Iterator[tuple[str, list[str]]]:
-    """The operator's ``GET /plugins/revocations`` on 127.0.0.1, serving ``revoked``."""
+    """The core's ``GET /v1/revocations`` on 127.0.0.1, serving ``revoked``."""
     revoked: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -331,7 +331,7 @@ def revocations_server() -> Iterator[tuple[str, list[str]]]:
                 {j: datetime.now(UTC) + timedelta(hours=1) for j in revoked}
             )
             body = tokens.revocations_to_configmap_data(listed)[tokens.REVOCATIONS_CONFIGMAP_KEY]
-            self.send_response(200 if self.path == "/plugins/revocations" else 404)
+            self.send_response(200 if self.path == "/v1/revocations" else 404)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             self.wfile.write(body.encode())
@@ -343,7 +343,7 @@ def revocations_server() -> Iterator[tuple[str, list[str]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/plugins/revocations", revoked
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/revocations", revoked
     finally:
         server.shutdown()
         server.server_close()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 from vivified.settings import OperatorSettings, settings_by_section
 from vivified.shell.main import print_settings
@@ -26,3 +29,23 @@ def test_the_printout_shows_effective_values_with_peering_and_webhook() -> None:
     assert "  VIVIFIED_RESYNC_SECONDS=30\n" in text
     assert "  VIVIFIED_PROBE_MODE=overrides\n" in text
     assert "VIVIFIED_PEERING_NAME=(standalone)" in text
+
+
+def test_vivified_print_settings_is_the_same_printout() -> None:
+    def run(*args: str) -> str:
+        env = {
+            "VIVIFIED_PROBE_MODE": "overrides",
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "vivified", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run("print-settings") == run("operator", "--print-settings")

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from vivified.dependencies import analyze
 from vivified.registry import PluginRegistry
 
 
@@ -98,3 +99,34 @@ def test_hostile_bodies_are_indexed_without_error() -> None:
 
 def test_removing_an_unknown_key_is_harmless() -> None:
     assert PluginRegistry().remove(("ns", "nope")) == set()
+
+
+def test_the_views_answer_like_the_materialised_graph_and_active_set() -> None:
+    registry = PluginRegistry()
+    registry.upsert(("ns", "a"), plugin("a", deps=("b",), phase="Active"))
+    registry.upsert(("ns", "b"), plugin("b", deps=("a",), phase="Pending"))
+    registry.upsert(("ns2", "a"), plugin("a", phase="Active", created="2026-01-02T00:00:00Z"))
+    graph, active = registry.graph_view(), registry.active_view()
+    assert dict(graph) == registry.graph()
+    assert set(active) == registry.active_ids() == {"a"}
+    assert graph.get("missing") is None
+    assert "missing" not in graph
+    assert "b" not in active
+
+
+def test_a_reconcile_lookup_does_not_scan_every_plugin() -> None:
+    registry = PluginRegistry()
+    for i in range(2000):
+        registry.upsert(("ns", f"p{i}"), plugin(f"p{i}", phase="Active"))
+    calls = 0
+    real = registry.owner_of
+
+    def counting(plugin_id: str) -> tuple[str, str] | None:
+        nonlocal calls
+        calls += 1
+        return real(plugin_id)
+
+    registry.owner_of = counting  # type: ignore[method-assign]
+    verdict = analyze("p1", registry.graph_view(), registry.active_view())
+    assert verdict.ready
+    assert calls < 10, "O(neighbours), not O(plugins)"

@@ -241,8 +241,8 @@ def test_the_chart_labels_its_pods_with_the_components_the_policy_names() -> Non
     assert core.count("app.kubernetes.io/part-of: vivified") == 1
 
 
-def test_no_operator_heartbeat_port_in_egress() -> None:
-    np = render_network_policy(plugin(), OperatorSettings(heartbeat_port=8081))
+def test_egress_to_the_platform_is_the_core_only() -> None:
+    np = render_network_policy(plugin(), OperatorSettings())
     platform_rule = np["spec"]["egress"][1]
     assert {p["port"] for p in platform_rule["ports"]} == {8080, 3128}
 

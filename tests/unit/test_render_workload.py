@@ -257,32 +257,18 @@ def test_env_follows_settings() -> None:
     assert env["VIVIFIED_JWKS_FILE"] == "/etc/viv/jwks.json"
 
 
-def test_the_heartbeat_url_reaches_plugins_only_when_configured() -> None:
+def test_heartbeat_revocations_and_jwks_urls_point_to_the_core() -> None:
     core = "http://vivified-core.vivified-system.svc:8080"
     default = env_of(container())
     assert default["VIVIFIED_HEARTBEAT_URL"] == core + "/v1/heartbeat"
     assert default["VIVIFIED_REVOCATIONS_URL"] == core + "/v1/revocations"
     assert default["VIVIFIED_JWKS_URL"] == core + "/v1/jwks"
-    url = "http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
-    assert env_of(container(heartbeat_url=url))["VIVIFIED_HEARTBEAT_URL"] == url
-
-
-def test_revocations_and_jwks_urls_come_from_the_heartbeat_url() -> None:
-    plain = env_of(container())
-    assert plain["VIVIFIED_REVOCATIONS_URL"].endswith(":8080/v1/revocations")
-    assert plain["VIVIFIED_JWKS_URL"].endswith(":8080/v1/jwks")
-    env = env_of(
-        container(
-            heartbeat_url="http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
-        )
-    )
-    base = "http://vivified-heartbeat.vivified-system.svc:8081"
-    assert env["VIVIFIED_REVOCATIONS_URL"] == base + "/plugins/revocations"
-    assert env["VIVIFIED_JWKS_URL"] == base + "/plugins/jwks"
-    assert env["VIVIFIED_JWKS_FILE"] == "/var/run/vivified/jwks.json"  # the mount stays
-    proxied = env_of(container(heartbeat_url="https://ops.example:9443/viv/plugins/heartbeat"))
-    assert proxied["VIVIFIED_REVOCATIONS_URL"] == "https://ops.example:9443/viv/plugins/revocations"
-    assert proxied["VIVIFIED_JWKS_URL"] == "https://ops.example:9443/viv/plugins/jwks"
+    assert default["VIVIFIED_JWKS_FILE"] == "/var/run/vivified/jwks.json"  # the mount stays
+    # A core behind a path prefix or another port: every URL follows core_url.
+    moved = env_of(container(core_url="https://ops.example:9443/viv/"))
+    assert moved["VIVIFIED_HEARTBEAT_URL"] == "https://ops.example:9443/viv/v1/heartbeat"
+    assert moved["VIVIFIED_REVOCATIONS_URL"] == "https://ops.example:9443/viv/v1/revocations"
+    assert moved["VIVIFIED_JWKS_URL"] == "https://ops.example:9443/viv/v1/jwks"
 
 
 def test_revocations_and_jwks_urls_cannot_be_overridden_by_user_env() -> None:
@@ -297,8 +283,7 @@ def test_revocations_and_jwks_urls_cannot_be_overridden_by_user_env() -> None:
             ]
         }
     )
-    url = "http://vivified-heartbeat.vivified-system.svc:8081/plugins/heartbeat"
-    env = container(make_plugin(spec), heartbeat_url=url)["env"]
+    env = container(make_plugin(spec))["env"]
     values = [e["value"] for e in env if e["name"].endswith(("REVOCATIONS_URL", "JWKS_URL"))]
     assert len(values) == 2
     assert not any("evil" in v for v in values)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from pydantic import ValidationError
 
 from vivified.settings import (
     PLUGIN_COMMON_LABELS,
@@ -48,7 +47,7 @@ def test_defaults_match_the_documented_install() -> None:
 
 def test_settings_are_frozen() -> None:
     s = OperatorSettings()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(ValidationError, match="frozen"):
         s.core_url = "http://elsewhere"  # type: ignore[misc]
 
 
@@ -158,7 +157,7 @@ def test_token_and_jwks_files_live_in_the_mount_dir() -> None:
 )
 def test_bad_values_are_rejected_naming_the_field(field: str, value: object) -> None:
     with pytest.raises(SettingsError) as info:
-        OperatorSettings(**{field: value})  # type: ignore[arg-type]
+        OperatorSettings(**{field: value})
     assert info.value.name == field
     assert str(info.value).startswith(f"{field}: ")
 
@@ -284,7 +283,7 @@ def test_to_env_round_trips() -> None:
 
 def test_every_field_has_an_env_parser() -> None:
     names = set(OperatorSettings().to_env())
-    assert names == {env_var_name(f.name) for f in dataclasses.fields(OperatorSettings)}
+    assert names == {env_var_name(name) for name in OperatorSettings.model_fields}
 
 
 @pytest.mark.parametrize(
@@ -317,7 +316,6 @@ def test_health_monitoring_defaults() -> None:
     assert s.probe_concurrency == 64
     assert s.health_status_refresh_seconds == 60
     assert s.unhealthy_disable_after == 0
-    assert (s.heartbeat_host, s.heartbeat_port) == ("0.0.0.0", 8081)  # noqa: S104
 
 
 def test_probe_settings_are_read_from_the_environment() -> None:
@@ -330,8 +328,6 @@ def test_probe_settings_are_read_from_the_environment() -> None:
             "VIVIFIED_PROBE_CONCURRENCY": "8",
             "VIVIFIED_HEALTH_STATUS_REFRESH_SECONDS": "5",
             "VIVIFIED_UNHEALTHY_DISABLE_AFTER": "10",
-            "VIVIFIED_HEARTBEAT_HOST": "127.0.0.1",
-            "VIVIFIED_HEARTBEAT_PORT": "0",
         }
     )
     assert s.probe_mode == "apiserver-proxy"
@@ -343,7 +339,6 @@ def test_probe_settings_are_read_from_the_environment() -> None:
     assert s.probe_concurrency == 8
     assert s.health_status_refresh_seconds == 5
     assert s.unhealthy_disable_after == 10
-    assert (s.heartbeat_host, s.heartbeat_port) == ("127.0.0.1", 0)
     assert OperatorSettings.from_env(s.to_env()) == s
 
 
@@ -369,8 +364,6 @@ def test_probe_overrides_are_read_only() -> None:
         ("VIVIFIED_PROBE_CONCURRENCY", "0", "positive"),
         ("VIVIFIED_HEALTH_STATUS_REFRESH_SECONDS", "0", "positive"),
         ("VIVIFIED_UNHEALTHY_DISABLE_AFTER", "-1", ">= 0"),
-        ("VIVIFIED_HEARTBEAT_HOST", "localhost", "IP address"),
-        ("VIVIFIED_HEARTBEAT_PORT", "65536", "port"),
     ],
 )
 def test_bad_health_settings_raise_naming_the_variable(
@@ -402,14 +395,35 @@ def test_split_host_port(address: str, expected: tuple[str, int] | None) -> None
     assert split_host_port(address) == expected
 
 
-@pytest.mark.parametrize(
-    "url", ["", "http://op.vivified-system.svc:8081/plugins/heartbeat", "https://op:1/x"]
-)
-def test_heartbeat_url_accepts_empty_or_http(url: str) -> None:
-    assert OperatorSettings(heartbeat_url=url).heartbeat_url == url
+def test_the_operator_has_no_heartbeat_server_settings() -> None:
+    # Plugins' heartbeats, JWKS and revocations are the core's (issue 16): nothing to serve.
+    names = set(OperatorSettings().to_env())
+    assert not {n for n in names if "HEARTBEAT" in n}
 
 
-@pytest.mark.parametrize("url", ["op:8081", "ftp://op/x", "http://", "not a url"])
-def test_heartbeat_url_rejects_anything_else(url: str) -> None:
-    with pytest.raises(SettingsError, match="heartbeat_url"):
-        OperatorSettings(heartbeat_url=url)
+# --------------------------------------------------------------------------------------------
+# One model: sections and docstrings
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_setting_has_a_section_and_a_docstring() -> None:
+    from vivified.settings import SECTIONS, field_section  # noqa: PLC0415
+
+    for name, info in OperatorSettings.model_fields.items():
+        assert field_section(name) in SECTIONS, name
+        assert info.description, f"{name} has no docstring"
+        assert len(info.description) > 20, f"{name}: say what it means and why the default"
+
+
+def test_the_process_environment_is_never_read_implicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIVIFIED_TOKEN_TTL_SECONDS", "3600")
+    assert OperatorSettings().token_ttl_seconds == 86400
+    assert OperatorSettings.from_env({}).token_ttl_seconds == 86400
+
+
+def test_docs_list_every_setting() -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    text = (Path(__file__).parents[2] / "docs" / "operator.md").read_text()
+    missing = [v for v in OperatorSettings().to_env() if f"`{v}`" not in text]
+    assert not missing, f"docs/operator.md does not list {missing}"

@@ -44,7 +44,7 @@ async def test_an_existing_operator_namespace_passes() -> None:
 def test_probe_mode_out_of_cluster(
     reason: str, mode: str, environ: dict[str, str], inside: bool, expected: str
 ) -> None:
-    settings = OperatorSettings(probe_mode=mode)  # type: ignore[arg-type]
+    settings = OperatorSettings(probe_mode=mode)
     assert probe_settings(settings, environ, inside=inside).probe_mode == expected, reason
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from vivified.resource import RESERVED_ENV_NAMES as SPEC_RESERVED_ENV_NAMES
 from vivified.resource import RESERVED_ENV_PREFIX
@@ -36,7 +36,6 @@ __all__ = [
     "TOKEN_VOLUME",
     "container_env",
     "is_reserved_env_name",
-    "operator_api_url",
     "proxy_env",
     "render_deployment",
     "render_service",
@@ -57,12 +56,8 @@ ENV_CORE_URL = contract.ENV_CORE_URL
 ENV_HEARTBEAT_URL = contract.ENV_HEARTBEAT_URL
 ENV_TOKEN_FILE = contract.ENV_TOKEN_FILE
 ENV_JWKS_FILE = contract.ENV_JWKS_FILE
-#: Served next to the heartbeat API (``vivified.shell.heartbeat``); derived from its URL.
 ENV_REVOCATIONS_URL = contract.ENV_REVOCATIONS_URL
 ENV_JWKS_URL = contract.ENV_JWKS_URL
-HEARTBEAT_PATH = contract.OPERATOR_HEARTBEAT_PATH
-REVOCATIONS_PATH = contract.OPERATOR_REVOCATIONS_PATH
-JWKS_PATH = contract.OPERATOR_JWKS_PATH
 #: The core's plugin services (``vivified.dataplane.plugin_api``), under ``core_url``.
 CORE_HEARTBEAT_PATH = contract.CORE_HEARTBEAT_PATH
 CORE_REVOCATIONS_PATH = contract.CORE_REVOCATIONS_PATH
@@ -94,17 +89,9 @@ def render_service_account(plugin: PluginInstance, settings: OperatorSettings) -
     }
 
 
-def operator_api_url(heartbeat_url: str, path: str) -> str:
-    """Another path on the heartbeat API's server: same scheme, host and port (and any
-    prefix a proxy puts before ``/plugins/heartbeat``)."""
-    parts = urlsplit(heartbeat_url)
-    prefix = parts.path[: -len(HEARTBEAT_PATH)] if parts.path.endswith(HEARTBEAT_PATH) else ""
-    return urlunsplit((parts.scheme, parts.netloc, prefix.rstrip("/") + path, "", ""))
-
-
 def proxy_env(plugin: PluginInstance, settings: OperatorSettings) -> list[dict[str, str]]:
-    """``HTTPS_PROXY``/``HTTP_PROXY`` (the core's proxy lane) and ``NO_PROXY`` (the core and
-    the operator, reached directly) for plugins with ``external_service`` only: the others
+    """``HTTPS_PROXY``/``HTTP_PROXY`` (the core's proxy lane) and ``NO_PROXY`` (the core,
+    reached directly) for plugins with ``external_service`` only: the others
     have no egress to configure, and leaving their env alone avoids restarting them.
 
     The URL carries no credentials (the token rotates): the SDK's egress client sends the
@@ -114,9 +101,6 @@ def proxy_env(plugin: PluginInstance, settings: OperatorSettings) -> list[dict[s
     core = urlsplit(settings.core_url).hostname or ""
     url = f"http://{_url_host(core)}:{PROXY_PORT}"
     bypass = [core]
-    heartbeat = urlsplit(settings.heartbeat_url).hostname if settings.heartbeat_url else None
-    if heartbeat and heartbeat not in bypass:
-        bypass.append(heartbeat)
     no_proxy = ",".join([*bypass, "localhost", "127.0.0.1", "::1"])
     values = {
         contract.ENV_HTTPS_PROXY: url,
@@ -138,26 +122,13 @@ def container_env(plugin: PluginInstance, settings: OperatorSettings) -> list[di
         {"name": ENV_PLUGIN_PORT, "value": str(plugin.spec.effective_port)},
         {"name": ENV_CORE_URL, "value": settings.core_url},
     ]
-    if not settings.heartbeat_url:
-        # The core serves every plugin service (vivified.dataplane.plugin_api).
-        core = settings.core_url.rstrip("/")
-        env.append({"name": ENV_HEARTBEAT_URL, "value": core + CORE_HEARTBEAT_PATH})
-        env.append({"name": ENV_REVOCATIONS_URL, "value": core + CORE_REVOCATIONS_PATH})
-        env.append({"name": ENV_JWKS_URL, "value": core + CORE_JWKS_PATH})
-    else:
-        # Legacy override: the operator's own heartbeat server (VIVIFIED_HEARTBEAT_URL).
-        env.append({"name": ENV_HEARTBEAT_URL, "value": settings.heartbeat_url})
-        # Plugins in other namespaces cannot mount the operator's revocation ConfigMap; the
-        # SDK polls this URL instead (and refuses every token while it cannot).
-        env.append(
-            {
-                "name": ENV_REVOCATIONS_URL,
-                "value": operator_api_url(settings.heartbeat_url, REVOCATIONS_PATH),
-            }
-        )
-        env.append(
-            {"name": ENV_JWKS_URL, "value": operator_api_url(settings.heartbeat_url, JWKS_PATH)}
-        )
+    # The core serves every plugin service (vivified.dataplane.plugin_api), whichever replica
+    # answers; the operator accepts no plugin traffic. Plugins in other namespaces cannot mount
+    # the operator's revocation ConfigMap: the SDK polls the core's list (and fails closed).
+    core = settings.core_url.rstrip("/")
+    env.append({"name": ENV_HEARTBEAT_URL, "value": core + CORE_HEARTBEAT_PATH})
+    env.append({"name": ENV_REVOCATIONS_URL, "value": core + CORE_REVOCATIONS_PATH})
+    env.append({"name": ENV_JWKS_URL, "value": core + CORE_JWKS_PATH})
     if plugin.token_secret_name is not None:
         env.append({"name": ENV_TOKEN_FILE, "value": settings.token_file})
         env.append({"name": ENV_JWKS_FILE, "value": settings.jwks_file})

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from vivified.resource import GROUP, PLURAL, VERSION
+from vivified.shell.namespaces import is_terminating, watched
 from vivified.shell.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -15,7 +16,7 @@ logger = logging.getLogger(__name__)
 RESOURCE = (GROUP, VERSION, PLURAL)
 #: Handlers that only feed the index and the queue: their per-event "succeeded" lines say
 #: nothing (the reconcile logs what it did), so they are demoted to DEBUG.
-QUIET_HANDLERS = ("observe", "enqueue")
+QUIET_HANDLERS = ("observe", "enqueue", "namespace-deletion")
 
 
 class _QuietRoutineHandlers(logging.Filter):
@@ -64,13 +65,20 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
     @kopf.on.event(*RESOURCE, registry=registry, id="observe")
     async def observe(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
-        key = (body.metadata.namespace or "", body.metadata.name or "")
-        if event.get("type") == "DELETED":
-            runtime.monitor.untrack(key)
-            runtime.enqueue_all(runtime.registry.remove(key))
-            return
-        runtime.enqueue_all(runtime.registry.upsert(key, dict(body)))
-        runtime.queue.add(key)
+        runtime.observe(str(event.get("type")), dict(body))
+
+    if runtime.namespaces:
+        # kopf stops a listed namespace's stream before the namespace controller marks its
+        # plugins; the runtime follows such a namespace itself (shell/namespaces.py).
+        @kopf.on.event("v1", "namespaces", registry=registry, id="namespace-deletion")
+        async def namespace_changed(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+            name = body.metadata.name or ""
+            if not watched(name, runtime.namespaces):
+                return
+            if event.get("type") == "DELETED":
+                runtime.terminating.drop(name)
+            elif is_terminating(body):
+                runtime.namespace_terminating(name)
 
     @kopf.on.resume(*RESOURCE, registry=registry, id="enqueue")
     @kopf.on.create(*RESOURCE, registry=registry, id="enqueue")

@@ -10,8 +10,10 @@ children from here, so an unchanged plugin costs no API call at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from vivified.objects import is_older, slim
@@ -45,20 +47,25 @@ class Informer:
         self._namespaces = tuple(namespaces) or (None,)
         self._on_change = on_change
         self._selector = label_selector
-        self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        #: Each object as compact JSON, with what lookups need outside it: a Deployment
+        #: without managedFields is ~15 KiB of dicts and strings but ~3 KiB as JSON, and at
+        #: 1,000 plugins (5 children each) that is most of the operator's heap. ``get`` decodes
+        #: a fresh copy (7 small decodes per reconcile), so no caller can alter the cache.
+        self._objects: dict[ObjectKey, _Cached] = {}
         self._synced: dict[tuple[str, str | None], asyncio.Event] = {
             (kind, ns): asyncio.Event() for kind in self._kinds for ns in self._namespaces
         }
         self._tasks: list[asyncio.Task[None]] = []
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._objects.get((kind, namespace, name))
+        cached = self._objects.get((kind, namespace, name))
+        return None if cached is None else cached.decode()
 
     def owned_by(self, namespace: str, plugin_id: str) -> list[dict[str, Any]]:
         return [
-            obj
-            for (_, ns, _), obj in self._objects.items()
-            if ns == namespace and obj["metadata"].get("labels", {}).get(PLUGIN_LABEL) == plugin_id
+            cached.decode()
+            for (_, ns, _), cached in self._objects.items()
+            if ns == namespace and cached.plugin == plugin_id
         ]
 
     def observe(self, kind: str, obj: dict[str, Any]) -> None:
@@ -108,8 +115,8 @@ class Informer:
         metadata = obj["metadata"]
         key = (kind, metadata.get("namespace", ""), metadata["name"])
         current = self._objects.get(key)
-        if current is None or not is_older(obj, current):
-            self._objects[key] = slim(obj)
+        if current is None or not is_older(obj, current.header()):
+            self._objects[key] = _Cached.of(slim(obj))
 
     def _forget(self, kind: str, obj: Mapping[str, Any]) -> None:
         metadata = obj["metadata"]
@@ -125,7 +132,7 @@ class Informer:
         ]
         for key in in_scope:
             if fresh.get(key[2]) is None or fresh[key[2]]["metadata"].get("namespace") != key[1]:
-                self._notify(self._objects.pop(key))
+                self._notify(self._objects.pop(key).decode())
         for obj in listing.get("items", []):
             # List items carry neither kind nor apiVersion; watch events and apply responses do.
             obj.setdefault("kind", kind)
@@ -180,3 +187,31 @@ class Informer:
 
 class _WatchExpiredError(Exception):
     """The watch's resourceVersion is too old: relist."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """One cached object: its JSON, and the few fields lookups read without decoding it."""
+
+    plugin: str | None
+    uid: str | None
+    resource_version: str | None
+    blob: bytes
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> _Cached:
+        metadata = obj.get("metadata") or {}
+        return cls(
+            plugin=(metadata.get("labels") or {}).get(PLUGIN_LABEL),
+            uid=metadata.get("uid"),
+            resource_version=metadata.get("resourceVersion"),
+            blob=json.dumps(obj, separators=(",", ":")).encode(),
+        )
+
+    def decode(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.blob)
+        return found
+
+    def header(self) -> dict[str, Any]:
+        """Enough of the object for ``is_older``."""
+        return {"metadata": {"uid": self.uid, "resourceVersion": self.resource_version}}

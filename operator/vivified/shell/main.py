@@ -38,16 +38,19 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-def peering_from_env(environ: Mapping[str, str]) -> tuple[str | None, int]:
+def peering(settings: OperatorSettings) -> tuple[str | None, int]:
     """kopf peering for HA: a peering name turns it on; each replica needs its own priority.
 
     Equal priorities make every replica pause (each sees an equal peer), so without an explicit
     ``VIVIFIED_PEERING_PRIORITY`` a random one is drawn.
     """
-    name = environ.get("VIVIFIED_PEERING_NAME") or None
-    raw = environ.get("VIVIFIED_PEERING_PRIORITY")
-    priority = int(raw) if raw else secrets.randbelow(2**31 - 2) + 1
+    name = settings.peering_name or None
+    priority = settings.peering_priority or secrets.randbelow(2**31 - 2) + 1
     return name, priority
+
+
+def peering_from_env(environ: Mapping[str, str]) -> tuple[str | None, int]:
+    return peering(OperatorSettings.from_env(environ))
 
 
 async def operate(
@@ -71,8 +74,8 @@ async def operate(
     registry = build_registry(runtime)
     settings_ = kopf_settings()
     # Admission webhook (issue 5, shell/webhook.py): served when VIVIFIED_WEBHOOK_PORT is set.
-    configure_admission(settings_, registry, runtime, WebhookSettings.from_env(os.environ))
-    peering_name, priority = peering_from_env(os.environ)
+    configure_admission(settings_, registry, runtime, WebhookSettings.from_settings(settings))
+    peering_name, priority = peering(settings)
     await kopf.operator(
         registry=registry,
         settings=settings_,
@@ -91,17 +94,13 @@ def print_settings(environ: Mapping[str, str], out: TextIO) -> None:
         OperatorSettings.from_env(environ), environ, inside=in_cluster(environ)
     )
     sections = settings_by_section(settings)
-    name, _ = peering_from_env(environ)
-    sections["peering"] = {
-        "VIVIFIED_PEERING_NAME": name or "(standalone)",
-        "VIVIFIED_PEERING_PRIORITY": environ.get("VIVIFIED_PEERING_PRIORITY") or "(random)",
-    }
-    webhook = WebhookSettings.from_env(environ)
-    sections["webhook"] = {
-        "VIVIFIED_WEBHOOK_PORT": str(webhook.port) + (" (off)" if not webhook.enabled else ""),
-        "VIVIFIED_WEBHOOK_ADDR": webhook.addr,
-        "VIVIFIED_WEBHOOK_CERT_DIR": webhook.cert_dir or "",
-    }
+    # What the zero values mean, next to them.
+    if not settings.peering_name:
+        sections["peering"]["VIVIFIED_PEERING_NAME"] = "(standalone)"
+    if not settings.peering_priority:
+        sections["peering"]["VIVIFIED_PEERING_PRIORITY"] = "(random)"
+    if not settings.webhook_port:
+        sections["webhook"]["VIVIFIED_WEBHOOK_PORT"] = "0 (off)"
     for section, values in sections.items():
         out.write(f"{section}:\n")
         for key, value in values.items():

@@ -275,7 +275,7 @@ class HealthMonitor:
     """Probes every tracked plugin on its own interval and keeps its health status current.
 
     ``track``/``untrack`` are synchronous and cheap (call them from reconcile every time);
-    ``record_heartbeat`` is what the heartbeat server calls.
+    ``record_heartbeat`` is what the LeaseWatcher calls for each renewal of a core's Lease.
     """
 
     def __init__(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,8 @@ from vivified.manifest import PluginManifest
 from vivified.plan import children_to_apply, plan_instance, token_secret_name
 from vivified.policy import PolicyConfig, validate_spec
 from vivified.policy.egress_status import EgressReport, forces_egress_through_core
-from vivified.registry import PluginKey, PluginRegistry
+from vivified.policy.invoke import effective_permissions
+from vivified.registry import PluginEntry, PluginKey, PluginRegistry
 from vivified.render import (
     PluginInstance,
     TokenSecretState,
@@ -47,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 
 CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
+MANIFEST_CACHE_SIZE = 256
 #: The finalizer kopf adds (shell.main sets kopf's finalizer name to it) and clean-up removes.
 FINALIZER = "vivified.dev/finalizer"
 
@@ -118,6 +121,7 @@ class Reconciler:
         health: HealthMonitor | None = None,
         on_affected: Callable[[set[PluginKey]], None] = lambda keys: None,
         egress_reports: Callable[[PluginKey], EgressReport | None] = lambda key: None,
+        on_terminating: Callable[[str], None] = lambda namespace: None,
     ) -> None:
         self._kube = kube
         self._informer = informer
@@ -130,6 +134,10 @@ class Reconciler:
         self._health = health
         self._on_affected = on_affected
         self._egress_reports = egress_reports
+        self._on_terminating = on_terminating
+        #: Valid manifests of other plugins by (key, resourceVersion), for their permissions;
+        #: bounded (a plugin's neighbours are few; the cap only guards memory).
+        self._manifests: OrderedDict[tuple[PluginKey, str], PluginManifest | None] = OrderedDict()
 
     async def reconcile(self, key: PluginKey) -> float | None:
         """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
@@ -158,6 +166,7 @@ class Reconciler:
                 raise
             # Its children are going with the namespace; the plugin's own deletion follows.
             logger.info("%s/%s: namespace is being deleted; children not re-created", *key)
+            self._on_terminating(key[0])
             return None
 
     async def _hold_invalid(
@@ -171,6 +180,7 @@ class Reconciler:
             errors=errors,
             workload=workload_facts(deployment),
             kept_last_valid_workload=deployment is not None,
+            permissions={"mayCall": [], "callableBy": []},  # an invalid plugin is not routed
         )
         previous = body.get("status") or {}
         new_errors = [v.to_dict() for v in errors] != previous.get("validationErrors")
@@ -187,7 +197,7 @@ class Reconciler:
     ) -> float | None:
         namespace, name = key
         manifest = spec.manifest
-        verdict = analyze(manifest.id, self._registry.graph(), self._registry.active_ids())
+        verdict = analyze(manifest.id, self._registry.graph_view(), self._registry.active_view())
         block = self._settings.dependency_policy == "block"
         instance = plan_instance(key, body["metadata"], spec, verdict, self._settings)
         if self._health is not None:
@@ -222,9 +232,39 @@ class Reconciler:
             egress_report=self._egress_reports(key),
             event_publishes=tuple(manifest.events.publishes) if manifest.events else (),
             event_subscribes=tuple(manifest.events.subscribes) if manifest.events else (),
+            permissions=self.permissions(manifest),
         )
         await self._write_status(key, body, facts)
         return requeue
+
+    def permissions(self, manifest: PluginManifest) -> dict[str, list[str]]:
+        """``effective_permissions`` over the plugins it concerns: its dependencies' owners and
+        the owners that depend on it (the only ones either list can name), not every plugin."""
+        neighbours = [
+            self._registry.get(owner)
+            for owner in (self._registry.owner_of(dep) for dep in manifest.dependencies)
+            if owner is not None
+        ]
+        neighbours += self._registry.dependents_of(manifest.id)
+        manifests = [manifest]
+        for entry in neighbours:
+            other = self._valid_manifest(entry) if entry is not None else None
+            if other is not None and other.id != manifest.id:
+                manifests.append(other)
+        return effective_permissions(manifest.id, manifests)
+
+    def _valid_manifest(self, entry: PluginEntry) -> PluginManifest | None:
+        version = str((entry.body.get("metadata") or {}).get("resourceVersion", ""))
+        cache_key = (entry.key, version)
+        if cache_key in self._manifests:
+            self._manifests.move_to_end(cache_key)
+            return self._manifests[cache_key]
+        report = validate_spec(entry.body.get("spec"), self._policy)
+        found = None if report.errors or report.spec is None else report.spec.manifest
+        self._manifests[cache_key] = found
+        if len(self._manifests) > MANIFEST_CACHE_SIZE:
+            self._manifests.popitem(last=False)
+        return found
 
     async def _ensure_token(
         self, body: Mapping[str, Any], instance: PluginInstance, manifest: PluginManifest

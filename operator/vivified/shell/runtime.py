@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from vivified.health import ProbeAddressResolver
 from vivified.policy import PolicyConfig
@@ -16,12 +17,12 @@ from vivified.registry import PluginKey, PluginRegistry
 from vivified.settings import OperatorSettings
 from vivified.shell.allowlists import AllowlistReports
 from vivified.shell.events import EventRecorder
-from vivified.shell.heartbeat import HeartbeatServer
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
 from vivified.shell.kube import Kube, counting_writes
 from vivified.shell.leases import LeaseWatcher
 from vivified.shell.monitor import HealthMonitor
+from vivified.shell.namespaces import TerminatingNamespaces
 from vivified.shell.reconciler import Reconciler, workload_facts
 from vivified.workqueue import WorkQueue
 
@@ -66,10 +67,8 @@ class Runtime:
             resolver=ProbeAddressResolver(self.settings),
             workloads=lambda key: workload_facts(self.informer.get("Deployment", *key)),
         )
-        self.heartbeats = HeartbeatServer(
-            self.monitor, self.registry, self.identity, self.settings, self.clock
-        )
-        # Issue 16: heartbeats arrive from the core as Leases (shell/leases.py).
+        # Heartbeats go to the core (any replica), which renews a Lease per plugin; this watch
+        # feeds them to the health monitor. The operator itself accepts no plugin traffic.
         self.leases = LeaseWatcher(
             self.kube, self.monitor, list(self.namespaces) or [None], self.clock
         )
@@ -91,7 +90,26 @@ class Runtime:
             health=self.monitor,
             on_affected=self.enqueue_all,
             egress_reports=self.allowlists.get,
+            on_terminating=self.namespace_terminating,
         )
+        # kopf stops watching a listed namespace early in its deletion (shell/namespaces.py).
+        self.terminating = TerminatingNamespaces(self.kube, self.observe)
+
+    def observe(self, event_type: str, body: Mapping[str, Any]) -> None:
+        """A VivifiedPlugin watch event (kopf's, or a followed namespace's): index and queue."""
+        metadata = body.get("metadata") or {}
+        key = (metadata.get("namespace") or "", metadata.get("name") or "")
+        if event_type == "DELETED":
+            self.monitor.untrack(key)
+            self.enqueue_all(self.registry.remove(key))
+            return
+        self.enqueue_all(self.registry.upsert(key, body))
+        self.queue.add(key)
+
+    def namespace_terminating(self, namespace: str) -> None:
+        """A watched namespace is being deleted: follow its plugins (not needed cluster-wide)."""
+        if self.namespaces:
+            self.terminating.follow(namespace)
 
     async def _reconcile(self, key: PluginKey) -> float | None:
         with counting_writes() as scope:
@@ -115,7 +133,6 @@ class Runtime:
         self.informer.start()
         await self.informer.wait_synced()
         await self.monitor.start()
-        await self.heartbeats.start()
         self.leases.start()
         if self.settings.egress_report_seconds:
             self.allowlists.start()
@@ -150,8 +167,8 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.allowlists.stop()
+        await self.terminating.stop()
         await self.leases.stop()
-        await self.heartbeats.stop()
         await self.monitor.stop()
         for name in ("_refresher", "_resyncer"):
             task = getattr(self, name, None)

@@ -8,7 +8,6 @@ own resolver: a failed look-up per probe, and cluster names leaking to an outsid
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,7 +46,7 @@ def probe_settings(
             f"cluster use {variable}=apiserver-proxy (through the API server) or overrides"
         )
     logger.info("out of the cluster: probing through the API server (%s=apiserver-proxy)", variable)
-    return dataclasses.replace(settings, probe_mode="apiserver-proxy")
+    return settings.replace(probe_mode="apiserver-proxy")
 
 
 async def check_namespace(kube: KubeApi, settings: OperatorSettings) -> None:

@@ -31,7 +31,7 @@ import kopf
 from vivified.admission import RegistryView, decide, denial_message
 from vivified.policy import PolicyConfig
 from vivified.resource import GROUP, PLURAL, VERSION
-from vivified.settings import SettingsError
+from vivified.settings import OperatorSettings, SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,15 @@ class WebhookSettings:
         return Path(self.cert_dir or ".") / KEY_FILE
 
     @classmethod
+    def from_settings(cls, settings: OperatorSettings) -> WebhookSettings:
+        """The webhook part of the operator's one settings model (section ``webhook``)."""
+        return cls(
+            port=settings.webhook_port,
+            addr=settings.webhook_addr,
+            cert_dir=settings.webhook_cert_dir or None,
+        )
+
+    @classmethod
     def from_env(
         cls,
         environ: Mapping[str, str],
@@ -89,21 +98,16 @@ class WebhookSettings:
         addr: str | None = None,
         cert_dir: str | None = None,
     ) -> WebhookSettings:
-        """Read ``VIVIFIED_WEBHOOK_*``; keyword arguments (e.g. from flags) take precedence.
-
-        Raises ``SettingsError`` naming the variable when a value is unusable.
-        """
-        raw_port = environ.get(ENV_PORT, "").strip()
-        if port is None:
-            try:
-                port = int(raw_port, 10) if raw_port else 0
-            except ValueError:
-                raise SettingsError(ENV_PORT, f"must be an integer, got {raw_port!r}") from None
-        if not 0 <= port <= 65535:
+        """``VIVIFIED_WEBHOOK_*`` through ``OperatorSettings``; keyword arguments (e.g. from
+        flags) take precedence. Raises ``SettingsError`` naming the variable."""
+        base = cls.from_settings(OperatorSettings.from_env(environ))
+        settings = cls(
+            port=base.port if port is None else port,
+            addr=base.addr if addr is None else addr,
+            cert_dir=base.cert_dir if cert_dir is None else (cert_dir or None),
+        )
+        if not 0 <= settings.port <= 65535:
             raise SettingsError(ENV_PORT, f"must be a port number 1-65535 (0 = off), got {port}")
-        addr = addr if addr is not None else environ.get(ENV_ADDR, "").strip() or cls.addr
-        cert_dir = cert_dir if cert_dir is not None else environ.get(ENV_CERT_DIR, "").strip()
-        settings = cls(port=port, addr=addr, cert_dir=cert_dir or None)
         if settings.enabled and settings.cert_dir is None:
             raise SettingsError(
                 ENV_CERT_DIR,

@@ -188,13 +188,13 @@ async def test_heartbeat(tmp_path: Path) -> None:
     env = {
         "VIVIFIED_CORE_URL": "http://core.test",
         "PLUGIN_TOKEN_FILE": str(tmp_path / "token"),
-        "VIVIFIED_HEARTBEAT_URL": "http://operator.test:8081/plugins/heartbeat",
+        "VIVIFIED_HEARTBEAT_URL": "http://vivified-core.test:8080/v1/heartbeat",
     }
     async with CoreClient.from_env(env, transport=httpx.MockTransport(handler)) as client:
         await client.heartbeat("degraded", metrics={"queue": 3}, message="slow disk")
     assert bodies == [
         (
-            "http://operator.test:8081/plugins/heartbeat",
+            "http://vivified-core.test:8080/v1/heartbeat",
             {"status": "degraded", "metrics": {"queue": 3}, "message": "slow disk"},
         )
     ]

@@ -70,9 +70,6 @@ __all__ = [
     "EVENT_SOURCE_PREFIX",
     "JWKS_FILE_NAME",
     "MOUNT_DIR",
-    "OPERATOR_HEARTBEAT_PATH",
-    "OPERATOR_JWKS_PATH",
-    "OPERATOR_REVOCATIONS_PATH",
     "PROTOCOL_VERSION",
     "PROXY_REASON_HEADER",
     "REQUIRED_CLAIMS",
@@ -165,11 +162,6 @@ EVENT_SOURCE_PREFIX: Final = "vivified://plugins/"
 EVENT_DELIVERY_OPERATION: Final = "event:deliver"
 #: Which attempt a delivery is (1 = first); a receiver may log it.
 EVENT_ATTEMPT_HEADER: Final = "Vivified-Delivery-Attempt"
-#: Served by the operator's heartbeat API until the core takes these over (issue 16); plugins
-#: receive full URLs (``VIVIFIED_HEARTBEAT_URL`` ...), never these paths.
-OPERATOR_HEARTBEAT_PATH: Final = "/plugins/heartbeat"
-OPERATOR_JWKS_PATH: Final = "/plugins/jwks"
-OPERATOR_REVOCATIONS_PATH: Final = "/plugins/revocations"
 
 # -- plugin identity tokens (docs/tokens.md) -----------------------------------------------------
 SIGNING_ALGORITHM: Final = "ES256"
