@@ -87,7 +87,9 @@ async def core(tmp_path: Path) -> AsyncIterator[Core]:
 def test_core_lanes_has_the_proxy_unless_turned_off() -> None:
     assert proxy_setup({"VIVIFIED_PROXY": "off"}) is None
     assert proxy_setup({}) is not None
-    assert len(core_lanes({"VIVIFIED_UI": "off"})) == 1
+    with_proxy = core_lanes({"VIVIFIED_UI": "off"})
+    without = core_lanes({"VIVIFIED_UI": "off", "VIVIFIED_PROXY": "off"})
+    assert len(with_proxy) == len(without) + 1  # the event lane is always mounted (or refuses)
 
 
 async def test_the_core_runs_the_proxy_and_shares_its_context(core: Core) -> None:
