@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from tests.e2e.kube import load_example, plugin_body
 
 from vivified.dataplane.ui import views
@@ -144,12 +145,41 @@ def test_detail_page_lanes_events_metrics() -> None:
     assert page.conditions[0].type == "Ready"
 
 
-def test_lanes_from_status_when_the_operator_reports_them() -> None:
-    obj = cr(load_example("user-management.yaml"), effectivePermissions={"proxy": ["a.example"]})
-    lanes = views.detail_page(obj, [], "").lanes
-    assert [(x.lane, x.allowed, x.source) for x in lanes] == [("proxy", ("a.example",), "status")]
-
-
 def test_status_json_keys_by_namespace_and_name() -> None:
     row = views.plugin_row(cr(load_example("user-management.yaml"), phase="Disabled"))
     assert views.status_json([row])["ns/user-management"]["phase"] == "Disabled"
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "expected"),
+    [
+        (
+            "no permissions reported yet: the operator lane as the manifest declares it",
+            {},
+            [("operator (calls to other plugins)", ("user-management",), "manifest")],
+        ),
+        (
+            "reported permissions replace only the operator lane's row",
+            {"permissions": {"mayCall": ["user-management"], "callableBy": ["billing"]}},
+            [
+                ("operator (may call)", ("user-management",), "status"),
+                ("operator (callable by)", ("billing",), "status"),
+            ],
+        ),
+    ],
+)
+def test_lanes_keep_proxy_and_events_whatever_the_status_reports(
+    reason: str, status: dict[str, object], expected: list[tuple[str, tuple[str, ...], str]]
+) -> None:
+    manifest = {
+        "dependencies": ["user-management"],
+        "allowed_domains": ["api.partner.test"],
+        "events": {"publishes": ["UserCreated"], "subscribes": []},
+    }
+    shown = [(v.lane, v.allowed, v.source) for v in views.lanes(manifest, status)]
+    assert shown[: len(expected)] == expected, reason
+    assert shown[len(expected) :] == [
+        ("proxy (external hosts)", ("api.partner.test",), "manifest"),
+        ("events (publish)", ("UserCreated",), "manifest"),
+        ("events (subscribe)", (), "manifest"),
+    ], reason

@@ -339,21 +339,34 @@ def events(items: Sequence[Mapping[str, Any]], limit: int = 20) -> tuple[EventVi
 
 
 def lanes(manifest: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[LaneView, ...]:
-    """Effective permissions per lane: the operator's (status) when it reports them, else what
-    the manifest declares (which the core enforces)."""
-    reported = _map(status.get("effectivePermissions") or status.get("permissions"))
+    """Effective permissions per lane: the operator lane from the status when the operator
+    reports it (``permissions``: whom it may call, who may call it), else what the manifest
+    declares; the proxy and event lanes from the manifest (which the core enforces)."""
+    reported = _map(status.get("permissions"))
     if reported:
-        return tuple(
-            LaneView(cut(lane, 64), tuple(cut(v, 253) for v in _list(values)), "status")
-            for lane, values in sorted(reported.items())
+        operator: tuple[LaneView, ...] = (
+            LaneView(
+                "operator (may call)",
+                tuple(cut(v, 64) for v in _list(reported.get("mayCall"))),
+                "status",
+            ),
+            LaneView(
+                "operator (callable by)",
+                tuple(cut(v, 64) for v in _list(reported.get("callableBy"))),
+                "status",
+            ),
+        )
+    else:
+        operator = (
+            LaneView(
+                "operator (calls to other plugins)",
+                tuple(cut(d, 64) for d in _list(manifest.get("dependencies"))),
+                "manifest",
+            ),
         )
     events_decl = _map(manifest.get("events"))
     return (
-        LaneView(
-            "operator (calls to other plugins)",
-            tuple(cut(d, 64) for d in _list(manifest.get("dependencies"))),
-            "manifest",
-        ),
+        *operator,
         LaneView(
             "proxy (external hosts)",
             tuple(cut(d, 253) for d in _list(manifest.get("allowed_domains"))),
