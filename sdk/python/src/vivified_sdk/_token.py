@@ -300,3 +300,20 @@ def verify_plugin_token(
     except Exception as error:  # fail closed: a surprise in parsing is a refusal, not a 500
         logger.warning("token refused on an unexpected %s", type(error).__name__)
         raise TokenInvalid("unverifiable token") from None
+
+
+#: Longer ``Authorization`` values are refused before any parsing.
+MAX_AUTHORIZATION_BYTES = 16 * 1024
+
+
+def bearer_token(header: object) -> str:
+    """The token of an ``Authorization: Bearer <token>`` value (``None`` = absent), or
+    ``TokenInvalid``: the one header parser both verifiers use."""
+    if header is None:
+        raise TokenInvalid("missing bearer token")
+    if not isinstance(header, str) or len(header) > MAX_AUTHORIZATION_BYTES:
+        raise TokenInvalid("malformed authorization header")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenInvalid("missing bearer token")
+    return token.strip()
