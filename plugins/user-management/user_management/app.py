@@ -8,7 +8,7 @@
 
 Callers authenticate with a platform-issued plugin token (``Authorization: Bearer``),
 verified by ``vivified_sdk.TokenVerifier``: ES256 signature against the mounted JWKS,
-issuer, audience, expiry, revocation (the operator's ``VIVIFIED_REVOCATIONS_URL``; fails
+issuer, audience, expiry, revocation (the core's list at ``VIVIFIED_REVOCATIONS_URL``; fails
 closed). Profiles are PII, so by default the caller's token must
 also carry the ``handles_pii`` trait (``USER_MANAGEMENT_REQUIRED_TRAIT``; empty = any
 plugin). Every access is written to the audit log (``user_management.audit``) with the
