@@ -52,6 +52,9 @@ SERVICE_CIDR = "10.96.0.0/16"  # cluster.SERVICE_CIDR
 DNS_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 TEST_ZONE = "test"  # RFC 2606: never a real name
+#: Fixed paths other programs share: CNI's result cache, the kubelet's device-plugin sockets.
+CNI_RESULTS = "/var/lib/cni/results"
+DEVICE_PLUGINS = "/var/lib/kubelet/device-plugins"
 TEST_NET = "10.250.0.0/16"  # test hosts: 10.250.<i>.2, their gateway 10.250.<i>.1
 INTERNET_NET = "203.0.113.0/24"  # TEST-NET-3: "internet" addresses held by test hosts
 TAINT = {"key": "vivified.dev/real-node", "value": "true", "effect": "NoSchedule"}
@@ -623,11 +626,24 @@ oom_score = 0
             if p.is_dir() and not p.is_symlink() and (p / "tasks").exists()
         ]
 
-    def pod_netns_paths(self) -> list[str]:
-        """Network namespaces containerd made for this node's pods (under /run/netns)."""
+    def container_ids(self) -> list[str]:
+        """Containers (pod sandboxes included) of this node's containerd."""
         if not self.containerd_sock.exists():
             return []
-        listed = self.ctr("containers", "ls", "-q", check=False).stdout.split()
+        return sorted(self.ctr("containers", "ls", "-q", check=False).stdout.split())
+
+    def cni_results(self, container_ids: list[str]) -> list[Path]:
+        """CNI's cached results for these containers: this node's network and containerd's
+        loopback network (`cni-loopback-<sandbox>-lo`) both write one per pod sandbox."""
+        results = Path(CNI_RESULTS)
+        if not results.is_dir():
+            return []
+        ours = {f"{self.cni_network}-", *(f"cni-loopback-{cid}-" for cid in container_ids)}
+        return sorted(p for p in results.iterdir() if p.name.startswith(tuple(ours)))
+
+    def pod_netns_paths(self) -> list[str]:
+        """Network namespaces containerd made for this node's pods (under /run/netns)."""
+        listed = self.container_ids()
         paths = set()
         for cid in listed:
             info = self.ctr("containers", "info", cid, check=False).stdout
@@ -650,6 +666,12 @@ oom_score = 0
             known = json.loads((self.dir / "pod-netns.json").read_text())
         pod_netns = sorted(set(pod_netns) | set(known))
         (self.dir / "pod-netns.json").write_text(json.dumps(pod_netns))
+        containers = self.container_ids()
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            containers = sorted(
+                set(containers) | set(json.loads((self.dir / "containers.json").read_text()))
+            )
+        (self.dir / "containers.json").write_text(json.dumps(containers))
         for name in ("kubelet", "kube-router", "kube-proxy"):
             stop_process(name)
         if self.containerd_sock.exists():
@@ -672,9 +694,23 @@ oom_score = 0
             if (Path("/run/netns") / netns).exists():
                 run("/usr/sbin/ip", "netns", "del", netns, check=False)
         self.remove_cgroups()
-        for leftover in Path("/var/lib/cni/results").glob(f"{self.cni_network}-*"):
+        for leftover in self.cni_results(containers):
             leftover.unlink()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.remove_shared_dirs()
+
+    def remove_shared_dirs(self) -> None:
+        """The kubelet's device-plugin socket directory is fixed (/var/lib/kubelet/device-plugins,
+        whatever --root-dir says) and CNI's result cache is machine-wide: both are removed when
+        the last real node on the machine stops, and only what is empty or ours."""
+        if any(Path("/run").glob("vivified-*")):
+            return  # another worktree's node still runs and shares them
+        with contextlib.suppress(FileNotFoundError):
+            Path(DEVICE_PLUGINS, "kubelet.sock").unlink()
+        for directory in (DEVICE_PLUGINS, Path(DEVICE_PLUGINS).parent, CNI_RESULTS,
+                          Path(CNI_RESULTS).parent):  # fmt: skip
+            with contextlib.suppress(OSError):
+                Path(directory).rmdir()  # only when empty
 
     def kill_cgroup_processes(self) -> None:
         for _ in range(20):

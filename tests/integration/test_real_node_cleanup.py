@@ -86,6 +86,7 @@ def test_cluster_down_removes_everything_the_real_node_made(tmp_path: Path) -> N
                 netns_names() & {node.netns, *map(node.host_netns, real_node.TEST_HOSTS)}
             ),
             "pod_netns": node.pod_netns_paths(),
+            "cni_results": [str(p) for p in node.cni_results(node.container_ids())],
             "mounts": node.mounts(),
             "cgroups": node.leftovers()["cgroups"],
             "links in the node's netns": sh("ip", "-n", node.netns, "-o", "link"),
@@ -94,6 +95,7 @@ def test_cluster_down_removes_everything_the_real_node_made(tmp_path: Path) -> N
         print(json.dumps(during, indent=1)[:4000])
         assert len(during["netns"]) == 1 + len(real_node.TEST_HOSTS)
         assert during["pod_netns"], "a pod's network namespace"
+        assert any("cni-loopback-" in r for r in during["cni_results"]), "CNI's cached results"
         assert any("/kubelet/pods/" in m for m in during["mounts"]), "the pod's volume mounts"
         assert "cni0" in during["links in the node's netns"]
         assert "KUBE-SERVICES" in during["chains in the node's netns"]
@@ -113,6 +115,7 @@ def test_cluster_down_removes_everything_the_real_node_made(tmp_path: Path) -> N
         assert not Path(path).exists(), path
         assert path not in mounts()
     assert node.mounts() == []
+    assert [r for r in during["cni_results"] if Path(r).exists()] == [], "CNI results left"
     assert node.leftovers() == {"netns": [], "mounts": [], "cgroups": [], "files": []}
     assert host_links() - before["links"] == set(), "no veth or bridge left on the host"
     assert host_chains() - before["chains"] == set(), "no iptables chain left on the host"
