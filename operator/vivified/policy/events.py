@@ -22,8 +22,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from vivified.event_types import EventTypeRegistry
-from vivified.manifest import EVENTS_ENDPOINT, PluginManifest
+from vivified.manifest import EVENTS_ENDPOINT
 from vivified.policy.manifest_events import CLASSIFICATION_TRAIT
+from vivified.policy.party import Party
 from vivified_sdk import contract
 
 SPEC_VERSION = "1.0"
@@ -39,17 +40,8 @@ _EXTENSION_RE = re.compile(r"^[a-z0-9]{1,20}$")
 _JSON_CONTENT = re.compile(r"^application/(.+\+)?json\s*(;.*)?$", re.IGNORECASE)
 
 
-class PluginRecord(Protocol):
-    """A plugin as the decision sees it (``vivified.dataplane.directory.PluginRecord``)."""
-
-    @property
-    def plugin_id(self) -> str: ...
-
-    @property
-    def manifest(self) -> PluginManifest: ...
-
-    @property
-    def active(self) -> bool: ...
+class PluginRecord(Party, Protocol):
+    """A plugin as the event decision sees it: a :class:`Party` and its phase."""
 
     @property
     def phase(self) -> str: ...

@@ -35,6 +35,7 @@ from typing import Protocol
 from urllib.parse import quote, unquote_to_bytes
 
 from vivified.manifest import PluginManifest
+from vivified.policy.party import Party as _Party
 from vivified.policy.traits import canonical_traits
 
 __all__ = [
@@ -56,17 +57,8 @@ DEFAULT_DANGEROUS_OPERATIONS: frozenset[str] = frozenset(
 CLASSIFICATION_TRAITS: Mapping[str, str] = {"phi": "handles_phi", "pii": "handles_pii"}
 
 
-class Party(Protocol):
-    """A plugin as the decision sees it (``vivified.dataplane.directory.PluginRecord``)."""
-
-    @property
-    def plugin_id(self) -> str: ...
-
-    @property
-    def manifest(self) -> PluginManifest: ...
-
-    @property
-    def active(self) -> bool: ...
+class Party(_Party, Protocol):
+    """A plugin as the operator-lane decision sees it: a lane party and its health."""
 
     @property
     def health(self) -> str: ...
