@@ -48,6 +48,8 @@ class FakeCluster:
     log: list[tuple[str, str, str, str]] = field(default_factory=list)
     watchers: list[Watcher] = field(default_factory=list)
     after_write: list[WriteHook] = field(default_factory=list)
+    #: Called before an apply is stored: a hook that raises fails the write with nothing stored.
+    before_apply: list[WriteHook] = field(default_factory=list)
     terminating: set[str] = field(default_factory=set)
     version: int = 100
     #: ``watch`` streams the events of its kind and namespace until cancelled (off: it ends at
@@ -179,6 +181,8 @@ class FakeCluster:
         namespace, name = meta.get("namespace", ""), meta["name"]
         live = self.objects.get((kind, namespace, name))
         self._refuse_in_terminating(namespace, creating=live is None)
+        for hook in list(self.before_apply):
+            hook(self, kind, dict(obj))
         self._write("PATCH", kind, namespace, name)
         merged = _merge(copy.deepcopy(live) if live is not None else {}, obj)
         if live is not None and merged.get("spec") != live.get("spec"):

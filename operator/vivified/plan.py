@@ -59,6 +59,19 @@ class ChildApply:
         return f"{self.desired['kind']} {meta['name']} {'updated' if self.exists else 'created'}"
 
 
+#: Kinds that start workloads: applied only after every other child of the plugin is in place.
+WORKLOAD_KINDS = frozenset({"Deployment"})
+
+
+def apply_waves(children: list[ChildApply]) -> list[list[ChildApply]]:
+    """The order children are applied in: everything else first (the NetworkPolicy that isolates
+    the pod, its ServiceAccount, its Service), concurrently; then the workload. A pod therefore
+    never starts before its policy exists, and a failed first wave leaves the workload alone."""
+    first = [c for c in children if c.desired["kind"] not in WORKLOAD_KINDS]
+    last = [c for c in children if c.desired["kind"] in WORKLOAD_KINDS]
+    return [wave for wave in (first, last) if wave]
+
+
 def children_to_apply(
     instance: PluginInstance, settings: OperatorSettings, live: LiveLookup
 ) -> list[ChildApply]:

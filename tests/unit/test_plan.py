@@ -9,7 +9,7 @@ from tests.fake_operator import plugin_body
 
 from vivified.dependencies import DependencyVerdict
 from vivified.diff import stamped
-from vivified.plan import children_to_apply, plan_instance
+from vivified.plan import ChildApply, apply_waves, children_to_apply, plan_instance
 from vivified.render import render_children
 from vivified.resource import PluginSpec
 from vivified.settings import OperatorSettings
@@ -64,3 +64,30 @@ def test_children_to_apply_are_those_missing_or_changed() -> None:
     del live[("Service", "ns", "p")]
     todo = children_to_apply(instance, SETTINGS, lambda *k: live.get(k))
     assert [c.describe() for c in todo] == ["Service p created"]
+
+
+def child(kind: str) -> ChildApply:
+    return ChildApply({"kind": kind, "metadata": {"name": "p", "namespace": "ns"}}, exists=False)
+
+
+@pytest.mark.parametrize(
+    ("reason", "kinds", "waves"),
+    [
+        (
+            "a new plugin: policy, identity and Service first, the Deployment alone last",
+            ["ServiceAccount", "NetworkPolicy", "Service", "Deployment"],
+            [["ServiceAccount", "NetworkPolicy", "Service"], ["Deployment"]],
+        ),
+        (
+            "the workload last even when rendered first",
+            ["Deployment", "NetworkPolicy"],
+            [["NetworkPolicy"], ["Deployment"]],
+        ),
+        ("only the Deployment drifted: one wave", ["Deployment"], [["Deployment"]]),
+        ("only the policy drifted: one wave", ["NetworkPolicy"], [["NetworkPolicy"]]),
+        ("nothing to apply: no wave", [], []),
+    ],
+)
+def test_apply_waves(reason: str, kinds: list[str], waves: list[list[str]]) -> None:
+    got = apply_waves([child(k) for k in kinds])
+    assert [[c.desired["kind"] for c in wave] for wave in got] == waves, reason

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from tests.fake_operator import NAMESPACE, FakeOperator, plugin_body
 
+from vivified.shell.kube import KubeError
+
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
     found: dict[str, Any] = next(c for c in status["conditions"] if c["type"] == kind)
@@ -152,6 +154,30 @@ async def unchanged(operator: FakeOperator) -> None:
     assert operator.cluster.write_count == writes, operator.cluster.log[-5:]
 
 
+async def isolated_before_it_runs(operator: FakeOperator) -> None:
+    await running(operator, plugin_body("fresh"))
+    order = [kind for _, kind, _, name in operator.cluster.log if name == "fresh"]
+    assert "NetworkPolicy" in order, order
+    assert "Deployment" in order, order
+    assert order.index("NetworkPolicy") < order.index("Deployment"), order
+
+
+async def failed_policy_holds_the_workload(operator: FakeOperator) -> None:
+    def refuse_policy(cluster: Any, kind: str, obj: dict[str, Any]) -> None:
+        if kind == "NetworkPolicy" and obj["metadata"]["name"] == "held":
+            raise KubeError(500, "InternalError", "etcd is having a bad day")
+
+    operator.cluster.before_apply.append(refuse_policy)
+    operator.create(plugin_body("held"))
+    await operator.settle()
+    assert operator.cluster.stored("ServiceAccount", NAMESPACE, "held") is not None, "same wave"
+    assert operator.cluster.stored("Deployment", NAMESPACE, "held") is None, "never before it"
+    operator.cluster.before_apply.remove(refuse_policy)
+    operator.queue.add((NAMESPACE, "held"))  # what the retry does
+    await operator.settle()
+    assert operator.cluster.stored("Deployment", NAMESPACE, "held") is not None
+
+
 @dataclass(frozen=True)
 class Case:
     reason: str
@@ -168,6 +194,8 @@ CASES = [
     Case("changed claims re-mint and revoke the old token", claims_changed),
     Case("a duplicate id is refused; the oldest claimant keeps it", duplicate_id),
     Case("an unchanged plugin costs no write", unchanged),
+    Case("the NetworkPolicy is written before the Deployment", isolated_before_it_runs),
+    Case("a failed policy write keeps the Deployment back", failed_policy_holds_the_workload),
 ]
 
 

@@ -75,7 +75,9 @@ def walk(value: Any) -> Iterator[Any]:
 
 def test_children_in_apply_order() -> None:
     kinds = [c["kind"] for c in render_children(make_plugin(), SETTINGS)]
-    assert kinds == ["ServiceAccount", "Deployment", "Service", "NetworkPolicy"]
+    assert kinds == ["ServiceAccount", "NetworkPolicy", "Service", "Deployment"], (
+        "isolation before workload"
+    )
 
 
 def test_child_names() -> None:
@@ -112,7 +114,7 @@ def test_every_child_carries_the_plugin_labels(enabled: bool) -> None:
 
 
 def test_pods_carry_the_plugin_labels() -> None:
-    deployment = render_children(make_plugin(), SETTINGS)[1]
+    deployment = render_children(make_plugin(), SETTINGS)[-1]
     assert deployment["spec"]["template"]["metadata"]["labels"] == EXPECTED_LABELS
 
 
@@ -138,7 +140,7 @@ def test_every_child_is_controlled_by_the_plugin(enabled: bool) -> None:
 
 def test_plugin_pods_never_match_the_platform_selector() -> None:
     # Otherwise a plugin would be let into every other plugin as if it were the platform.
-    pod_labels = render_children(make_plugin(), SETTINGS)[1]["spec"]["template"]["metadata"][
+    pod_labels = render_children(make_plugin(), SETTINGS)[-1]["spec"]["template"]["metadata"][
         "labels"
     ]
     selector = SETTINGS.platform_pod_selector
@@ -224,7 +226,7 @@ def test_version_label_is_always_a_valid_label_value(version: str, label: str) -
 
 
 def test_disabled_plugin_children() -> None:
-    sa, deployment, service, netpol = render_children(
+    sa, netpol, service, deployment = render_children(
         make_plugin(enabled=False, run=False), SETTINGS
     )
     assert deployment["spec"]["replicas"] == 0
@@ -235,6 +237,6 @@ def test_disabled_plugin_children() -> None:
 
 
 def test_missing_dependencies_scale_to_zero_but_keep_the_network_open() -> None:
-    _, deployment, _, netpol = render_children(make_plugin(run=False), SETTINGS)
+    _, netpol, _, deployment = render_children(make_plugin(run=False), SETTINGS)
     assert deployment["spec"]["replicas"] == 0
     assert netpol["spec"]["ingress"]

@@ -73,7 +73,8 @@ __all__ = [
 
 
 def render_children(plugin: PluginInstance, settings: OperatorSettings) -> list[dict[str, Any]]:
-    """ServiceAccount, Deployment, Service, NetworkPolicy — in that order.
+    """ServiceAccount, NetworkPolicy, Service, Deployment — in that order (isolation before
+    workload; ``plan.apply_waves`` holds the Deployment back until the others are applied).
 
     The token Secret is not included: its content comes from a freshly minted token (see
     ``render_token_secret``). Raises ``ValueError`` if ``plugin.name`` is not the manifest id.
@@ -84,7 +85,7 @@ def render_children(plugin: PluginInstance, settings: OperatorSettings) -> list[
         )
     return [
         render_service_account(plugin, settings),
-        render_deployment(plugin, settings),
-        render_service(plugin, settings),
         render_network_policy(plugin, settings),
+        render_service(plugin, settings),
+        render_deployment(plugin, settings),
     ]

@@ -7,6 +7,7 @@ differs from the desired state; a plugin with nothing to change costs no request
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -22,7 +23,13 @@ from vivified.dependencies import analyze
 from vivified.diff import stamped
 from vivified.health import probe_target
 from vivified.manifest import PluginManifest
-from vivified.plan import children_to_apply, plan_instance, token_secret_name
+from vivified.plan import (
+    ChildApply,
+    apply_waves,
+    children_to_apply,
+    plan_instance,
+    token_secret_name,
+)
 from vivified.policy import PolicyConfig, validate_spec
 from vivified.policy.egress_status import EgressReport, forces_egress_through_core
 from vivified.policy.invoke import effective_permissions
@@ -208,12 +215,8 @@ class Reconciler:
                 self._health.track(key, target, body)
         token, requeue = await self._ensure_token(body, instance, manifest)
         changed: list[str] = []
-        for child in children_to_apply(instance, self._settings, self._informer.get):
-            applied = await self._kube.apply(
-                child.desired, field_manager=self._settings.field_manager
-            )
-            self._informer.observe(child.desired["kind"], applied)
-            changed.append(child.describe())
+        for wave in apply_waves(children_to_apply(instance, self._settings, self._informer.get)):
+            changed += await self._apply_wave(wave)
         if changed:
             await self._events.normal(body, "ChildrenApplied", "; ".join(changed))
         facts = PluginFacts(
@@ -236,6 +239,26 @@ class Reconciler:
         )
         await self._write_status(key, body, facts)
         return requeue
+
+    async def _apply_wave(self, wave: list[ChildApply]) -> list[str]:
+        """Apply the wave's children concurrently (one round trip, not one per child); every
+        success reaches the informer, then the first failure is raised (the key is retried)."""
+        results = await asyncio.gather(
+            *(
+                self._kube.apply(c.desired, field_manager=self._settings.field_manager)
+                for c in wave
+            ),
+            return_exceptions=True,
+        )
+        done: list[str] = []
+        for child, result in zip(wave, results, strict=True):
+            if not isinstance(result, BaseException):
+                self._informer.observe(child.desired["kind"], result)
+                done.append(child.describe())
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return done
 
     def permissions(self, manifest: PluginManifest) -> dict[str, list[str]]:
         """``effective_permissions`` over the plugins it concerns: its dependencies' owners and
