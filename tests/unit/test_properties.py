@@ -105,13 +105,22 @@ def assert_well_formed(report: object) -> None:
     assert list(report.errors) == sorted(set(report.errors), key=report.errors.index)
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: 1,000 arbitrary plus 1,000 mutated manifests per run: the 2,000 issue 2 asks for, at half the
+#: CI time of 2,000 each (hypothesis draws new ones every run; its database replays failures).
+EXAMPLES_PER_KIND = 1000
+
+
+@settings(
+    max_examples=EXAMPLES_PER_KIND, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(JSON)
 def test_arbitrary_values_never_raise(raw: object) -> None:
     assert_well_formed(validate_manifest(raw))
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES_PER_KIND, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(mutated_manifests())
 def test_mutated_manifests_never_raise(raw: object) -> None:
     assert_well_formed(validate_manifest(raw))
