@@ -16,6 +16,7 @@ from tests.unit.core_fakes import NOW, World, manifest
 
 from vivified import tokens
 from vivified.audit.hook import AuditEntry, AuditUnavailable
+from vivified.dataplane import forward
 from vivified.dataplane.app import build_app
 from vivified.dataplane.audit.auditor import ChainAuditor
 from vivified.dataplane.audit.file import FileSink
@@ -358,3 +359,25 @@ async def test_a_basic_call_passes_an_outage_a_required_one_does_not(
         await auditor.close()  # writes what was held
     agents = [json.loads(line)["agent"]["id"] for line in path.read_text().splitlines()]
     assert agents == ["p", "p"]  # nothing lost; the refused call has no allowed record
+
+
+@pytest.mark.parametrize(
+    ("reason", "buffered_bytes"),
+    [
+        ("a small answer of known size is relayed in one write", forward.BUFFERED_BYTES),
+        ("anything larger is streamed", 0),
+    ],
+)
+async def test_answer_relayed_alike_buffered_or_streamed(
+    lane: Lane, monkeypatch: pytest.MonkeyPatch, reason: str, buffered_bytes: int
+) -> None:
+    monkeypatch.setattr(forward, "BUFFERED_BYTES", buffered_bytes)
+    response = await lane.client.get("/v1/invoke/b/user_info/7", headers=lane.world.bearer(A))
+    assert response.status == 200, reason
+    assert response.headers.getall("Content-Type") == ["application/json; charset=utf-8"], reason
+    assert response.headers["X-Kept"] == "1", reason
+    assert "X-Secret" not in response.headers, reason
+    assert (await response.json())["path"] == "/api/users/7", reason
+    head = await lane.client.head("/v1/invoke/b/user_info/7", headers=lane.world.bearer(A))
+    assert head.status == 200, reason
+    assert await head.read() == b"", reason

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.settings import CoreSettings
@@ -66,6 +66,8 @@ _DROPPED_REQUEST: frozenset[str] = frozenset(
 )
 _DROPPED_RESPONSE: frozenset[str] = frozenset({"content-length", "server", "set-cookie"})
 CHUNK = 64 * 1024
+#: Answers up to this size with a Content-Length are read whole and sent in one write.
+BUFFERED_BYTES = 64 * 1024
 
 
 class ForwardFailure(Exception):  # noqa: N818
@@ -213,6 +215,21 @@ class Forwarder:
         limit = self.settings.max_response_bytes
         if upstream.content_length is not None and upstream.content_length > limit:
             raise ForwardFailure(502, "response_too_large", f"response over {limit} bytes")
+        if (
+            upstream.content_length is not None
+            and upstream.content_length <= BUFFERED_BYTES
+            and request.method != "HEAD"
+            and upstream.status not in (204, 304)
+        ):
+            # A small answer of known size (the usual API reply) goes out in one write, not a
+            # header write, a chunk write and an end write.
+            body = await upstream.content.readexactly(upstream.content_length)
+            return web.Response(
+                status=upstream.status,
+                reason=upstream.reason,
+                body=body,
+                headers=CIMultiDict(response_headers(upstream)),
+            )
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         for name, value in response_headers(upstream):
             response.headers.add(name, value)
