@@ -38,7 +38,6 @@ import aiohttp
 from aiohttp import web
 
 from vivified import tokens
-from vivified.dataplane import eventloop
 from vivified.dataplane.app import build_app
 from vivified.dataplane.context import CoreContext
 from vivified.dataplane.directory import PluginRecord, StaticDirectory
@@ -102,14 +101,7 @@ def serve_core(port: int, target_port: int) -> None:
         now=now,
     )
     print(json.dumps({"token": token.token}), flush=True)  # the bench's own test credential
-    web.run_app(
-        build_app(ctx),
-        host="127.0.0.1",
-        port=port,
-        access_log=None,
-        print=None,
-        loop=eventloop.new_event_loop(os.environ.get("VIVIFIED_CORE_EVENT_LOOP", "auto")),
-    )
+    web.run_app(build_app(ctx), host="127.0.0.1", port=port, access_log=None, print=None)
 
 
 # -- load --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from vivified.dataplane import eventloop, logsafe
+from vivified.dataplane import logsafe
 from vivified.dataplane.app import Setup, build_app
 from vivified.dataplane.audit.auditor import ChainAuditor
 from vivified.dataplane.audit.setup import AuditSettings, open_auditor
@@ -99,5 +99,5 @@ def run_core(args: argparse.Namespace) -> int:
         lanes = core_lanes(os.environ, kubeconfig)
         await serve(settings, kubeconfig=kubeconfig, lanes=lanes, stop=stop)
 
-    eventloop.run(main(), settings.event_loop)
+    asyncio.run(main())
     return 0

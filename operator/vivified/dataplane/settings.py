@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from vivified.dataplane.eventloop import EVENT_LOOPS
 from vivified.policy.invoke import DEFAULT_DANGEROUS_OPERATIONS as _DANGEROUS
 from vivified.settings import OperatorSettings
 from vivified_sdk import contract
@@ -107,8 +106,6 @@ class CoreSettings:
     heartbeat_lease_seconds: int = 90
     #: ``namespace/name`` of this pod (logs, Lease holder); from the downward API.
     pod_name: str = ""
-    #: ``auto`` (uvloop when installed), ``uvloop`` (required) or ``asyncio`` (eventloop.py).
-    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
         checks: tuple[tuple[bool, str, str], ...] = (
@@ -119,7 +116,6 @@ class CoreSettings:
             (self.max_request_bytes > 0, "max_request_bytes", "must be positive"),
             (self.max_response_bytes > 0, "max_response_bytes", "must be positive"),
             (self.heartbeat_lease_seconds > 0, "heartbeat_lease_seconds", "must be positive"),
-            (self.event_loop in EVENT_LOOPS, "event_loop", f"must be one of {EVENT_LOOPS}"),
         )
         for ok, name, message in checks:
             if not ok:
