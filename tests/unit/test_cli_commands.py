@@ -59,9 +59,9 @@ def test_render_prints_the_children_as_a_yaml_stream(
     docs = list(yaml.safe_load_all(out))
     assert [d["kind"] for d in docs] == [
         "ServiceAccount",
-        "Deployment",
-        "Service",
         "NetworkPolicy",
+        "Service",
+        "Deployment",
     ]
     for doc in docs:
         assert doc["metadata"]["name"] == name
