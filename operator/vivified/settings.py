@@ -353,6 +353,12 @@ class OperatorSettings(BaseSettings):
     (docs/proxy.md). 0 (the default) = never read: plugins with allowed domains show
     AllowlistNotLoaded. The chart sets 5 when it deploys the core; an operator started by hand
     (tests, the demo) then never looks up the core's Service name."""
+    events_status_seconds: Count = _in("core", 0)
+    """Seconds between two reads of the event lane's counts (``GET /v1/events/status`` under
+    ``core_url``, one request for all plugins), the input of ``status.events.pending`` and
+    ``deadLettered`` (docs/events.md). 0 (the default) = never read: no counts in status. The
+    chart sets 10 when it deploys the core with the event lane; a status is written only when
+    a count changed, so a busy subscriber costs at most one write per period."""
 
     # -- tokens: plugin identity ---------------------------------------------------------------
     token_ttl_seconds: Annotated[int, BeforeValidator(_integer), Field(ge=60)] = _in(

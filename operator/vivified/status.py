@@ -74,6 +74,41 @@ class TokenFacts:
 
 
 @dataclass(frozen=True)
+class EventCounts:
+    """One subscriber's entry in the core's event-lane counts (``GET /v1/events/status``)."""
+
+    pending: int
+    """Stored for it and not yet acknowledged by it (paused deliveries included)."""
+    dead_lettered: int
+    """In the dead-letter stream: delivery gave up after the configured attempts."""
+
+
+def _count(value: object) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if ok and isinstance(value, int) else None
+
+
+def counts_from_document(document: object) -> dict[tuple[str, str], EventCounts]:
+    """Every subscriber's counts in the core's document, keyed ``(namespace, id)``; a
+    malformed entry is left out (what the operator cannot read is "not reported")."""
+    plugins = document.get("plugins") if isinstance(document, Mapping) else None
+    if not isinstance(plugins, Mapping):
+        return {}
+    out: dict[tuple[str, str], EventCounts] = {}
+    for plugin_id, entry in plugins.items():
+        if not isinstance(plugin_id, str) or not isinstance(entry, Mapping):
+            continue
+        namespace, pending, dead = (
+            entry.get("namespace"),
+            _count(entry.get("pending")),
+            _count(entry.get("deadLettered")),
+        )
+        if isinstance(namespace, str) and pending is not None and dead is not None:
+            out[(namespace, plugin_id)] = EventCounts(pending=pending, dead_lettered=dead)
+    return out
+
+
+@dataclass(frozen=True)
 class PluginFacts:
     """Everything reconcile observed about one plugin."""
 
@@ -93,6 +128,8 @@ class PluginFacts:
     #: Event lane: the manifest's declared (and validated) publishes / subscribes.
     event_publishes: tuple[str, ...] = ()
     event_subscribes: tuple[str, ...] = ()
+    event_counts: EventCounts | None = None
+    """The core's counts for this subscriber (None: not reported, or not read at all)."""
     #: ``effective_permissions()``'s answer (``mayCall``, ``callableBy``); None = not computed.
     permissions: Mapping[str, Sequence[str]] | None = None
 
@@ -213,6 +250,23 @@ def _with_transition_times(
     return result
 
 
+def _events_status(facts: PluginFacts, previous: object) -> dict[str, Any]:
+    """Permissions, plus the counts while the core reports them; counts no longer reported are
+    removed (``None`` in the merge patch) once, then left out, so nothing is rewritten."""
+    events: dict[str, Any] = {
+        "publishes": list(facts.event_publishes),
+        "subscribes": list(facts.event_subscribes),
+    }
+    if facts.event_subscribes and facts.event_counts is not None:
+        events["pending"] = facts.event_counts.pending
+        events["dead_lettered"] = facts.event_counts.dead_lettered
+    elif isinstance(previous, Mapping):
+        for wire, name in (("pending", "pending"), ("deadLettered", "dead_lettered")):
+            if previous.get(wire) is not None:
+                events[name] = None
+    return events
+
+
 def derive_status(
     facts: PluginFacts,
     previous: Mapping[str, Any],
@@ -257,10 +311,7 @@ def derive_status(
         "token": token,
     }
     if facts.event_publishes or facts.event_subscribes:  # effective event-lane permissions
-        fields["events"] = {
-            "publishes": list(facts.event_publishes),
-            "subscribes": list(facts.event_subscribes),
-        }
+        fields["events"] = _events_status(facts, previous.get("events"))
     elif previous.get("events"):  # declared no more: a merge patch removes it
         fields["events"] = None
     if facts.permissions is not None:

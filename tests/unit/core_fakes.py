@@ -110,3 +110,10 @@ class World:
 
     def bearer(self, m: PluginManifest) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(m).token}"}
+
+    def operator_token(self, **kwargs: Any) -> tokens.MintedToken:
+        """The operator's own token (for the core's operator-only routes)."""
+        return tokens.mint_operator_token(self.keyring, issuer=ISSUER, now=self.now, **kwargs)
+
+    def operator_bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.operator_token().token}"}

@@ -13,11 +13,11 @@ from vivified.dataplane.directory import StaticDirectory
 from vivified.dataplane.proxy import allowlist_report
 from vivified.policy.egress_status import (
     EgressReport,
-    changed_reports,
     egress_condition,
     reports_from_document,
 )
 from vivified.shell.allowlists import AllowlistReports
+from vivified.shell.corepoll import changed_keys
 from vivified_sdk import contract
 
 
@@ -48,13 +48,13 @@ def test_malformed_documents_report_nothing(doc: object) -> None:
     assert reports_from_document(doc) == {}
 
 
-def test_changed_reports() -> None:
+def test_changed_keys() -> None:
     a = EgressReport(1, ("a.test",))
     key, other = ("ns", "a"), ("ns", "b")
-    assert changed_reports({}, {key: a}) == {key}
-    assert changed_reports({key: a}, {key: a}) == set()
-    assert changed_reports({key: a}, {key: EgressReport(2, ("a.test",))}) == {key}
-    assert changed_reports({key: a, other: a}, {key: a}) == {other}
+    assert changed_keys({}, {key: a}) == {key}
+    assert changed_keys({key: a}, {key: a}) == set()
+    assert changed_keys({key: a}, {key: EgressReport(2, ("a.test",))}) == {key}
+    assert changed_keys({key: a, other: a}, {key: a}) == {other}
 
 
 class FakeCore:

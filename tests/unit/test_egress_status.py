@@ -109,16 +109,26 @@ def test_derive_status_shows_the_domains_when_enforced() -> None:
     assert "api.partner.test" in egress["message"]
 
 
-async def test_the_core_serves_the_allowlist_state() -> None:
+async def test_the_core_serves_the_allowlist_state_to_the_operator_only() -> None:
     from aiohttp import web  # noqa: PLC0415
     from aiohttp.test_utils import TestClient, TestServer  # noqa: PLC0415
+    from tests.unit.core_fakes import World, manifest  # noqa: PLC0415
 
     from vivified.dataplane.proxy.http import ALLOWLISTS_PATH, routes  # noqa: PLC0415
 
-    directory = StaticDirectory([egress_record("billing", domains=DOMAINS, generation=3)])
+    world = World(
+        directory=StaticDirectory([egress_record("billing", domains=DOMAINS, generation=3)])
+    )
+    plugin = manifest("nosy")
+    world.add(plugin)
     app = web.Application()
-    app.add_routes(routes(directory))
+    app.add_routes(routes(world.directory, "enforce", world.ctx.authenticator))
     async with TestClient(TestServer(app)) as client:
-        response = await client.get(ALLOWLISTS_PATH)
+        response = await client.get(ALLOWLISTS_PATH, headers=world.operator_bearer())
         document = await response.json()
+        # Another plugin must not learn billing's domains; nobody without a token either.
+        nosy = await client.get(ALLOWLISTS_PATH, headers=world.bearer(plugin))
+        anonymous = await client.get(ALLOWLISTS_PATH)
+        refusals = [(r.status, (await r.json())["reason"]) for r in (nosy, anonymous)]
     assert EgressReport.from_document(document, "billing") == LOADED
+    assert refusals == [(403, "operator_only"), (401, "missing_credentials")]

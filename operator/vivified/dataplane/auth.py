@@ -13,6 +13,13 @@ Order of checks (each refusal has its own reason):
    ``unknown_plugin``) that is Active and enabled (401 ``plugin_inactive``: a disabled
    plugin's token stops working as soon as the watch sees it, revocation or not).
 
+The operator's own token (``vivified.tokens.operator_token``, docs/tokens.md) is a different
+principal: :meth:`Authenticator.authenticate_operator` accepts only it, and only the routes
+wrapped in :func:`operator_route` call that (the proxy's allowlist state, the event lane's
+counts). A plugin token there is a 403 ``operator_only``; an operator token anywhere else is a
+403 ``operator_token_refused`` (checked only after the plugin verifier refused it, so it costs
+plugin traffic nothing).
+
 Until the JWKS and revocation list are loaded every token is refused with 503
 ``core_not_ready`` (fail closed). Verified signatures are cached per token string until the
 trust documents change; expiry, revocation and the plugin's state are re-checked on every
@@ -22,22 +29,28 @@ request. No credential is ever logged or echoed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from vivified import tokens
 from vivified.dataplane.directory import PluginDirectory, PluginRecord
+from vivified.dataplane.problem import problem
 from vivified.dataplane.settings import CoreSettings
 from vivified.dataplane.trust import TrustState
+from vivified.tokens.operator_token import claims_type
+from vivified_sdk import contract
 
 __all__ = [
     "SINGLE_VALUE_HEADERS",
     "AuthFailure",
     "Authenticator",
     "Caller",
+    "OperatorCaller",
+    "operator_route",
     "repeated_header",
 ]
 
@@ -64,6 +77,13 @@ class Caller:
     @property
     def plugin_id(self) -> str:
         return self.record.plugin_id
+
+
+@dataclass(frozen=True)
+class OperatorCaller:
+    """The operator, by a verified operator token."""
+
+    token: tokens.OperatorIdentity
 
 
 class AuthFailure(Exception):  # noqa: N818 - reads as what happened
@@ -106,18 +126,7 @@ class Authenticator:
     def authenticate(
         self, headers: CIMultiDictProxy[str], *, header: str = "Authorization"
     ) -> Caller:
-        repeated = repeated_header(headers)
-        if repeated is not None:
-            raise AuthFailure(400, "repeated_header", f"the {repeated} header appears twice")
-        values = headers.getall(header, ())
-        if not values:
-            raise AuthFailure(401, "missing_credentials", "a plugin token is required")
-        match = _BEARER.fullmatch(values[0].strip())
-        if match is None:
-            raise AuthFailure(
-                401, "malformed_credentials", f"{header} must be 'Bearer <plugin token>'"
-            )
-        verified = self.verify(match.group(1))
+        verified = self.verify(_bearer(headers, header, "plugin token"))
         record = self._directory.get(verified.plugin_id)
         if record is None:
             raise AuthFailure(
@@ -152,9 +161,82 @@ class Authenticator:
                 leeway=self._settings.token_leeway_seconds,
             )
         except tokens.TokenInvalid as invalid:
+            if claims_type(token) == contract.OPERATOR_TOKEN_TYPE and self._is_operator(token):
+                raise AuthFailure(
+                    403,
+                    "operator_token_refused",
+                    "the operator's token is accepted only on the operator's read routes",
+                ) from None
             reason = "token_revoked" if invalid.reason == "token revoked" else "invalid_token"
             raise AuthFailure(401, reason, f"invalid token: {invalid.reason}") from None
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[token] = (version, verified)
         return verified
+
+    def _is_operator(self, token: str) -> bool:
+        try:
+            self._verify_operator(token)
+        except tokens.TokenInvalid:
+            return False
+        return True
+
+    def _verify_operator(self, token: str) -> tokens.OperatorIdentity:
+        return tokens.verify_operator_token(
+            token,
+            self._trust.plugin_jwks,
+            issuer=self._settings.token_issuer,
+            revoked_jtis=self._trust.revoked,
+            now=self._clock(),
+            leeway=self._settings.token_leeway_seconds,
+        )
+
+    def authenticate_operator(self, headers: CIMultiDictProxy[str]) -> OperatorCaller:
+        """The operator's token, or why not: the only credential the operator routes take."""
+        token = _bearer(headers, "Authorization", "operator token")
+        if not self._trust.ready:
+            raise AuthFailure(503, "core_not_ready", "the core has not loaded its key set yet")
+        try:
+            return OperatorCaller(token=self._verify_operator(token))
+        except tokens.TokenInvalid as invalid:
+            if invalid.reason in ("not an operator token", "not the operator's subject"):
+                raise AuthFailure(
+                    403,
+                    "operator_only",
+                    "this route serves the operator only; a plugin token is not accepted here",
+                ) from None
+            reason = "token_revoked" if invalid.reason == "token revoked" else "invalid_token"
+            raise AuthFailure(401, reason, f"invalid operator token: {invalid.reason}") from None
+
+
+def _bearer(headers: CIMultiDictProxy[str], header: str, what: str) -> str:
+    """Checks 1-2 of the module docstring: the token of the one ``Bearer`` header."""
+    repeated = repeated_header(headers)
+    if repeated is not None:
+        raise AuthFailure(400, "repeated_header", f"the {repeated} header appears twice")
+    values = headers.getall(header, ())
+    if not values:
+        raise AuthFailure(401, "missing_credentials", f"a {what} is required")
+    match = _BEARER.fullmatch(values[0].strip())
+    if match is None:
+        raise AuthFailure(401, "malformed_credentials", f"{header} must be 'Bearer <{what}>'")
+    return match.group(1)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def operator_route(authenticator: Authenticator, handler: Handler) -> Handler:
+    """``handler`` behind :meth:`Authenticator.authenticate_operator`: every refusal is
+    problem+json with its reason, and the handler never runs for anyone but the operator."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            authenticator.authenticate_operator(request.headers)
+        except AuthFailure as failure:
+            challenge = 'Bearer error="invalid_token"' if failure.status == 401 else None
+            headers = {"WWW-Authenticate": challenge} if challenge else {}
+            return problem(failure.status, failure.reason, failure.detail, headers=headers)
+        return await handler(request)
+
+    return guarded

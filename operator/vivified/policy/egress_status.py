@@ -20,7 +20,6 @@ from typing import Any
 
 __all__ = [
     "EgressReport",
-    "changed_reports",
     "egress_condition",
     "forces_egress_through_core",
     "reports_from_document",
@@ -68,13 +67,6 @@ def reports_from_document(document: object) -> dict[tuple[str, str], EgressRepor
         if isinstance(namespace, str) and report is not None:
             out[(namespace, plugin_id)] = report
     return out
-
-
-def changed_reports(
-    old: Mapping[tuple[str, str], EgressReport], new: Mapping[tuple[str, str], EgressReport]
-) -> set[tuple[str, str]]:
-    """Plugins whose entry appeared, disappeared or changed: the ones to reconcile again."""
-    return {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
 
 
 def forces_egress_through_core(network_policy: Mapping[str, Any] | None) -> bool:

@@ -48,7 +48,14 @@ from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
 from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, KubeApi, KubeError
 from vivified.shell.monitor import HealthMonitor
-from vivified.status import PluginFacts, TokenFacts, WorkloadFacts, derive_status, status_changed
+from vivified.status import (
+    EventCounts,
+    PluginFacts,
+    TokenFacts,
+    WorkloadFacts,
+    derive_status,
+    status_changed,
+)
 from vivified.tokens.renewal import LiveToken, RenewalInput, refresh_in, renewal_reason
 from vivified.violations import Violation
 
@@ -128,6 +135,7 @@ class Reconciler:
         health: HealthMonitor | None = None,
         on_affected: Callable[[set[PluginKey]], None] = lambda keys: None,
         egress_reports: Callable[[PluginKey], EgressReport | None] = lambda key: None,
+        event_counts: Callable[[PluginKey], EventCounts | None] = lambda key: None,
         on_terminating: Callable[[str], None] = lambda namespace: None,
     ) -> None:
         self._kube = kube
@@ -141,6 +149,7 @@ class Reconciler:
         self._health = health
         self._on_affected = on_affected
         self._egress_reports = egress_reports
+        self._event_counts = event_counts
         self._on_terminating = on_terminating
         #: Valid manifests of other plugins by (key, resourceVersion), for their permissions;
         #: bounded (a plugin's neighbours are few; the cap only guards memory).
@@ -235,6 +244,7 @@ class Reconciler:
             egress_report=self._egress_reports(key),
             event_publishes=tuple(manifest.events.publishes) if manifest.events else (),
             event_subscribes=tuple(manifest.events.subscribes) if manifest.events else (),
+            event_counts=self._event_counts(key),
             permissions=self.permissions(manifest),
         )
         await self._write_status(key, body, facts)

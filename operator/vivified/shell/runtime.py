@@ -16,6 +16,8 @@ from vivified.policy import PolicyConfig
 from vivified.registry import PluginKey, PluginRegistry
 from vivified.settings import OperatorSettings
 from vivified.shell.allowlists import AllowlistReports
+from vivified.shell.corepoll import OperatorToken
+from vivified.shell.event_counts import EventCountReports
 from vivified.shell.events import EventRecorder
 from vivified.shell.identity import Identity
 from vivified.shell.informer import Informer
@@ -72,11 +74,23 @@ class Runtime:
         self.leases = LeaseWatcher(
             self.kube, self.monitor, list(self.namespaces) or [None], self.clock
         )
-        # Issue 9: what the core's proxy enforces, for EgressEnforced (shell/allowlists.py).
+        # The core's operator-only documents, read with the operator's own token
+        # (shell/corepoll.py): what the proxy enforces, for EgressEnforced (issue 9), and the
+        # event lane's counts, for status.events (issue 10). Off unless their period is set.
+        self.operator_token = OperatorToken(
+            lambda: self.identity.keyring, issuer=self.settings.token_issuer, clock=self.clock
+        )
         self.allowlists = AllowlistReports(
             self.settings.core_url,
             self.enqueue_all,
+            auth=self.operator_token.headers,
             interval=float(self.settings.egress_report_seconds or 1),
+        )
+        self.event_counts = EventCountReports(
+            self.settings.core_url,
+            self.enqueue_all,
+            auth=self.operator_token.headers,
+            interval=float(self.settings.events_status_seconds or 1),
         )
         self.reconciler = Reconciler(
             kube=self.kube,
@@ -90,6 +104,7 @@ class Runtime:
             health=self.monitor,
             on_affected=self.enqueue_all,
             egress_reports=self.allowlists.get,
+            event_counts=self.event_counts.get,
             on_terminating=self.namespace_terminating,
         )
         # kopf stops watching a listed namespace early in its deletion (shell/namespaces.py).
@@ -136,6 +151,8 @@ class Runtime:
         self.leases.start()
         if self.settings.egress_report_seconds:
             self.allowlists.start()
+        if self.settings.events_status_seconds:
+            self.event_counts.start()
         self.queue.start()
         self._refresher = asyncio.create_task(self._refresh_identity())
         self._resyncer = (
@@ -167,6 +184,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.allowlists.stop()
+        await self.event_counts.stop()
         await self.terminating.stop()
         await self.leases.stop()
         await self.monitor.stop()

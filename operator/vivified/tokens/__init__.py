@@ -34,6 +34,7 @@ from .keys import (
     jwk_thumbprint,
     load_signing_key,
 )
+from .operator_token import OperatorIdentity, mint_operator_token, verify_operator_token
 from .plugin_token import (
     REQUIRED_CLAIMS,
     TOKEN_TYPE,
@@ -70,6 +71,7 @@ __all__ = [
     "KeyRing",
     "KeyRingError",
     "MintedToken",
+    "OperatorIdentity",
     "RetiredKey",
     "RevocationList",
     "RevocationListError",
@@ -86,6 +88,7 @@ __all__ = [
     "keyring_to_secret_data",
     "load_signing_key",
     "mint_call_token",
+    "mint_operator_token",
     "mint_plugin_token",
     "needs_remint",
     "needs_rotation",
@@ -100,5 +103,6 @@ __all__ = [
     "stage",
     "subject_for",
     "verify_call_token",
+    "verify_operator_token",
     "verify_plugin_token",
 ]

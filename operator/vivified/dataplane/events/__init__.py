@@ -5,10 +5,12 @@ The core mounts it from ``vivified.dataplane.lanes.core_lanes`` (one :data:`Setu
 
     build_app(ctx, lanes=[events.lane(EventLaneSettings.from_env())])
 
-which registers ``POST /v1/events`` and ``GET /v1/events/status/{plugin}`` (a plugin's own
-counts), connects to JetStream on app start-up (in the background, retrying) and starts the
-delivery supervisor; app cleanup stops the workers and drains the connection. Metrics go to
-``ctx.metrics`` (the core's ``/metrics``). Settings: :class:`EventLaneSettings`
+which registers ``POST /v1/events``, ``GET /v1/events/status`` (every subscriber's counts, for
+the operator's token only: :func:`vivified.dataplane.auth.operator_route`) and
+``GET /v1/events/status/{plugin}`` (a plugin's own counts, its own token), connects to
+JetStream on app start-up (in the background, retrying) and starts the delivery supervisor;
+app cleanup stops the workers and drains the connection. Metrics go to ``ctx.metrics`` (the
+core's ``/metrics``). Settings: :class:`EventLaneSettings`
 (``VIVIFIED_NATS_URL``, ``VIVIFIED_EVENTS_*``). Behaviour and decisions: docs/events.md.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from vivified.dataplane.app import Setup
-from vivified.dataplane.auth import AuthFailure
+from vivified.dataplane.auth import AuthFailure, operator_route
 from vivified.dataplane.context import CoreContext
 from vivified.dataplane.events.lane import EventLane, ResolveUrl, core_resolver
 from vivified.dataplane.events.publish import handle_publish
@@ -28,6 +30,7 @@ from vivified_sdk import contract
 
 __all__ = [
     "LANE_KEY",
+    "REPORT_PATH",
     "STATUS_PATH",
     "EventLane",
     "EventLaneSettings",
@@ -37,8 +40,10 @@ __all__ = [
 ]
 
 LANE_KEY: web.AppKey[EventLane] = web.AppKey("vivified_events_lane", EventLane)
+#: ``GET`` every subscriber's counts (the operator's token).
+REPORT_PATH = contract.CORE_EVENTS_STATUS_PATH
 #: ``GET`` a plugin's own event-lane counts (its plugin token).
-STATUS_PATH = contract.CORE_EVENTS_PATH + "/status/{plugin}"
+STATUS_PATH = contract.CORE_EVENTS_STATUS_PATH + "/{plugin}"
 
 
 def lane(
@@ -67,6 +72,11 @@ def lane(
                 return problem(503, "engine_unavailable", "the event store is not connected")
             return web.json_response(await running.subscriber_status(caller.plugin_id))
 
+        async def report(_: web.Request) -> web.StreamResponse:
+            if not running.ready:
+                return problem(503, "engine_unavailable", "the event store is not connected")
+            return web.json_response(await running.status_report())
+
         async def on_startup(_: web.Application) -> None:
             await running.start()
 
@@ -74,6 +84,7 @@ def lane(
             await running.stop()
 
         app.router.add_post(contract.CORE_EVENTS_PATH, publish)
+        app.router.add_get(REPORT_PATH, operator_route(ctx.authenticator, report))
         app.router.add_get(STATUS_PATH, status)
         app.on_startup.append(on_startup)
         app.on_cleanup.append(on_cleanup)
@@ -82,10 +93,11 @@ def lane(
 
 
 def off(app: web.Application, ctx: CoreContext) -> None:
-    """No JetStream configured: publishes are refused, saying so (not a bare 404)."""
-    del ctx
+    """No JetStream configured: publishes (and the operator's count reads) are refused, saying
+    so (not a bare 404)."""
 
-    async def refuse(_: web.Request) -> web.Response:
+    async def refuse(_: web.Request) -> web.StreamResponse:
         return problem(503, "event_lane_off", "this installation runs no event lane (no NATS)")
 
     app.router.add_post(contract.CORE_EVENTS_PATH, refuse)
+    app.router.add_get(REPORT_PATH, operator_route(ctx.authenticator, refuse))

@@ -36,6 +36,10 @@ from vivified.event_types import EventTypeRegistry, registry_from_env
 
 log = logging.getLogger(__name__)
 
+#: JetStream's page size for consumer listings, and a bound on how many pages are read.
+_LIST_PAGE = 256
+_MAX_CONSUMERS = 100_000
+
 ResolveUrl = Callable[[PluginRecord], str]
 """Base URL of a subscriber, no trailing '/'."""
 
@@ -187,6 +191,55 @@ class EventLane:
                     await self.js.delete_consumer(self.settings.stream, durable)
                 self._missing_since.pop(durable, None)
                 log.info("deleted consumer %s (subscription gone)", durable)
+
+    async def _consumer_infos(self) -> list[Any]:
+        """Every consumer of the event stream (the server lists ``_LIST_PAGE`` per request)."""
+        infos: list[Any] = []
+        while len(infos) < _MAX_CONSUMERS:
+            page = await self.js.consumers_info(self.settings.stream, offset=len(infos))
+            infos.extend(page)
+            if len(page) < _LIST_PAGE:
+                break
+        return infos
+
+    async def status_report(self) -> dict[str, object]:
+        """Every subscriber's counts in one document (``GET /v1/events/status``, the
+        operator's): one consumer listing and one dead-letter stream summary, whatever the
+        number of plugins. Keyed by plugin id, with its namespace (the operator keys by both).
+        """
+        subscribed = {
+            record.plugin_id: record
+            for record in self.ctx.directory.all()
+            if record.manifest.events and record.manifest.events.subscribes
+        }
+        pending = dict.fromkeys(subscribed, 0)
+        for info in await self._consumer_infos():
+            parsed = names.parse_consumer_name(info.name or "")
+            if parsed is None or parsed[0] not in subscribed:
+                continue
+            events = subscribed[parsed[0]].manifest.events
+            if events is not None and parsed[1] in events.subscribes:
+                pending[parsed[0]] += (info.num_pending or 0) + (info.num_ack_pending or 0)
+        dead = dict.fromkeys(subscribed, 0)
+        with contextlib.suppress(NotFoundError):
+            summary = await self.js.stream_info(
+                self.settings.dead_letter_stream,
+                subjects_filter=f"{names.DEAD_LETTER_PREFIX}>",
+            )
+            for subject, count in (summary.state.subjects or {}).items():
+                subscriber = subject[len(names.DEAD_LETTER_PREFIX) :].split(".", 1)[0]
+                if subscriber in dead:
+                    dead[subscriber] += count
+        return {
+            "plugins": {
+                plugin_id: {
+                    "namespace": record.namespace,
+                    "pending": pending[plugin_id],
+                    "deadLettered": dead[plugin_id],
+                }
+                for plugin_id, record in sorted(subscribed.items())
+            }
+        }
 
     async def subscriber_status(self, plugin_id: str) -> dict[str, object]:
         """Counts for the plugin's status: ``pending`` (stored, not yet acknowledged by it)

@@ -8,7 +8,7 @@ disables apply within the watch's delay), tokens checked by ``ctx.authenticator`
 checks as every lane), every allow/refuse decision and every close recorded through
 ``ctx.auditor``, counters in ``ctx.metrics`` (so ``/metrics`` shows them). On clean-up it
 closes the listener and every open tunnel. ``GET /v1/proxy/allowlists`` publishes what the
-proxy enforces, for the operator's ``EgressEnforced`` condition.
+proxy enforces, for the operator's ``EgressEnforced`` condition (the operator's token only).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def setup(
     if not chosen.host:
         chosen = dataclasses.replace(chosen, host=ctx.settings.host)
     chosen.validate()
-    app.add_routes(routes(ctx.directory, chosen.mode))
+    app.add_routes(routes(ctx.directory, chosen.mode, ctx.authenticator))
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         server = ProxyServer(

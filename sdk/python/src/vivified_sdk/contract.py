@@ -31,6 +31,7 @@ __all__ = [
     "CLAIM_VERSION",
     "CLOUDEVENTS_CONTENT_TYPE",
     "CORE_EVENTS_PATH",
+    "CORE_EVENTS_STATUS_PATH",
     "CORE_HEARTBEAT_PATH",
     "CORE_HTTP_PORT",
     "CORE_HTTP_PORT_NAME",
@@ -70,6 +71,10 @@ __all__ = [
     "EVENT_SOURCE_PREFIX",
     "JWKS_FILE_NAME",
     "MOUNT_DIR",
+    "OPERATOR_AUDIENCE",
+    "OPERATOR_SUBJECT",
+    "OPERATOR_TOKEN_MAX_TTL_SECONDS",
+    "OPERATOR_TOKEN_TYPE",
     "PROTOCOL_VERSION",
     "PROXY_REASON_HEADER",
     "REQUIRED_CLAIMS",
@@ -148,6 +153,9 @@ CORE_EVENTS_PATH: Final = API_PREFIX + "/events"
 #: The proxy lane's published state (per plugin: generation, domains; the mode): the operator
 #: reads it for the ``EgressEnforced`` condition. Never a token.
 CORE_PROXY_ALLOWLISTS_PATH: Final = API_PREFIX + "/proxy/allowlists"
+#: Every plugin's event-lane counts (pending, dead-lettered) in one document: the operator
+#: reads it for ``status.events``. Like the allowlists above, only for the operator's token.
+CORE_EVENTS_STATUS_PATH: Final = API_PREFIX + "/events/status"
 #: Every proxy refusal names its machine-readable reason in this response header (and in the
 #: problem+json body), so a denial never looks like a TLS or network error.
 PROXY_REASON_HEADER: Final = "X-Vivified-Reason"
@@ -175,6 +183,19 @@ CALL_TOKEN_TYPE: Final = "call"  # noqa: S105 - a claim value
 DEFAULT_CORE_ISSUER: Final = CORE_SERVICE_NAME
 ENV_CORE_ISSUER: Final = "VIVIFIED_CORE_ISSUER"
 SUBJECT_PREFIX: Final = "plugin:"
+
+# -- the operator's own token (docs/tokens.md "The operator token") ------------------------------
+#: The operator reads the core's operator-only routes (``CORE_PROXY_ALLOWLISTS_PATH``,
+#: ``CORE_EVENTS_STATUS_PATH``) with a short-lived token it signs with the same key ring as
+#: plugin tokens (so the core trusts it through the JWKS it already reads). Its ``type``,
+#: ``sub`` and ``aud`` can never be a plugin token's: ``:`` cannot appear in a plugin id (a DNS
+#: label), and the audience is not ``DEFAULT_AUDIENCE``. No ``plugin_id`` claim.
+OPERATOR_TOKEN_TYPE: Final = "operator"  # noqa: S105 - a claim value
+OPERATOR_SUBJECT: Final = "vivified:operator"
+OPERATOR_AUDIENCE: Final = "vivified-core:operator-api"
+#: The core refuses an operator token whose ``exp - iat`` is longer than this (seconds), so a
+#: leaked one is worth minutes whatever the operator was configured to mint.
+OPERATOR_TOKEN_MAX_TTL_SECONDS: Final = 900
 CLAIM_ISSUER: Final = "iss"
 CLAIM_SUBJECT: Final = "sub"
 CLAIM_AUDIENCE: Final = "aud"
