@@ -24,6 +24,7 @@ from vivified.shell.informer import MANAGED_SELECTOR, Informer
 from vivified.shell.namespaces import TerminatingNamespaces
 from vivified.shell.reconciler import Reconciler
 from vivified.shell.runtime import CHILD_KINDS
+from vivified.status import EventCounts
 from vivified.workqueue import WorkQueue
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -84,6 +85,8 @@ class FakeOperator:
     reconciles: list[PluginKey] = field(default_factory=list)
     #: kopf's watch of VivifiedPlugins; False plays kopf stopping a namespace's stream early.
     plugin_stream: bool = True
+    #: What the core reports for each subscriber (``GET /v1/events/status``), as the poll has it.
+    event_counts: dict[PluginKey, EventCounts] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.registry = PluginRegistry()
@@ -106,6 +109,7 @@ class FakeOperator:
             settings=self.settings,
             clock=self.clock,
             on_affected=self._enqueue_all,
+            event_counts=self.event_counts.get,
             on_terminating=self.terminating.follow,
         )
         self.cluster.watchers.append(self._watch)

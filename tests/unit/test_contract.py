@@ -26,8 +26,8 @@ from vivified_sdk import contract
 OPERATOR = Path(__file__).resolve().parents[2] / "operator" / "vivified"
 
 #: Values too generic to grep for (``token``, ``plugin``, ``operator``, ``http``, ``ES256`` are
-#: words found in messages; the issuer equals the operator's component name; ``VIVIFIED_`` is also the
-#: operator's own settings prefix): covered by the rename test and by
+#: words found in messages; the issuer equals the operator's component name; ``VIVIFIED_`` is
+#: also the operator's own settings prefix): covered by the rename test and by
 #: ``test_settings_defaults_are_the_contract``.
 GENERIC = {
     contract.TOKEN_FILE_NAME,
