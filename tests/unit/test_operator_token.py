@@ -173,7 +173,6 @@ def test_subject_and_audience_can_never_be_a_plugins() -> None:
         assert re.fullmatch(PLUGIN_ID_PATTERN, value) is None, value
         assert re.fullmatch(PLUGIN_ID_PATTERN, value.removeprefix(c.SUBJECT_PREFIX)) is None
     assert not c.OPERATOR_SUBJECT.startswith(c.SUBJECT_PREFIX)
-    assert c.OPERATOR_AUDIENCE != c.DEFAULT_AUDIENCE
 
 
 # -- the core's routes ---------------------------------------------------------------------------
