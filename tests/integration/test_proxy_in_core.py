@@ -134,7 +134,11 @@ async def test_the_directory_is_live_for_the_proxy(core: Core) -> None:
     widened = egress_record("billing", domains=(PARTNER, OTHER), generation=2)
     core.world.directory.put(widened)
     assert (await core.connect(target, token))[0] == 200
-    allowlists = await (await core.client.get(contract.CORE_PROXY_ALLOWLISTS_PATH)).json()
+    allowlists = await (
+        await core.client.get(
+            contract.CORE_PROXY_ALLOWLISTS_PATH, headers=core.world.operator_bearer()
+        )
+    ).json()
     assert allowlists["mode"] == "enforce"
     assert allowlists["plugins"]["billing"]["generation"] == 2
     disabled = dataclasses.replace(widened, enabled=False, phase="Disabled")
@@ -181,7 +185,11 @@ async def test_report_mode_lets_the_allowlist_pass_and_says_so(tmp_path: Path) -
             status, headers = await core.connect(f"{OTHER}:{port}", core.token("billing"))
             assert status == 200
             assert "would_deny=domain_not_allowed" in headers[contract.PROXY_REASON_HEADER.lower()]
-            document = await (await client.get(contract.CORE_PROXY_ALLOWLISTS_PATH)).json()
+            document = await (
+                await client.get(
+                    contract.CORE_PROXY_ALLOWLISTS_PATH, headers=world.operator_bearer()
+                )
+            ).json()
             assert document["mode"] == "report"
             decision = next(e for e in world.auditor.entries if e.action == "egress.decision")
             assert decision.details["would_deny"] == "domain_not_allowed"

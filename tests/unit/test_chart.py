@@ -648,3 +648,51 @@ def test_the_operator_tells_plugins_the_core_url(helm: Path) -> None:
 
 def test_the_core_can_be_left_out(helm: Path) -> None:
     assert render(helm, {"core": {"enabled": False}}, core=True) == []
+
+
+def _operator_env(helm: Path, values: Mapping[str, Any] | None = None) -> dict[str, str]:
+    (container,) = only(render(helm, values), "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), "an environment variable is set twice"
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def _secrets_of(pod: Mapping[str, Any]) -> set[str]:
+    """Every Secret a pod spec references (volumes, env, envFrom)."""
+    found = {v["secret"]["secretName"] for v in pod.get("volumes") or () if "secret" in v}
+    for container in pod["containers"]:
+        for env in container.get("env") or ():
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                found.add(ref["name"])
+        found |= {
+            e["secretRef"]["name"] for e in container.get("envFrom") or () if "secretRef" in e
+        }
+    return found
+
+
+def test_the_operator_polls_the_cores_operator_routes_and_the_core_reads_no_new_secret(
+    helm: Path,
+) -> None:
+    """The operator reads the core's allowlist state (with the core) and the event counts (with
+    the event lane too), with a token it signs itself; the core verifies that token with the
+    JWKS ConfigMap it already watches, so it reads no new Secret."""
+    plain = _operator_env(helm)
+    assert plain["VIVIFIED_EGRESS_REPORT_SECONDS"] == "5"
+    assert "VIVIFIED_EVENTS_STATUS_SECONDS" not in plain, "no event lane, no counts to read"
+    with_events = _operator_env(helm, {"events": {"enabled": True}})
+    assert with_events["VIVIFIED_EVENTS_STATUS_SECONDS"] == "10"
+    accepted = OperatorSettings.from_env({k: v for k, v in with_events.items() if v is not None})
+    assert accepted.events_status_seconds == 10
+    mine = {"events": {"enabled": True}, "operator": {"settings": {"eventsStatusSeconds": 30}}}
+    assert _operator_env(helm, mine)["VIVIFIED_EVENTS_STATUS_SECONDS"] == "30"
+    no_core = _operator_env(helm, {"core": {"enabled": False}, "events": {"enabled": True}})
+    assert "VIVIFIED_EVENTS_STATUS_SECONDS" not in no_core, "nobody to ask"
+    for values in (None, {"events": {"enabled": True}}):
+        deployment = only(render(helm, values, core=True), "Deployment", "vivified-core")
+        assert _secrets_of(deployment["spec"]["template"]["spec"]) == {
+            "vivified-core-key",
+            "vivified-ui-session",
+        }
