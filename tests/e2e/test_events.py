@@ -13,6 +13,7 @@ import asyncio
 import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -29,8 +30,10 @@ from tests.e2e.kube import EXAMPLES, REPO, Cluster, load_example, wait_for
 from tests.e2e.test_core import CoreProcess
 from tests.e2e.test_health import free_port
 
+from vivified import tokens
+from vivified.settings import OperatorSettings
 from vivified.tokens import generate_signing_key
-from vivified_sdk import CoreClient, PublishRefused, TokenFile, publish
+from vivified_sdk import CoreClient, PublishRefused, TokenFile, contract, publish
 
 pytestmark = pytest.mark.cluster
 
@@ -100,7 +103,6 @@ def lane(  # noqa: PLR0917 - fixtures
     nats_server: Any,
     tmp_path: Path,
 ) -> Iterator[dict[str, Any]]:
-    start_operator(namespace)
     nosy = Recorder()
     accounting_port = free_port()
     key_file = tmp_path / "core-key.pem"
@@ -128,6 +130,9 @@ def lane(  # noqa: PLR0917 - fixtures
     core = CoreProcess(env, tmp_path / "core.log")
     accounting: subprocess.Popen[bytes] | None = None
     try:
+        # The operator reads every subscriber's counts from the core (GET /v1/events/status,
+        # its own token) for status.events.pending / deadLettered.
+        start_operator(namespace, core_url=core.url, events_status_seconds=1)
         wait_for("core ready", core.ready, timeout=180)
         cluster.apply_plugin(namespace, _custom_health(load_example("user-management.yaml")))
         cluster.apply_plugin(namespace, _custom_health(load_example("accounting.yaml")))
@@ -175,6 +180,9 @@ def lane(  # noqa: PLR0917 - fixtures
         token_file = tmp_path / "um-token"
         token_file.write_text(tokens["user-management"])
         yield {
+            "cluster": cluster,
+            "namespace": namespace,
+            "operator_namespace": operator_namespace,
             "core": core,
             "tokens": tokens,
             "token_file": token_file,
@@ -213,6 +221,13 @@ def _pending(core: CoreProcess, token: str) -> int:
         trust_env=False,
     )
     return int(reply.json()["pending"])
+
+
+def _counts_in_status(
+    cluster: Cluster, namespace: str, plugin_id: str, dead: int
+) -> dict[str, Any] | None:
+    events = cluster.status(namespace, plugin_id).get("events") or {}
+    return events if events.get("deadLettered") == dead and events.get("pending") == 0 else None
 
 
 def test_user_created_reaches_the_subscriber_through_the_core(lane: dict[str, Any]) -> None:
@@ -266,6 +281,19 @@ def test_user_created_reaches_the_subscriber_through_the_core(lane: dict[str, An
     ).json()
     assert status["deadLettered"] == _metric(core, dead)
     assert status["subscribes"] == ["UserCreated"]
+    # ... and the operator shows the count in broken's status (read with its own token).
+    cluster: Cluster = lane["cluster"]
+    shown = wait_for(
+        "dead-lettered count in the CR status",
+        lambda: _counts_in_status(cluster, lane["namespace"], "broken", status["deadLettered"]),
+        timeout=60,
+    )
+    assert shown == {
+        "publishes": [],
+        "subscribes": ["UserCreated"],
+        "pending": 0,
+        "deadLettered": status["deadLettered"],
+    }
     # nosy subscribes to another type: it received nothing.
     assert lane["nosy"].posts == []
     # A spoofed source and an unauthenticated publish are refused with problem+json.
@@ -289,3 +317,73 @@ def test_user_created_reaches_the_subscriber_through_the_core(lane: dict[str, An
     assert (spoof.status_code, spoof.json()["reason"]) == (403, "source_mismatch")
     anonymous = httpx.post(f"{core.url}/v1/events", json={}, trust_env=False)
     assert (anonymous.status_code, anonymous.json()["reason"]) == (401, "missing_credentials")
+
+
+def _operator_token(cluster: Cluster, operator_namespace: str) -> str:
+    """A token as the operator mints it: the operator's own key ring, from its Secret."""
+    data = cluster.secret_data(operator_namespace, OperatorSettings().signing_key_secret)
+    assert data is not None
+    ring = tokens.keyring_from_secret_data(data)
+    issuer = OperatorSettings().token_issuer
+    return tokens.mint_operator_token(ring, issuer=issuer, now=datetime.now(UTC)).token
+
+
+def _connect(port: int, token: str) -> tuple[int, str]:
+    """CONNECT through the core's proxy with ``token``: (status, reason header)."""
+    target = "api.partner.test:443"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+            f"Proxy-Authorization: Bearer {token}\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    reason = {k.lower(): v for k, v in headers.items()}.get(contract.PROXY_REASON_HEADER.lower())
+    return int(lines[0].split()[1]), reason or ""
+
+
+def test_the_operator_routes_take_the_operators_token_and_nothing_else(
+    lane: dict[str, Any],
+) -> None:
+    core: CoreProcess = lane["core"]
+    cluster: Cluster = lane["cluster"]
+    plugin = {"Authorization": f"Bearer {lane['tokens']['user-management']}"}
+    operator = {"Authorization": f"Bearer {_operator_token(cluster, lane['operator_namespace'])}"}
+
+    def call(method: str, path: str, headers: dict[str, str]) -> tuple[int, str | None]:
+        reply = httpx.request(
+            method, f"{core.url}{path}", headers=headers, json={}, timeout=10, trust_env=False
+        )
+        body = reply.json() if reply.headers.get("content-type", "").endswith("json") else {}
+        return reply.status_code, body.get("reason")
+
+    # The operator's token reads every subscriber's counts and every plugin's allowlist ...
+    def report() -> dict[str, Any] | None:  # 503 engine_unavailable until JetStream is up
+        url = f"{core.url}{contract.CORE_EVENTS_STATUS_PATH}"
+        reply = httpx.get(url, headers=operator, timeout=10, trust_env=False)
+        return dict(reply.json()) if reply.status_code == 200 else None
+
+    counts = wait_for("the event lane's counts", report, timeout=60)
+    assert set(counts["plugins"]) == {"accounting", "nosy", "broken"}, "subscribers only"
+    assert call("GET", contract.CORE_PROXY_ALLOWLISTS_PATH, operator) == (200, None)
+    # ... a plugin's token reads neither (nor does no token) ...
+    for path in (contract.CORE_EVENTS_STATUS_PATH, contract.CORE_PROXY_ALLOWLISTS_PATH):
+        assert call("GET", path, plugin) == (403, "operator_only"), path
+        assert call("GET", path, {}) == (401, "missing_credentials"), path
+    # ... and the operator's token opens none of the lanes or plugin services.
+    refused = (403, "operator_token_refused")
+    assert call("POST", contract.CORE_EVENTS_PATH, operator) == refused
+    assert call("GET", f"{contract.CORE_INVOKE_PATH}/accounting/health", operator) == refused
+    assert call("POST", contract.CORE_HEARTBEAT_PATH, operator) == refused
+    assert call("GET", contract.CORE_PLUGINS_PATH, operator) == refused
+    assert call("GET", f"{contract.CORE_EVENTS_STATUS_PATH}/broken", operator) == refused
+    assert _connect(core.proxy_port, operator["Authorization"].split()[1]) == (
+        403,
+        "operator_token_refused",
+    )
