@@ -183,3 +183,12 @@ def test_lanes_keep_proxy_and_events_whatever_the_status_reports(
         ("events (publish)", ("UserCreated",), "manifest"),
         ("events (subscribe)", (), "manifest"),
     ], reason
+
+
+def test_a_subscribers_delivery_counts_are_shown_when_the_status_has_them() -> None:
+    manifest = {"events": {"subscribes": ["UserCreated"]}}
+    counted = {"events": {"subscribes": ["UserCreated"], "pending": 2, "deadLettered": 5}}
+    shown = {v.lane: (v.allowed, v.source) for v in views.lanes(manifest, counted)}
+    assert shown["events (deliveries)"] == (("pending 2", "dead-lettered 5"), "status")
+    bare = {v.lane for v in views.lanes(manifest, {"events": {"subscribes": ["UserCreated"]}})}
+    assert "events (deliveries)" not in bare, "no counts reported: no row claiming any"

@@ -341,7 +341,8 @@ def events(items: Sequence[Mapping[str, Any]], limit: int = 20) -> tuple[EventVi
 def lanes(manifest: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[LaneView, ...]:
     """Effective permissions per lane: the operator lane from the status when the operator
     reports it (``permissions``: whom it may call, who may call it), else what the manifest
-    declares; the proxy and event lanes from the manifest (which the core enforces)."""
+    declares; the proxy and event lanes from the manifest (which the core enforces), plus the
+    subscriber's delivery counts when the status has them (``status.events``)."""
     reported = _map(status.get("permissions"))
     if reported:
         operator: tuple[LaneView, ...] = (
@@ -365,6 +366,13 @@ def lanes(manifest: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[LaneV
             ),
         )
     events_decl = _map(manifest.get("events"))
+    counted = _map(status.get("events"))
+    counts = tuple(
+        f"{label} {counted[key]}"
+        for key, label in (("pending", "pending"), ("deadLettered", "dead-lettered"))
+        if isinstance(counted.get(key), int)
+    )
+    delivery = (LaneView("events (deliveries)", counts, "status"),) if counts else ()
     return (
         *operator,
         LaneView(
@@ -382,6 +390,7 @@ def lanes(manifest: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[LaneV
             tuple(cut(e, 128) for e in _list(events_decl.get("subscribes"))),
             "manifest",
         ),
+        *delivery,
     )
 
 
