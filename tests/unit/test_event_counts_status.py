@@ -148,7 +148,9 @@ class FakeCore:
         return httpx.Response(200, content=json.dumps({"plugins": self.plugins}).encode())
 
 
-async def test_the_poll_reads_every_plugin_in_one_request_with_the_operators_token() -> None:
+async def test_the_poll_reads_every_plugin_in_one_request_with_the_operators_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     core = FakeCore()
     ring = tokens.KeyRing(active=tokens.generate_signing_key(NOW))
     credential = OperatorToken(lambda: ring, issuer="vivified-operator", clock=lambda: NOW)
@@ -180,6 +182,7 @@ async def test_the_poll_reads_every_plugin_in_one_request_with_the_operators_tok
     core.status = 403  # refused (an older core, a key mix-up): the last counts stand a while
     clock[0] = 20.0
     assert await reports.poll_once() == set()
+    assert "HTTP 403 operator_only" in caplog.text, "the log says why the core refused"
     clock[0] = 61.0  # ... then they are no longer claimed
     assert await reports.poll_once() == {key, ("team-b", "other")}
     assert reports.get(key) is None

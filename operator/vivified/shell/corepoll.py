@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 Key = tuple[str, str]
 T = TypeVar("T")
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
+_REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class OperatorToken:
@@ -83,17 +85,15 @@ def changed_keys(old: Mapping[Key, object], new: Mapping[Key, object]) -> set[Ke
 
 
 def _reason(response: httpx.Response) -> str:
-    """The core's problem ``reason`` (or the status code), for a log line."""
+    """``HTTP <status> <the core's problem reason>``, for a log line (a reason that is not a
+    short snake_case word is left out: nothing odd reaches the log)."""
     try:
         body = loads_strict(response.content, max_bytes=64 * 1024)
     except ValueError:
         body = None
     reason = body.get("reason") if isinstance(body, dict) else None
-    return (
-        f"HTTP {response.status_code} {reason}"
-        if isinstance(reason, str)
-        else (f"HTTP {response.status_code}")
-    )
+    shown = reason if isinstance(reason, str) and _REASON.fullmatch(reason) else ""
+    return f"HTTP {response.status_code} {shown}".rstrip()
 
 
 class PollKnobs(TypedDict, total=False):
