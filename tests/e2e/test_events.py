@@ -30,9 +30,8 @@ from tests.e2e.kube import EXAMPLES, REPO, Cluster, load_example, wait_for
 from tests.e2e.test_core import CoreProcess
 from tests.e2e.test_health import free_port
 
-from vivified import tokens
 from vivified.settings import OperatorSettings
-from vivified.tokens import generate_signing_key
+from vivified.tokens import generate_signing_key, keyring_from_secret_data, mint_operator_token
 from vivified_sdk import CoreClient, PublishRefused, TokenFile, contract, publish
 
 pytestmark = pytest.mark.cluster
@@ -323,9 +322,9 @@ def _operator_token(cluster: Cluster, operator_namespace: str) -> str:
     """A token as the operator mints it: the operator's own key ring, from its Secret."""
     data = cluster.secret_data(operator_namespace, OperatorSettings().signing_key_secret)
     assert data is not None
-    ring = tokens.keyring_from_secret_data(data)
+    ring = keyring_from_secret_data(data)
     issuer = OperatorSettings().token_issuer
-    return tokens.mint_operator_token(ring, issuer=issuer, now=datetime.now(UTC)).token
+    return mint_operator_token(ring, issuer=issuer, now=datetime.now(UTC)).token
 
 
 def _connect(port: int, token: str) -> tuple[int, str]:
