@@ -181,7 +181,7 @@ A = manifest("a", dependencies=["b"], endpoints={"health": "/health", "ping": "/
 
 
 def _proxy_routes(app: web.Application, ctx: CoreContext) -> None:
-    app.add_routes(proxy_routes(ctx.directory, "enforce", ctx.authenticator))
+    app.add_routes(proxy_routes(ctx.directory, "enforce", ctx.authenticator, ctx.metrics))
 
 
 @pytest.fixture
@@ -322,3 +322,16 @@ def test_the_proxy_refuses_an_operator_token_with_its_reason(world: World) -> No
     refused = proxy.identify(world.operator_bearer()["Authorization"])
     assert isinstance(refused, ProxyAuthFailure)
     assert (refused.status, refused.reason) == (403, "operator_token_refused")
+
+
+async def test_refusals_on_the_operator_routes_are_counted(
+    world: World, client: TestClient[web.Request, web.Application]
+) -> None:
+    await client.get(c.CORE_PROXY_ALLOWLISTS_PATH, headers=world.bearer(A))
+    await client.get(c.CORE_PROXY_ALLOWLISTS_PATH, headers=world.operator_bearer())
+    text = await (await client.get("/metrics")).text()
+    lane = 'lane="operator-api"'
+    assert (
+        f'vivified_core_requests_total{{{lane},outcome="refused",reason="operator_only"}} 1' in text
+    )
+    assert f'vivified_core_requests_total{{{lane},outcome="allowed",reason=""}} 1' in text

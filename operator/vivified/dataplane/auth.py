@@ -38,6 +38,7 @@ from multidict import CIMultiDictProxy
 
 from vivified import tokens
 from vivified.dataplane.directory import PluginDirectory, PluginRecord
+from vivified.dataplane.metrics import Registry
 from vivified.dataplane.problem import problem
 from vivified.dataplane.settings import CoreSettings
 from vivified.dataplane.trust import TrustState
@@ -45,6 +46,7 @@ from vivified.tokens.operator_token import claims_type
 from vivified_sdk import contract
 
 __all__ = [
+    "OPERATOR_ROUTES",
     "SINGLE_VALUE_HEADERS",
     "AuthFailure",
     "Authenticator",
@@ -226,17 +228,28 @@ def _bearer(headers: CIMultiDictProxy[str], header: str, what: str) -> str:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def operator_route(authenticator: Authenticator, handler: Handler) -> Handler:
+#: The ``lane`` label of the operator routes in ``vivified_core_requests_total``.
+OPERATOR_ROUTES = "operator-api"
+
+
+def operator_route(
+    authenticator: Authenticator, handler: Handler, metrics: Registry | None = None
+) -> Handler:
     """``handler`` behind :meth:`Authenticator.authenticate_operator`: every refusal is
-    problem+json with its reason, and the handler never runs for anyone but the operator."""
+    problem+json with its reason (and counted in ``metrics``, so a plugin probing the
+    operator's routes shows on ``/metrics``), and the handler runs for the operator only."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
             authenticator.authenticate_operator(request.headers)
         except AuthFailure as failure:
+            if metrics is not None:
+                metrics.requests.inc(OPERATOR_ROUTES, "refused", failure.reason)
             challenge = 'Bearer error="invalid_token"' if failure.status == 401 else None
             headers = {"WWW-Authenticate": challenge} if challenge else {}
             return problem(failure.status, failure.reason, failure.detail, headers=headers)
+        if metrics is not None:
+            metrics.requests.inc(OPERATOR_ROUTES, "allowed", "")
         return await handler(request)
 
     return guarded

@@ -84,7 +84,7 @@ def lane(
             await running.stop()
 
         app.router.add_post(contract.CORE_EVENTS_PATH, publish)
-        app.router.add_get(REPORT_PATH, operator_route(ctx.authenticator, report))
+        app.router.add_get(REPORT_PATH, operator_route(ctx.authenticator, report, ctx.metrics))
         app.router.add_get(STATUS_PATH, status)
         app.on_startup.append(on_startup)
         app.on_cleanup.append(on_cleanup)
@@ -100,4 +100,4 @@ def off(app: web.Application, ctx: CoreContext) -> None:
         return problem(503, "event_lane_off", "this installation runs no event lane (no NATS)")
 
     app.router.add_post(contract.CORE_EVENTS_PATH, refuse)
-    app.router.add_get(REPORT_PATH, operator_route(ctx.authenticator, refuse))
+    app.router.add_get(REPORT_PATH, operator_route(ctx.authenticator, refuse, ctx.metrics))

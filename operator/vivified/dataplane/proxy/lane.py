@@ -43,7 +43,7 @@ def setup(
     if not chosen.host:
         chosen = dataclasses.replace(chosen, host=ctx.settings.host)
     chosen.validate()
-    app.add_routes(routes(ctx.directory, chosen.mode, ctx.authenticator))
+    app.add_routes(routes(ctx.directory, chosen.mode, ctx.authenticator, ctx.metrics))
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         server = ProxyServer(
