@@ -162,8 +162,26 @@ async def tunnelled(proxy_port: int, upstream_port: int, token: str, size: int) 
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc (Linux)."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds: Python's work vs the kernel's (syscalls)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def per_setup(before: tuple[float, float], pid: int, count: int) -> dict[str, float]:
+    """The proxy's CPU per set-up since ``before``, in ms: total, user (Python), system."""
+    user, system = cpu_split(pid)
+    du, ds = user - before[0], system - before[1]
+    return {
+        "proxy_cpu_ms_per_setup": round((du + ds) / count * 1e3, 3),
+        "proxy_user_ms_per_setup": round(du / count * 1e3, 3),
+        "proxy_sys_ms_per_setup": round(ds / count * 1e3, 3),
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -277,16 +295,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             proc.send_signal(signal.SIGUSR1)
             await asyncio.sleep(0.5)
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0 = cpu_split(proc.pid)
         burst = await asyncio.gather(
             *(open_tunnel(proxy_port, upstream_port, token) for _ in range(args.tunnels))
         )
         results["setup_burst"] = {
             "tunnels": args.tunnels,
             **ms([b[2] for b in burst]),
-            "proxy_cpu_ms_per_setup": round((cpu_seconds(proc.pid) - cpu0) / args.tunnels * 1e3, 3),
+            **per_setup(cpu0, proc.pid, args.tunnels),
         }
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0 = cpu_split(proc.pid)
         setups: list[float] = []
         for _ in range(args.setups):
             _, writer, elapsed = await open_tunnel(proxy_port, upstream_port, token)
@@ -296,7 +314,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "open_tunnels": args.tunnels,
             "setups": args.setups,
             **ms(setups),
-            "proxy_cpu_ms_per_setup": round((cpu_seconds(proc.pid) - cpu0) / args.setups * 1e3, 3),
+            **per_setup(cpu0, proc.pid, args.setups),
         }
         for _, writer, _ in burst:
             writer.close()

@@ -57,7 +57,7 @@ def egress_plugin(node: RealNode) -> dict[str, Any]:
     manifest["allowed_domains"] = [PARTNER]
     manifest.pop("events", None)
     manifest["health_check"].update(
-        {"interval_seconds": 2, "timeout_seconds": 2, "failure_threshold": 3}
+        {"interval_seconds": 2, "timeout_seconds": 1, "failure_threshold": 3}
     )
     body["spec"]["image"] = node.images["user-management"]
     return body
