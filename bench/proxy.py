@@ -2,7 +2,7 @@
 and tunnel set-up latency with 200 tunnels open.
 
     python bench/proxy.py [--mb 512] [--tunnels 200] [--setups 1000] [--parallel-mb 4]
-                          [--transport-relay] [--json]
+                          [--transport-relay] [--setup-only] [--profile FILE] [--json]
 
 The real ``ProxyServer`` runs in its own process (as in the core), with a static directory,
 the core's ``Authenticator`` (trust from a JWKS file), a null auditor, and the TEST-ONLY static
@@ -16,6 +16,12 @@ source) and the clients. Reported:
   other: time from TCP connect to the ``200`` line (p50/p99/max; goal p99 ≤ 5 ms), and the
   same for ``--tunnels`` tunnels opened in one burst.
 
+The proxy's CPU per set-up (``proxy_cpu_ms_per_setup``, utime + stime of the proxy process)
+is the number to compare on a loaded machine; wall-clock set-up times there mostly measure
+the wait for a CPU. ``--setup-only`` skips the transfers; ``--profile FILE`` runs the proxy
+process under cProfile during the set-up phases and writes the stats to FILE (read them with
+``python -m pstats FILE``).
+
 Not a test: it prints numbers (and JSON with ``--json``).
 """
 
@@ -25,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -78,6 +85,22 @@ async def run_proxy(config: dict[str, Any]) -> None:
     )
     server = ProxyServer(settings, directory, verifier, NullAuditor())
     await server.start()
+    profile = config.get("profile")
+    if profile:
+        # SIGUSR1 starts the profiler, SIGUSR2 stops it and writes the stats.
+        import cProfile  # noqa: PLC0415
+        import signal  # noqa: PLC0415
+
+        profiler = cProfile.Profile()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+
+        def dump() -> None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+            print("profiled", flush=True)
+
+        loop.add_signal_handler(signal.SIGUSR2, dump)
     print(server.port, flush=True)
     await asyncio.Event().wait()
 
@@ -139,8 +162,26 @@ async def tunnelled(proxy_port: int, upstream_port: int, token: str, size: int) 
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc (Linux)."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds: Python's work vs the kernel's (syscalls)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def per_setup(before: tuple[float, float], pid: int, count: int) -> dict[str, float]:
+    """The proxy's CPU per set-up since ``before``, in ms: total, user (Python), system."""
+    user, system = cpu_split(pid)
+    du, ds = user - before[0], system - before[1]
+    return {
+        "proxy_cpu_ms_per_setup": round((du + ds) / count * 1e3, 3),
+        "proxy_user_ms_per_setup": round(du / count * 1e3, 3),
+        "proxy_sys_ms_per_setup": round(ds / count * 1e3, 3),
+    }
 
 
 def pct(values: list[float], q: float) -> float:
@@ -182,6 +223,29 @@ async def bulk(
     }
 
 
+async def parallel(
+    args: argparse.Namespace, proxy_port: int, upstream_port: int, token: str
+) -> dict[str, Any]:
+    """``--tunnels`` streams at once, direct and then tunnelled."""
+    psize = args.parallel_mb * 1024 * 1024
+    t0 = time.perf_counter()
+    await asyncio.gather(*(direct(upstream_port, psize) for _ in range(args.tunnels)))
+    d = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(
+        *(tunnelled(proxy_port, upstream_port, token, psize) for _ in range(args.tunnels))
+    )
+    p = time.perf_counter() - t0
+    total = args.parallel_mb * args.tunnels
+    return {
+        "streams": args.tunnels,
+        "mib_total": total,
+        "direct_mib_s": round(total / d, 1),
+        "proxy_mib_s": round(total / p, 1),
+        "ratio": round(d / p, 3),
+    }
+
+
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     ring = tokens.KeyRing(active=tokens.generate_signing_key(now))
@@ -208,6 +272,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "jwks": str(jwks),
                 "upstream_port": upstream_port,
                 "kernel_splice": not args.transport_relay,
+                "profile": str(Path(args.profile).resolve()) if args.profile else "",
             }
         )
     )
@@ -223,36 +288,23 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {}
         await tunnelled(proxy_port, upstream_port, token, 1024)  # warm up (token cache)
 
-        results["bulk"] = await bulk(args.mb, proxy_port, upstream_port, token, proc.pid)
+        if not args.setup_only:
+            results["bulk"] = await bulk(args.mb, proxy_port, upstream_port, token, proc.pid)
+            results["parallel"] = await parallel(args, proxy_port, upstream_port, token)
 
-        psize = args.parallel_mb * 1024 * 1024
-        t0 = time.perf_counter()
-        await asyncio.gather(*(direct(upstream_port, psize) for _ in range(args.tunnels)))
-        d = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        await asyncio.gather(
-            *(tunnelled(proxy_port, upstream_port, token, psize) for _ in range(args.tunnels))
-        )
-        p = time.perf_counter() - t0
-        total = args.parallel_mb * args.tunnels
-        results["parallel"] = {
-            "streams": args.tunnels,
-            "mib_total": total,
-            "direct_mib_s": round(total / d, 1),
-            "proxy_mib_s": round(total / p, 1),
-            "ratio": round(d / p, 3),
-        }
-
-        cpu0 = cpu_seconds(proc.pid)
+        if args.profile:
+            proc.send_signal(signal.SIGUSR1)
+            await asyncio.sleep(0.5)
+        cpu0 = cpu_split(proc.pid)
         burst = await asyncio.gather(
             *(open_tunnel(proxy_port, upstream_port, token) for _ in range(args.tunnels))
         )
         results["setup_burst"] = {
             "tunnels": args.tunnels,
             **ms([b[2] for b in burst]),
-            "proxy_cpu_ms_per_setup": round((cpu_seconds(proc.pid) - cpu0) / args.tunnels * 1e3, 3),
+            **per_setup(cpu0, proc.pid, args.tunnels),
         }
-        cpu0 = cpu_seconds(proc.pid)
+        cpu0 = cpu_split(proc.pid)
         setups: list[float] = []
         for _ in range(args.setups):
             _, writer, elapsed = await open_tunnel(proxy_port, upstream_port, token)
@@ -262,10 +314,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "open_tunnels": args.tunnels,
             "setups": args.setups,
             **ms(setups),
-            "proxy_cpu_ms_per_setup": round((cpu_seconds(proc.pid) - cpu0) / args.setups * 1e3, 3),
+            **per_setup(cpu0, proc.pid, args.setups),
         }
         for _, writer, _ in burst:
             writer.close()
+        results["setup_with_open_tunnels"]["load_average"] = [round(x, 2) for x in os.getloadavg()]
+        if args.profile:
+            proc.send_signal(signal.SIGUSR2)
+            assert proc.stdout.readline().strip() == "profiled"
         return results
     finally:
         proc.terminate()
@@ -285,6 +341,8 @@ def main() -> None:
         action="store_true",
         help="relay CONNECT tunnels through asyncio transports instead of splice(2)",
     )
+    parser.add_argument("--setup-only", action="store_true", help="skip the transfers")
+    parser.add_argument("--profile", help="cProfile the proxy during set-ups; stats to FILE")
     parser.add_argument("--serve-proxy", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_proxy:

@@ -23,7 +23,13 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from tests.e2e.kube import GROUP, PLURAL, REPO, VERSION, Cluster, wait_for
-from tests.e2e.real_node import RealNode, create_real_namespace, delete_namespace, find_real_node
+from tests.e2e.real_node import (
+    RealNode,
+    core_test_env_helm_args,
+    create_real_namespace,
+    delete_namespace,
+    find_real_node,
+)
 
 from cluster_support import KubeCluster
 
@@ -248,6 +254,8 @@ def real_release(
             "--set", "image.pullPolicy=Never",
             "--set", f"watchNamespaces={{{REAL_PLUGINS_NS}}}",
             "--set", "operator.settings.probeMode=direct",
+            # TEST ONLY: the proxy lane may reach the test hosts (real_node.CORE_TEST_ENV).
+            *core_test_env_helm_args(),
             "--wait", "--timeout", "5m",
         )  # fmt: skip
         yield RealRelease(node, REAL_RELEASE_NS, REAL_PLUGINS_NS)

@@ -30,6 +30,27 @@ NODE_NAME = real_node.NODE_NAME
 REAL_NAMESPACE_ANNOTATIONS = real_node.REAL_NAMESPACE_ANNOTATIONS
 TEST_HOSTS = {h.name: h for h in real_node.TEST_HOSTS}
 
+#: TEST ONLY settings of the real release's core (docs/proxy.md). The test hosts hold private
+#: addresses (10.250.<i>.2 in TEST_NET), which the proxy refuses in every real installation;
+#: on this test ground exactly those addresses count as public, so the proxy lane can reach
+#: api.partner.test. The allowlist still decides (other.test stays refused), and neither the
+#: hosts' gateways (the node's own addresses) nor the "internet" range are in it.
+CORE_TEST_ENV = {
+    "VIVIFIED_PROXY_TEST_ALLOW_NETWORKS": ",".join(
+        f"{h.address()}/32" for h in real_node.TEST_HOSTS
+    ),
+}
+
+
+def core_test_env_helm_args() -> list[str]:
+    """``helm --set`` arguments that put CORE_TEST_ENV into the core's ``core.extraEnv``."""
+    args: list[str] = []
+    for i, (name, value) in enumerate(sorted(CORE_TEST_ENV.items())):
+        escaped = value.replace(",", "\\,")  # --set splits on unescaped commas
+        args += ["--set", f"core.extraEnv[{i}].name={name}"]
+        args += ["--set-string", f"core.extraEnv[{i}].value={escaped}"]
+    return args
+
 
 @dataclass
 class RealNode:
@@ -152,3 +173,77 @@ def connect_results(
     code = f"TARGETS = {json.dumps(targets)}\n" + CONNECT_CODE
     result: dict[str, str] = node.exec_python(namespace, pod, code)
     return result
+
+
+# -- pods on the real node ------------------------------------------------------------------
+
+
+def pods(node: RealNode, namespace: str, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(
+        node.k("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
+    )["items"]
+    return items
+
+
+def running_pod(node: RealNode, namespace: str, selector: str, timeout: float = 180) -> str:
+    def ready() -> str | None:
+        for pod in pods(node, namespace, selector):
+            conditions = pod.get("status", {}).get("conditions", [])
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return str(pod["metadata"]["name"])
+        return None
+
+    return wait_for(f"a Ready pod {selector} in {namespace}", ready, timeout=timeout)
+
+
+def neighbour_pod(
+    node: RealNode,
+    namespace: str,
+    name: str,
+    labels: dict[str, str] | None = None,
+    port: int = 8000,
+) -> str:
+    """A pod serving HTTP on PORT from the user-management image (restricted security)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name, **(labels or {})}},
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "app",
+                    "image": node.images["user-management"],
+                    "imagePullPolicy": "Never",
+                    "command": [
+                        "python",
+                        "-m",
+                        "http.server",
+                        str(port),
+                        "--directory",
+                        "/opt/app",
+                    ],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
+                }
+            ],
+        },
+    }
+    node.k("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
+    return running_pod(node, namespace, f"app={name}")
+
+
+def pod_ip(node: RealNode, namespace: str, pod: str) -> str:
+    return str(
+        json.loads(node.k("get", "pod", "-n", namespace, pod, "-o", "json"))["status"]["podIP"]
+    )

@@ -4,7 +4,8 @@ The operator manages the VivifiedPlugins; ``vivified core`` runs as a process wa
 (read-only) and forwards lane calls to the real user-management process through an address
 map. Callers are plugins whose tokens the operator minted: ``onboarding`` (depends on
 user-management, handles_pii), ``loner`` (no dependency), ``nopii`` (depends on it, lacks
-handles_pii).
+handles_pii), ``nophi`` (handles_pii, depends on ``phi-records`` whose data is phi, lacks
+handles_phi).
 """
 
 from __future__ import annotations
@@ -29,8 +30,24 @@ pytestmark = pytest.mark.cluster
 ONBOARDING = json.loads((REPO / "plugins" / "onboarding" / "manifest.json").read_text())
 
 
-def caller(plugin_id: str, dependencies: list[str], traits: list[str]) -> dict[str, Any]:
+def caller(
+    plugin_id: str,
+    dependencies: list[str],
+    traits: list[str],
+    classification: list[str] | None = None,
+) -> dict[str, Any]:
     body = plugin_body(plugin_id, dependencies=dependencies, traits=traits)
+    body["spec"]["manifest"]["health_check"] = {"type": "custom"}
+    if classification is not None:
+        body["spec"]["manifest"]["security"]["data_classification"] = classification
+    return body
+
+
+def phi_target() -> dict[str, Any]:
+    """The phi-records example (data classification phi): refused calls never reach it, so it
+    needs no process; one replica, heartbeat health (unknown, not unhealthy)."""
+    body = load_example("phi-records.yaml")
+    body["spec"]["replicas"] = 1
     body["spec"]["manifest"]["health_check"] = {"type": "custom"}
     return body
 
@@ -91,8 +108,20 @@ def lane(  # noqa: PLR0917 - fixtures
         cluster.apply_plugin(namespace, onboarding)
         cluster.apply_plugin(namespace, caller("loner", [], ["audit_required"]))
         cluster.apply_plugin(namespace, caller("nopii", ["user-management"], ["audit_required"]))
+        cluster.apply_plugin(namespace, phi_target())
+        cluster.apply_plugin(
+            namespace,
+            caller("nophi", ["phi-records"], ["handles_pii", "audit_required"], ["pii"]),
+        )
         tokens = {}
-        for plugin_id in ("user-management", "onboarding", "loner", "nopii"):
+        for plugin_id in (
+            "user-management",
+            "onboarding",
+            "loner",
+            "nopii",
+            "phi-records",
+            "nophi",
+        ):
             cluster.wait_phase(namespace, plugin_id, "Active", timeout=60)
             data = wait_for(
                 f"{plugin_id} token",
@@ -203,6 +232,10 @@ def test_the_operator_lane_end_to_end(lane: dict[str, Any], cluster: Cluster) ->
     assert (refused.status_code, refused.json()["reason"]) == (403, "not_a_dependency")
     nopii = call(core, tokens["nopii"], users)
     assert (nopii.status_code, nopii.json()["reason"]) == (403, "missing_handles_pii")
+    # phi: the caller holds handles_pii but not handles_phi; the target's data is phi.
+    nophi = call(core, tokens["nophi"], "/v1/invoke/phi-records/record/r1")
+    assert (nophi.status_code, nophi.json()["reason"]) == (403, "missing_handles_phi"), nophi.text
+    assert "handles_phi" in nophi.json()["detail"]
     undeclared = call(core, tokens["onboarding"], "/v1/invoke/user-management/admin")
     assert (undeclared.status_code, undeclared.json()["reason"]) == (404, "undeclared_operation")
     before = lane["target"].log()
@@ -224,6 +257,7 @@ def test_the_operator_lane_end_to_end(lane: dict[str, Any], cluster: Cluster) ->
     assert ("onboarding", "allowed", "") in decisions
     assert ("loner", "refused", "not_a_dependency") in decisions
     assert ("nopii", "refused", "missing_handles_pii") in decisions
+    assert ("nophi", "refused", "missing_handles_phi") in decisions
     assert ("onboarding", "refused", "path_traversal") in decisions
     verified = subprocess.run(
         [sys.executable, "-m", "vivified", "audit", "verify", "--file", str(lane["trail"])],

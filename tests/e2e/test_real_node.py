@@ -30,7 +30,11 @@ from tests.e2e.real_node import (
     connect_results,
     create_real_namespace,
     delete_namespace,
+    neighbour_pod,
+    pod_ip,
+    pods,
     real_node,
+    running_pod,
 )
 
 from vivified_sdk import contract
@@ -40,26 +44,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.real_node, pytest.mark.timeout(90
 
 PLUGIN = "user-management"
 OPERATOR_SELECTOR = "app.kubernetes.io/instance=vivified,app.kubernetes.io/component=operator"
-
-
-def pods(node: RealNode, namespace: str, selector: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = json.loads(
-        node.k("get", "pods", "-n", namespace, "-l", selector, "-o", "json")
-    )["items"]
-    return items
-
-
-def running_pod(node: RealNode, namespace: str, selector: str, timeout: float = 180) -> str:
-    def ready() -> str | None:
-        for pod in pods(node, namespace, selector):
-            conditions = pod.get("status", {}).get("conditions", [])
-            if pod["metadata"].get("deletionTimestamp"):
-                continue
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-                return str(pod["metadata"]["name"])
-        return None
-
-    return wait_for(f"a Ready pod {selector} in {namespace}", ready, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -88,57 +72,6 @@ def outsider(real_release: Any, k8s_api: client.ApiClient) -> Iterator[dict[str,
     pod = neighbour_pod(node, namespace, "outsider")
     yield {"namespace": namespace, "pod": pod}
     delete_namespace(k8s_api, namespace)
-
-
-def neighbour_pod(
-    node: RealNode,
-    namespace: str,
-    name: str,
-    labels: dict[str, str] | None = None,
-    port: int = 8000,
-) -> str:
-    """A pod serving HTTP on PORT from the user-management image (restricted security)."""
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": name, **(labels or {})}},
-        "spec": {
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "app",
-                    "image": node.images["user-management"],
-                    "imagePullPolicy": "Never",
-                    "command": [
-                        "python",
-                        "-m",
-                        "http.server",
-                        str(port),
-                        "--directory",
-                        "/opt/app",
-                    ],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                    "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1},
-                }
-            ],
-        },
-    }
-    node.k("apply", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
-    return running_pod(node, namespace, f"app={name}")
-
-
-def pod_ip(node: RealNode, namespace: str, pod: str) -> str:
-    return str(
-        json.loads(node.k("get", "pod", "-n", namespace, pod, "-o", "json"))["status"]["podIP"]
-    )
 
 
 # -- the node ------------------------------------------------------------------------------------

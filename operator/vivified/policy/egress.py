@@ -157,10 +157,21 @@ def allowed_domains(plugin: EgressParty) -> frozenset[str]:
     """The plugin's normalised domains: ``PluginManifest.all_allowed_domains``, computed with
     the memoised normaliser (the same function underneath)."""
     manifest = plugin.manifest
-    names = (
-        normalize_host(d) for d in (*manifest.allowed_domains, *manifest.security.allowed_domains)
-    )
+    return _normalised_domains((*manifest.allowed_domains, *manifest.security.allowed_domains))
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalised_domains(domains: tuple[str, ...]) -> frozenset[str]:
+    """Memoised (pure; bounded): every tunnel set-up and every live re-check asks again."""
+    names = (normalize_host(d) for d in domains)
     return frozenset(n for n in names if n is not None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal(host: str) -> IPAddress | None:
+    """``ip_literal``, memoised (pure; bounded): for a host *name* it costs two raised
+    ``ValueError``s inside ``ipaddress``, which was the largest part of a decision."""
+    return ip_literal(host)
 
 
 def decide_target(
@@ -178,7 +189,7 @@ def decide_target(
             host,
             port,
         )
-    literal = ip_literal(host)
+    literal = _ip_literal(host)
     allowed = allowed_domains(plugin)
     if literal is not None:
         if str(literal) in allowed:  # never true for a validated manifest; kept for symmetry

@@ -160,11 +160,15 @@ class ProxyServer:
                 tunnel.close("idle_timeout")
                 continue
             record = self.directory.get(tunnel.plugin_id)
+            if record is not None and record is tunnel.judged:
+                continue  # records are immutable and replaced on change: the same decision
             decision = apply_mode(
                 decide_target(record, tunnel.host, tunnel.port, self.config), self.config.mode
             )
             if not decision.allowed:
                 tunnel.close(f"policy_{decision.reason}")
+            else:
+                tunnel.judged = record
 
     # ---------------------------------------------------------------- one connection
 
@@ -194,7 +198,8 @@ class ProxyServer:
             writer.close()
             if isinstance(writer.transport.get_protocol(), asyncio.StreamReaderProtocol):
                 with contextlib.suppress(Exception):  # (a spliced tunnel waited already)
-                    await asyncio.wait_for(writer.wait_closed(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await writer.wait_closed()
             if task is not None:
                 self._handlers.discard(task)
 
@@ -270,9 +275,9 @@ class ProxyServer:
         if decision.allowed and not decision.addresses:
             t0 = time.perf_counter()
             try:
-                addresses = await asyncio.wait_for(
-                    self.resolver.resolve(decision.host, port), self.settings.connect_timeout
-                )
+                # asyncio.timeout, not wait_for: on 3.11 wait_for costs a Task per call.
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    addresses = await self.resolver.resolve(decision.host, port)
             except (ResolveError, TimeoutError) as error:
                 addresses = ()
                 decision = EgressDecision(
@@ -336,6 +341,7 @@ class ProxyServer:
             up_reader,
             up_writer,
         )
+        tunnel.judged = record  # the live re-check decides again only when the record changes
         self.tunnels.add(tunnel)
         self.metrics.tunnel_opened()
         try:

@@ -35,6 +35,9 @@ class Tunnel:
     bytes_in: int = 0
     """Upstream → plugin."""
     close_reason: str = ""
+    judged: object = None
+    """The directory record the tunnel was last allowed against (the proxy's live re-check
+    skips the decision while the directory still holds that same, immutable, record)."""
     _done: asyncio.Event = field(default_factory=asyncio.Event)
     _eofs: int = 0
 
