@@ -8,6 +8,7 @@ trail, and an audit outage refuses with 503 (fail closed) when the plugin's leve
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from nats.js.errors import Error as JsError
 from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.dataplane.auth import AuthFailure, Caller
 from vivified.dataplane.events import names
+from vivified.dataplane.events.delivery import SUBJECT_HEADER
 from vivified.dataplane.events.metrics import LANE
 from vivified.dataplane.problem import problem
 from vivified.policy.events import EventDecision, decide_publish, parse_body
@@ -123,13 +125,18 @@ async def _finish(lane: EventLane, caller: Caller | None, decision: EventDecisio
         reply = problem(503, "engine_unavailable", "the event store is not connected yet; retry")
         return reply, "engine_unavailable"
     payload = json.dumps(event, separators=(",", ":")).encode()
+    headers = {"Nats-Msg-Id": names.msg_id(caller.plugin_id, str(event["id"]))}
+    subject = event.get("subject")
+    if isinstance(subject, str):  # the ordering key of concurrent deliveries (a digest:
+        # a header value must not carry what the body may, e.g. a line break)
+        headers[SUBJECT_HEADER] = hashlib.blake2b(subject.encode(), digest_size=12).hexdigest()
     try:
         ack = await lane.js.publish(
             names.subject(type_name),
             payload,
             timeout=5.0,
             stream=lane.settings.stream,
-            headers={"Nats-Msg-Id": names.msg_id(caller.plugin_id, str(event["id"]))},
+            headers=headers,
         )
     except (NatsError, JsError, TimeoutError) as exc:
         log.warning("event not stored (%s): %s", type_name, type(exc).__name__)
