@@ -243,5 +243,5 @@ def test_a_delivery_names_its_publisher_without_parsing_the_body() -> None:
     )
     legacy = SimpleNamespace(headers=None, data=b'{"id":"x","source":"vivified://plugins/old"}')
     assert identify(legacy) == ("old", "x")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(UnicodeDecodeError):
         identify(SimpleNamespace(headers=None, data=b"\xff"))  # type: ignore[arg-type]
