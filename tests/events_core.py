@@ -42,6 +42,7 @@ def main() -> None:
             ack_wait_seconds=2.0,
             backoff_initial_seconds=0.05,
             max_in_flight=config.get("max_in_flight", 1),
+            pin_timeout_seconds=3.0,
         ),
         resolve_url=lambda r: urls[r.plugin_id],
     )

@@ -167,7 +167,7 @@ class DeliveryWorker:
         lane = self.lane
         s = lane.settings
         puller = Puller(
-            lane.nc, s.stream, self.durable, batch=s.prefetch, expires=s.pull_expires_seconds
+            lane.nc, s.stream, self.durable, batch=s.pull_batch, expires=s.pull_expires_seconds
         )
         self.puller = puller
         await puller.start()

@@ -53,6 +53,11 @@ class EventLaneSettings:
     #: How often the delivery supervisor re-reads the directory.
     reconcile_seconds: float = 2.0
 
+    @property
+    def pull_batch(self) -> int:
+        """Events held per consumer (its ``max_ack_pending``): never fewer than run at once."""
+        return max(1, self.prefetch, self.max_in_flight)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EventLaneSettings:
         env = os.environ if environ is None else environ

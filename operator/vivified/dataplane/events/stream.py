@@ -89,7 +89,7 @@ def consumer_config(s: EventLaneSettings, subscriber: str, type_name: str) -> di
         "ack_policy": "explicit",
         "ack_wait": int(s.ack_wait_seconds * _NS),
         "max_deliver": -1,  # the worker counts attempts and dead-letters itself
-        "max_ack_pending": s.prefetch,
+        "max_ack_pending": s.pull_batch,
         "num_replicas": s.replicas,
         "description": f"vivified core: {type_name} -> {subscriber}",
         "priority_groups": [PRIORITY_GROUP],
