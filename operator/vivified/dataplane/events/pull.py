@@ -49,7 +49,7 @@ class Puller:
         self._expires = expires
         self._inbox = nc.new_inbox()
         self._buffer: deque[Msg] = deque()
-        self._arrived = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
         self._request_done = asyncio.Event()
         self._running = asyncio.Event()  # set = pulling; clear = paused
         self._current = ""  # reply subject of the open request
@@ -83,9 +83,16 @@ class Puller:
     async def next(self, timeout: float) -> Msg | None:
         """The next event, or None after ``timeout`` without one."""
         if not self._buffer:
-            self._arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), timeout)
+            # A bare future and one timer (not wait_for: no task per wait on the hot path).
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiter = waiter
+            timer = loop.call_later(timeout, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
             if not self._buffer:
                 return None
         return self._buffer.popleft()
@@ -162,8 +169,14 @@ class Puller:
                 await msg.nak(delay=self._pause_delay)
             return
         self._buffer.append(msg)
-        self._arrived.set()
+        if self._waiter is not None:
+            _wake(self._waiter)
         if msg.subject == self._current:
             self._received += 1
             if self._received >= self._batch:
                 self._request_done.set()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
