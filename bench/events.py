@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -43,12 +44,75 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from events_support import World, manifest, record  # noqa: E402
 
-#: BENCH_CORE_PROFILE=FILE runs the core under cProfile (output FILE.<in-flight>.<rate>).
+#: BENCH_CORE_PROFILE=FILE profiles the core (cProfile, only while events flow; output
+#: FILE.<in-flight>.<rate>) and adds the breakdown per event to each lane run's line.
 PROFILE = os.environ.get("BENCH_CORE_PROFILE", "")
+#: BENCH_CORE_UVLOOP=1 runs the core on uvloop (a comparison; the core runs on asyncio's loop).
+UVLOOP = os.environ.get("BENCH_CORE_UVLOOP", "")
 
 
-def _profile(in_flight: int, rate: float) -> list[str]:
-    return ["-m", "cProfile", "-o", f"{PROFILE}.{in_flight}.{rate:g}"] if PROFILE else []
+def _core_env(in_flight: int, rate: float) -> dict[str, str]:
+    env = dict(os.environ)
+    if PROFILE:
+        env["EVENTS_CORE_PROFILE"] = f"{PROFILE}.{in_flight}.{rate:g}"
+    if UVLOOP:
+        env["EVENTS_CORE_UVLOOP"] = "1"
+    return env
+
+
+#: Where the core's CPU goes, by the file a function lives in (self time, cProfile).
+_PARTS = (
+    (
+        "vivified publish (auth, policy, schema)",
+        (
+            "dataplane/events/publish",
+            "policy/",
+            "auth.py",
+            "event_types",
+            "jsonschema",
+            "referencing",
+        ),
+    ),
+    ("vivified delivery (worker, pull, tokens)", ("dataplane/events/", "call_tokens", "tokens/")),
+    ("audit + metrics", ("audit/", "dataplane/metrics")),
+    (
+        "aiohttp server",
+        (
+            "aiohttp/web",
+            "aiohttp/_http_parser",
+            "aiohttp/http_parser",
+            "aiohttp/streams",
+            "aiohttp/base_protocol",
+            "aiohttp/http_writer",
+        ),
+    ),
+    (
+        "aiohttp client",
+        (
+            "aiohttp/client",
+            "aiohttp/connector",
+            "aiohttp/helpers",
+            "aiohttp/tracing",
+            "yarl/",
+            "multidict/",
+        ),
+    ),
+    ("nats-py", ("nats/",)),
+    ("json", ("json/",)),
+    ("asyncio loop + sockets", ("asyncio/", "selectors", "uvloop", "~")),
+)
+
+
+def profile_breakdown(path: str, events: int) -> dict[str, float]:
+    """µs of core CPU per event by part (self time of the functions in each part's files)."""
+    import pstats  # noqa: PLC0415 - only when profiling
+
+    stats = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    parts: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in stats.items():
+        name = next((label for label, keys in _PARTS if any(k in filename for k in keys)), "other")
+        parts[name] = parts.get(name, 0.0) + tottime
+    return {k: round(v * 1e6 / events, 1) for k, v in sorted(parts.items(), key=lambda i: -i[1])}
 
 
 def _port() -> int:
@@ -136,10 +200,10 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
     core = subprocess.Popen(  # the core is its own process, as in a cluster
         [
             sys.executable,
-            *_profile(in_flight, rate),
             str(REPO / "tests" / "events_core.py"),
             str(config_file),
         ],
+        env=_core_env(in_flight, rate),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -174,6 +238,8 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
                 async with http.post(f"http://127.0.0.1:{core_port}/v1/events", json=body) as r:
                     assert r.status == 201, await r.text()
 
+        if PROFILE:
+            core.send_signal(signal.SIGUSR1)
         core_cpu = _cpu_seconds(core.pid)
         bench_cpu = _cpu_seconds(os.getpid())
         sub_cpu = _cpu_seconds(sub.pid)
@@ -189,6 +255,9 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
             await asyncio.sleep(0.2)
         core_cpu = _cpu_seconds(core.pid) - core_cpu
         bench_cpu = _cpu_seconds(os.getpid()) - bench_cpu
+        if PROFILE:
+            core.send_signal(signal.SIGUSR2)
+            await asyncio.sleep(1.0)  # the core writes its profile
         sub_cpu = _cpu_seconds(sub.pid) - sub_cpu
     seconds = max(received.values()) - start
     lat = [(received[k] - sent[k]) * 1000 for k in sent]
@@ -199,6 +268,10 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
     shutil.rmtree(workdir, ignore_errors=True)
     mode = f"paced {rate:g}/s" if rate else "burst"
     result = _summary(f"lane (in-flight {in_flight}, {mode})", lat, n, seconds)
+    if PROFILE:
+        result["core_us_per_event_by_part"] = profile_breakdown(
+            f"{PROFILE}.{in_flight}.{rate:g}", n
+        )
     return {
         **result,
         "publish_201_per_s": round(n / published, 1),
