@@ -96,6 +96,8 @@ class DeliveryWorker:
         self.paused_reason = ""
         self._decided: tuple[PluginRecord | None, EventDecision] | None = None
         self._terms: dict[str, tuple[PluginRecord | None, PluginRecord | None, str, bool]] = {}
+        self._url_of: PluginRecord | None = None
+        self._events_url = ""
         self._timeout = aiohttp.ClientTimeout(total=lane.settings.delivery_timeout_seconds)
         self._slots = asyncio.Semaphore(max(1, lane.settings.max_in_flight))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -312,12 +314,23 @@ class DeliveryWorker:
         )
         return Outcome.DEAD_LETTERED
 
+    def _url(self) -> str | None:
+        """The subscriber's events URL (recomputed only when its record changes)."""
+        record = self.lane.ctx.directory.get(self.subscriber)
+        if record is None:
+            return None
+        if self._url_of is not record:
+            self._url_of = record
+            self._events_url = (
+                self.lane.resolve_url(record) + record.manifest.endpoints[EVENTS_ENDPOINT]
+            )
+        return self._events_url
+
     async def _post(self, data: bytes, caller: str, attempt: int) -> tuple[int, str]:
         lane = self.lane
-        record = lane.ctx.directory.get(self.subscriber)
-        if record is None:
+        url = self._url()
+        if url is None:
             return 0, "subscriber gone"
-        url = lane.resolve_url(record) + record.manifest.endpoints[EVENTS_ENDPOINT]
         token = lane.tokens.token(subscriber=self.subscriber, publisher=caller)
         headers = {
             "Content-Type": contract.CLOUDEVENTS_CONTENT_TYPE,
