@@ -245,3 +245,19 @@ def test_a_delivery_names_its_publisher_without_parsing_the_body() -> None:
     assert identify(legacy) == ("old", "x")  # type: ignore[arg-type]
     with pytest.raises(UnicodeDecodeError):
         identify(SimpleNamespace(headers=None, data=b"\xff"))  # type: ignore[arg-type]
+
+
+def test_the_delivery_tunables_come_from_the_environment() -> None:
+    s = EventLaneSettings.from_env(
+        {
+            "VIVIFIED_EVENTS_PREFETCH": "16",
+            "VIVIFIED_EVENTS_MAX_IN_FLIGHT": "32",
+            "VIVIFIED_EVENTS_PIN_TIMEOUT_SECONDS": "4",
+            "VIVIFIED_EVENTS_PULL_EXPIRES_SECONDS": "1.5",
+            "VIVIFIED_EVENTS_AUDIT_RETRY_SECONDS": "3",
+        }
+    )
+    assert (s.prefetch, s.max_in_flight, s.pin_timeout_seconds) == (16, 32, 4.0)
+    assert (s.pull_expires_seconds, s.audit_retry_seconds) == (1.5, 3.0)
+    assert s.pull_batch == 32  # never hold fewer than run at once
+    assert EventLaneSettings().pull_batch == 64
