@@ -169,7 +169,12 @@ class DeliveryWorker:
         lane = self.lane
         s = lane.settings
         puller = Puller(
-            lane.nc, s.stream, self.durable, batch=s.pull_batch, expires=s.pull_expires_seconds
+            lane.nc,
+            s.stream,
+            self.durable,
+            batch=s.pull_batch,
+            expires=s.pull_expires_seconds,
+            ack_wait=s.ack_wait_seconds,
         )
         self.puller = puller
         await puller.start()

@@ -41,12 +41,20 @@ class Puller:
     """``next()`` → the consumer's next event (stream order), pulled in batches."""
 
     def __init__(
-        self, nc: NatsClient, stream: str, durable: str, *, batch: int, expires: float
+        self,
+        nc: NatsClient,
+        stream: str,
+        durable: str,
+        *,
+        batch: int,
+        expires: float,
+        ack_wait: float = 30.0,
     ) -> None:
         self._nc = nc
         self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._batch = batch
         self._expires = expires
+        self._ack_wait = ack_wait
         self._inbox = nc.new_inbox()
         self._buffer: deque[Msg] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -59,18 +67,21 @@ class Puller:
         self._pause_delay = 1.0
         self.pin: str | None = None
         self._sub: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox + ".*", cb=self._on_msg)
         self._running.set()
-        self._task = asyncio.create_task(self._keep_pulling(), name=f"pull:{self._subject}")
+        self._tasks = [
+            asyncio.create_task(self._keep_pulling(), name=f"pull:{self._subject}"),
+            asyncio.create_task(self._keep_held(), name=f"hold:{self._subject}"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._sub is not None:
             with contextlib.suppress(NatsError):
                 await self._sub.unsubscribe()
@@ -118,6 +129,13 @@ class Puller:
         for msg in tuple(self._buffer):
             with contextlib.suppress(NatsError):
                 await msg.in_progress()
+
+    async def _keep_held(self) -> None:
+        """Held events stay ours however slow the subscriber: their deadline is pushed out
+        three times per ``ack_wait`` (else JetStream would redeliver them, out of order)."""
+        while True:
+            await asyncio.sleep(self._ack_wait / 3)
+            await self.touch()
 
     async def _keep_pulling(self) -> None:
         while True:
