@@ -66,6 +66,7 @@ async def _puller(batch: int = 2) -> tuple[Puller, FakeNats]:
     nc = FakeNats()
     puller = Puller(nc, "S", "vd_a_T", batch=batch, expires=30.0)  # type: ignore[arg-type]
     await puller.start()
+    puller.resume()
     return puller, nc
 
 

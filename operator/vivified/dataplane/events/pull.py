@@ -70,8 +70,8 @@ class Puller:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Subscribe the inbox; pulling starts with the first :meth:`resume`."""
         self._sub = await self._nc.subscribe(self._inbox + ".*", cb=self._on_msg)
-        self._running.set()
         self._tasks = [
             asyncio.create_task(self._keep_pulling(), name=f"pull:{self._subject}"),
             asyncio.create_task(self._keep_held(), name=f"hold:{self._subject}"),
