@@ -83,7 +83,8 @@ async def test_pulls_in_batches_as_the_pinned_client() -> None:
         _, again, reply2 = await nc.next_request()
         assert again["id"] == "pin-1"  # keeps the pin
         assert reply2 != reply
-        assert await puller.next(1.0) is first
+        taken: object = await puller.next(1.0)
+        assert taken is first
         assert (await puller.next(1.0)) is not None
     finally:
         await puller.stop()
