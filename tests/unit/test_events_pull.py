@@ -76,10 +76,11 @@ async def test_pulls_in_batches_as_the_pinned_client() -> None:
         subject, request, reply = await nc.next_request()
         assert subject == "$JS.API.CONSUMER.MSG.NEXT.S.vd_a_T"
         assert request == {"batch": 2, "expires": 30_000_000_000, "group": PRIORITY_GROUP}
-        first = Msg(reply, {"Nats-Pin-Id": "pin-1", "Nats-Msg-Id": "p/1"})
+        first = Msg("vivified.events.T", {"Nats-Pin-Id": "pin-1", "Nats-Msg-Id": "p/1"})
         await nc.send(first)
         assert puller.pin == "pin-1"
-        await nc.send(Msg(reply, {"Nats-Msg-Id": "p/2"}))  # the batch is fulfilled: pull again
+        # Events come with their own subject; the second fulfils the batch: pull again.
+        await nc.send(Msg("vivified.events.T", {"Nats-Msg-Id": "p/2"}))
         _, again, reply2 = await nc.next_request()
         assert again["id"] == "pin-1"  # keeps the pin
         assert reply2 != reply
@@ -94,7 +95,7 @@ async def test_a_pin_mismatch_drops_the_pin_and_pulls_again() -> None:
     puller, nc = await _puller()
     try:
         _, _, reply = await nc.next_request()
-        await nc.send(Msg(reply, {"Nats-Pin-Id": "old"}))
+        await nc.send(Msg("vivified.events.T", {"Nats-Pin-Id": "old"}))
         await nc.send(Msg(reply, {"Status": "423", "Description": "Nats-Pin-Id Mismatch"}))
         _, request, _ = await nc.next_request()
         assert puller.pin is None
@@ -107,14 +108,14 @@ async def test_pausing_hands_back_what_is_held_in_order() -> None:
     puller, nc = await _puller(batch=4)
     try:
         _, _, reply = await nc.next_request()
-        held = [Msg(reply, {"Nats-Msg-Id": f"p/{n}"}) for n in range(3)]
+        held = [Msg("vivified.events.T", {"Nats-Msg-Id": f"p/{n}"}) for n in range(3)]
         for msg in held:
             await nc.send(msg)
         await puller.touch()
         assert [m.acks for m in held] == [["wpi"]] * 3  # deadline pushed while one retries
         await puller.pause(2.0)
         assert [m.acks for m in held] == [["wpi", "nak:2.0"]] * 3
-        late = Msg(reply, {"Nats-Msg-Id": "p/9"})
+        late = Msg("vivified.events.T", {"Nats-Msg-Id": "p/9"})
         await nc.send(late)  # still in flight when paused: back at once
         assert late.acks == ["nak:2.0"]
         assert await puller.next(0.01) is None

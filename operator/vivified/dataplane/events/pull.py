@@ -189,10 +189,11 @@ class Puller:
         self._buffer.append(msg)
         if self._waiter is not None:
             _wake(self._waiter)
-        if msg.subject == self._current:
-            self._received += 1
-            if self._received >= self._batch:
-                self._request_done.set()
+        # An event carries its own subject, not the request's inbox: it counts toward the open
+        # request (one at a time; a late one of an expired request only makes a pull early).
+        self._received += 1
+        if self._received >= self._batch:
+            self._request_done.set()
 
 
 def _wake(waiter: asyncio.Future[None]) -> None:
