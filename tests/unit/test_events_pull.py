@@ -107,7 +107,7 @@ async def test_a_pin_mismatch_drops_the_pin_and_pulls_again() -> None:
 async def test_pausing_hands_back_what_is_held_in_order() -> None:
     puller, nc = await _puller(batch=4)
     try:
-        _, _, reply = await nc.next_request()
+        await nc.next_request()
         held = [Msg("vivified.events.T", {"Nats-Msg-Id": f"p/{n}"}) for n in range(3)]
         for msg in held:
             await nc.send(msg)
