@@ -239,7 +239,7 @@ async def test_failing_subscriber_dead_letters_after_attempts_others_unaffected(
     await until(lambda: len(env.subscribers["accounting"].received) == 2)
     lane = env.lane
     await until(lambda: lane.metrics.dead_lettered.value("broken", "UserCreated") == 2)
-    await until(lambda: lane.metrics.dead_lettered.value("stuck", "UserCreated") == 2, 20)
+    await until(lambda: lane.metrics.dead_lettered.value("stuck", "UserCreated") == 2, 60)
     assert env.subscribers["broken"].attempts == 2 * 3
     status = await lane.subscriber_status("broken")
     assert status["deadLettered"] == 2
