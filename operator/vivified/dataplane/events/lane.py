@@ -86,6 +86,11 @@ class EventLane:
         return self._js
 
     @property
+    def nc(self) -> NatsClient:
+        assert self._nc is not None, "EventLane.start() first"  # noqa: S101
+        return self._nc
+
+    @property
     def http(self) -> aiohttp.ClientSession:
         assert self._http is not None, "EventLane.start() first"  # noqa: S101
         return self._http
@@ -136,7 +141,7 @@ class EventLane:
         while True:
             try:
                 await self.reconcile()
-            except (NatsError, JsError, TimeoutError) as exc:
+            except (NatsError, JsError, TimeoutError, stream.ConsumerApiError) as exc:
                 log.warning("event lane reconcile: %s", type(exc).__name__)
             await asyncio.sleep(self.settings.reconcile_seconds)
 
@@ -168,7 +173,7 @@ class EventLane:
         """Start workers (and consumers) for new subscriptions, stop removed ones."""
         want = self.desired()
         for key in sorted(want - set(self.workers)):
-            await stream.ensure_consumer(self.js, self.settings, *key)
+            await stream.ensure_consumer(self.nc, self.settings, *key)
             worker = DeliveryWorker(self, *key)
             worker.start()
             self.workers[key] = worker

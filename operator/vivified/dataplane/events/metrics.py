@@ -40,6 +40,11 @@ class EventMetrics:
             "Events moved to the dead-letter stream.",
             ("subscriber", "type"),
         )
+        self.audit_held = registry.counter(
+            "vivified_events_audit_held_total",
+            "Deliveries not made because the audit trail could not record them (handed back).",
+            ("subscriber", "type"),
+        )
         self.latency = registry.histogram(
             "vivified_events_delivery_latency_seconds",
             "From the event's storage in JetStream to the subscriber's 2xx.",

@@ -8,6 +8,8 @@ trail, and an audit outage refuses with 503 (fail closed) when the plugin's leve
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -20,6 +22,7 @@ from nats.js.errors import Error as JsError
 from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.dataplane.auth import AuthFailure, Caller
 from vivified.dataplane.events import names
+from vivified.dataplane.events.delivery import SUBJECT_HEADER
 from vivified.dataplane.events.metrics import LANE
 from vivified.dataplane.problem import problem
 from vivified.policy.events import EventDecision, decide_publish, parse_body
@@ -34,6 +37,11 @@ _CONTENT_TYPES = (contract.CLOUDEVENTS_CONTENT_TYPE, "application/json")
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
     """The body, or its first ``limit + 1`` bytes (enough to refuse it as too large)."""
+    if request.content_length is not None:  # checked against the limit already: one read
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError as short:  # the client hung up: what came
+            return short.partial
     body = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         body += chunk
@@ -123,13 +131,18 @@ async def _finish(lane: EventLane, caller: Caller | None, decision: EventDecisio
         reply = problem(503, "engine_unavailable", "the event store is not connected yet; retry")
         return reply, "engine_unavailable"
     payload = json.dumps(event, separators=(",", ":")).encode()
+    headers = {"Nats-Msg-Id": names.msg_id(caller.plugin_id, str(event["id"]))}
+    subject = event.get("subject")
+    if isinstance(subject, str):  # the ordering key of concurrent deliveries (a digest:
+        # a header value must not carry what the body may, e.g. a line break)
+        headers[SUBJECT_HEADER] = hashlib.blake2b(subject.encode(), digest_size=12).hexdigest()
     try:
         ack = await lane.js.publish(
             names.subject(type_name),
             payload,
             timeout=5.0,
             stream=lane.settings.stream,
-            headers={"Nats-Msg-Id": names.msg_id(caller.plugin_id, str(event["id"]))},
+            headers=headers,
         )
     except (NatsError, JsError, TimeoutError) as exc:
         log.warning("event not stored (%s): %s", type_name, type(exc).__name__)

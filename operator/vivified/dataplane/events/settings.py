@@ -31,9 +31,20 @@ class EventLaneSettings:
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
     delivery_timeout_seconds: float = 10.0
-    #: Unacknowledged deliveries per (subscriber, type). 1 keeps per-type order (across any
-    #: number of core replicas); more delivers that many concurrently, without order.
+    #: Concurrent deliveries per (subscriber, type). 1 keeps per-type order; more delivers that
+    #: many at once, keeping order only among events with the same CloudEvents ``subject``.
     max_in_flight: int = 1
+    #: Events a worker pulls ahead per (subscriber, type) (the consumer's ``max_ack_pending``):
+    #: one pull request per batch instead of one per event.
+    prefetch: int = 64
+    #: The consumer's pinned-client timeout: a replica that stops pulling (crashed) loses the
+    #: consumer to another replica after this long.
+    pin_timeout_seconds: float = 10.0
+    #: How long a pull request waits on the server for events (an idle worker re-pulls then).
+    pull_expires_seconds: float = 2.0
+    #: A delivery whose audit record cannot be written (the trail is down, and the publisher's
+    #: or subscriber's level needs it) is not delivered but handed back for this long.
+    audit_retry_seconds: float = 2.0
     #: How long a delivery may stay unacknowledged before JetStream hands it to another
     #: replica; the worker extends it while it retries, so it bounds crash recovery.
     ack_wait_seconds: float = 30.0
@@ -41,6 +52,11 @@ class EventLaneSettings:
     orphan_grace_seconds: float = 600.0
     #: How often the delivery supervisor re-reads the directory.
     reconcile_seconds: float = 2.0
+
+    @property
+    def pull_batch(self) -> int:
+        """Events held per consumer (its ``max_ack_pending``): never fewer than run at once."""
+        return max(1, self.prefetch, self.max_in_flight)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EventLaneSettings:
@@ -64,6 +80,10 @@ class EventLaneSettings:
             backoff_max_seconds=num("BACKOFF_MAX_SECONDS", d.backoff_max_seconds),
             delivery_timeout_seconds=num("DELIVERY_TIMEOUT_SECONDS", d.delivery_timeout_seconds),
             max_in_flight=int(num("MAX_IN_FLIGHT", d.max_in_flight)),
+            prefetch=int(num("PREFETCH", d.prefetch)),
+            pin_timeout_seconds=num("PIN_TIMEOUT_SECONDS", d.pin_timeout_seconds),
+            pull_expires_seconds=num("PULL_EXPIRES_SECONDS", d.pull_expires_seconds),
+            audit_retry_seconds=num("AUDIT_RETRY_SECONDS", d.audit_retry_seconds),
             ack_wait_seconds=num("ACK_WAIT_SECONDS", d.ack_wait_seconds),
             orphan_grace_seconds=num("ORPHAN_GRACE_SECONDS", d.orphan_grace_seconds),
             reconcile_seconds=num("RECONCILE_SECONDS", d.reconcile_seconds),
