@@ -1,9 +1,11 @@
 """Hostile input for the core's entry points, in-process (shared by tests and bench/fuzz.py).
 
 Each ``*_case`` sends one generated request through the real aiohttp app built by
-``vivified.dataplane.app.build_app`` on a ``tests.unit.core_fakes.World``, or one generated
-AdmissionReview object through the registered kopf validate handler, and returns a
-``Problem`` string when the answer breaks the contract (None when it is fine):
+``vivified.dataplane.app.build_app`` on a ``tests.unit.core_fakes.World`` (heartbeat, invoke,
+the event lane's publish with an in-memory JetStream, the proxy lane's allowlist route), or
+one generated AdmissionReview object through the registered kopf validate handler, and
+returns a ``Problem`` string when the answer breaks the contract (None when it is fine). The
+proxy's own listener (raw bytes on a socket) is fuzzed in tests/chaos/fuzz_proxy.py.
 
 * the answer is well formed: a status below 500 (a 502/503/504 about an upstream or trust state
   is allowed, a 500 never), and a JSON body whenever the content type says JSON;
@@ -27,11 +29,19 @@ from hypothesis import strategies as st
 from tests.unit.core_fakes import World, manifest
 
 from vivified.dataplane.app import build_app
+from vivified.dataplane.context import CoreContext
+from vivified.dataplane.events import EventLane, EventLaneSettings
+from vivified.dataplane.events.publish import handle_publish
+from vivified.dataplane.proxy import http as proxy_http
+from vivified.manifest import PluginManifest
+from vivified.policy.events import DEFAULT_MAX_EVENT_BYTES
 from vivified.registry import PluginRegistry
 from vivified.shell.webhook import register_admission
+from vivified_sdk import contract, loads_strict
 
 HEARTBEAT = "/v1/heartbeat"
 INVOKE = "/v1/invoke/"
+EVENTS = contract.CORE_EVENTS_PATH
 _LEAKS = ("Traceback", 'File "', "Error:", "Exception")
 
 # --- strategies -------------------------------------------------------------------------------
@@ -130,6 +140,90 @@ admission_objects = st.fixed_dictionaries(
 )
 operations = st.sampled_from(["CREATE", "UPDATE", "DELETE", "CONNECT", "", "weird"])
 
+#: Bodies JSON parsers choke on: nesting deeper than Python's recursion limit (a RecursionError
+#: is not a ValueError), unbalanced, and sizes around the event lane's limit.
+deep_json = st.builds(
+    lambda n, open_, close: open_ * n + close * n,
+    st.one_of(st.sampled_from([999, 1000, 1001, 5000, 30_000]), st.integers(1, 40_000)),
+    st.sampled_from(
+        [b"[", b'{"a":', b'{"specversion":"1.0","id":"d","type":"UserCreated","data":']
+    ),
+    st.sampled_from([b"]", b"}", b""]),
+)
+_PAD_HEAD = b'{"specversion":"1.0","id":"x","type":"UserCreated","data":{"user_id":"'
+_PAD_TAIL = b'"}}'
+
+
+def _padded(size: int) -> bytes:
+    """A valid-looking event of exactly SIZE bytes (its user_id too long for the schema)."""
+    return _PAD_HEAD + b"u" * (size - len(_PAD_HEAD) - len(_PAD_TAIL)) + _PAD_TAIL
+
+
+near_limit = st.sampled_from([-1, 0, 1]).map(lambda d: _padded(DEFAULT_MAX_EVENT_BYTES + d))
+EVENT_TYPES = ["UserCreated", "PaymentReceived", "PatientAdmitted", "DocumentProcessed", "Nope"]
+_event_data = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "user_id": st.one_of(_text, json_values),
+            "email": _text,
+            "roles": st.one_of(st.lists(_text, max_size=70), json_values),
+            "payment_id": _text,
+            "amount": st.one_of(st.from_regex(r"[0-9]{1,8}(\.[0-9]{1,6})?", fullmatch=True), _text),
+            "currency": st.one_of(st.from_regex(r"[A-Za-z]{2,4}", fullmatch=True), json_values),
+            "patient_id": _text,
+            "encounter_id": _text,
+            "admitted_at": st.one_of(st.datetimes().map(lambda d: d.isoformat() + "Z"), _text),
+        },
+    ),
+)
+cloudevents = st.builds(
+    lambda extensions, event: {**extensions, **event},
+    st.dictionaries(st.text(max_size=25), json_values, max_size=3),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "specversion": st.one_of(st.just("1.0"), json_values),
+            "id": st.one_of(st.text(min_size=1, max_size=300), json_values),
+            "type": st.one_of(st.sampled_from(EVENT_TYPES), json_values),
+            "source": st.one_of(_text, json_values),
+            "subject": st.one_of(_text, json_values),
+            "time": st.one_of(st.datetimes().map(lambda d: d.isoformat() + "Z"), json_values),
+            "datacontenttype": st.one_of(
+                st.sampled_from(["application/json", "text/plain", "application/json; x=y"]),
+                json_values,
+            ),
+            "data": _event_data,
+            "data_base64": _text,
+        },
+    ),
+)
+event_bodies = st.one_of(
+    cloudevents.map(lambda v: json.dumps(v).encode()),
+    cloudevents.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+    bodies,
+    deep_json,
+    near_limit,
+)
+#: Mostly the publisher's own token and a JSON type: hostile bodies must get past the front door
+#: to reach the parser (a random token is refused before the body is read).
+event_bearers = st.one_of(st.just("VALID"), st.just("VALID"), st.just("VALID"), bearers)
+event_content_types = st.one_of(
+    st.just(contract.CLOUDEVENTS_CONTENT_TYPE),
+    st.just(contract.CLOUDEVENTS_CONTENT_TYPE),
+    st.sampled_from(
+        [
+            contract.CLOUDEVENTS_CONTENT_TYPE,
+            "application/json",
+            f"{contract.CLOUDEVENTS_CONTENT_TYPE}; charset=utf-8",
+            "text/plain",
+            "",
+        ]
+    ),
+    _header_value,
+)
+
 
 # --- checks -----------------------------------------------------------------------------------
 
@@ -195,6 +289,100 @@ async def invoke_case(
     return await check_answer(response)
 
 
+async def events_case(
+    client: TestClient[web.Request, web.Application],
+    valid: dict[str, str],
+    *,
+    bearer: str | None,
+    body: bytes,
+    content_type: str,
+    headers: dict[str, str],
+) -> str | None:
+    response = await client.post(
+        EVENTS,
+        data=body,
+        headers={**headers, "Content-Type": content_type, **_auth(bearer, valid)},
+    )
+    return await check_answer(response)
+
+
+async def allowlists_case(
+    client: TestClient[web.Request, web.Application],
+    valid: dict[str, str],
+    *,
+    method: str,
+    bearer: str | None,
+    headers: dict[str, str],
+) -> str | None:
+    response = await client.request(
+        method, proxy_http.ALLOWLISTS_PATH, headers={**headers, **_auth(bearer, valid)}
+    )
+    return await check_answer(response)
+
+
+class _Ack:
+    def __init__(self, duplicate: bool) -> None:
+        self.duplicate = duplicate
+
+
+class MemoryJetStream:
+    """Stores what the event lane publishes (counts and the last ids only: bounded memory),
+    de-duplicating on ``Nats-Msg-Id`` like JetStream's window."""
+
+    def __init__(self) -> None:
+        self.stored = 0
+        self.ids: dict[str, None] = {}
+
+    async def publish(
+        self, subject: str, payload: bytes, *, headers: dict[str, str], **_: Any
+    ) -> _Ack:
+        loads_strict(payload)  # the lane stores strict JSON, always (no NaN, no duplicates)
+        key = headers["Nats-Msg-Id"]
+        if key in self.ids:
+            return _Ack(True)
+        self.ids[key] = None
+        if len(self.ids) > 1000:
+            self.ids.pop(next(iter(self.ids)))
+        self.stored += 1
+        return _Ack(False)
+
+
+class StoredEventLane(EventLane):
+    """The real event lane (publish path, registry, audit, metrics) on an in-memory store
+    instead of a NATS connection; it delivers nothing."""
+
+    def __init__(self, ctx: CoreContext) -> None:
+        super().__init__(ctx, EventLaneSettings(nats_url="nats://127.0.0.1:1"))
+        self.memory = MemoryJetStream()
+
+    @property
+    def js(self) -> Any:
+        return self.memory
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+
+def _fuzz_lanes(app: web.Application, ctx: CoreContext) -> None:
+    lane = StoredEventLane(ctx)
+
+    async def publish(request: web.Request) -> web.Response:
+        return await handle_publish(lane, request)
+
+    app.router.add_post(EVENTS, publish)
+    app.add_routes(proxy_http.routes(ctx.directory))
+
+
+PUBLISHER = PluginManifest.model_validate(
+    {
+        **manifest("hr", traits=["handles_pii", "handles_phi", "audit_required"]).model_dump(),
+        "events": {"publishes": ["UserCreated", "PaymentReceived", "PatientAdmitted"]},
+        "security": {"authentication_required": True, "data_classification": ["pii", "phi"]},
+    }
+)
+
+
 def admission_handler() -> Any:
     registry = kopf.OperatorRegistry()
 
@@ -241,8 +429,10 @@ class Driver:
         a = manifest("a", dependencies=["b"])
         self.world.add(a)
         self.world.add(manifest("b"))
+        self.world.add(PUBLISHER)
         self.valid = self.world.bearer(a)
-        app = build_app(self.world.ctx)
+        self.publisher = self.world.bearer(PUBLISHER)
+        app = build_app(self.world.ctx, [_fuzz_lanes])
         self.client: TestClient[web.Request, web.Application] = TestClient(
             TestServer(app), loop=self.loop
         )
