@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import ssl
 import string
+import tempfile
+from pathlib import Path
 from typing import Any, cast
 
+import aiohttp
 import kopf
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -36,7 +41,7 @@ from vivified.dataplane.proxy import http as proxy_http
 from vivified.manifest import PluginManifest
 from vivified.policy.events import DEFAULT_MAX_EVENT_BYTES
 from vivified.registry import PluginRegistry
-from vivified.shell.webhook import register_admission
+from vivified.shell.webhook import SheddingWebhookServer, register_admission
 from vivified_sdk import contract, loads_strict
 
 HEARTBEAT = "/v1/heartbeat"
@@ -139,6 +144,39 @@ admission_objects = st.fixed_dictionaries(
     },
 )
 operations = st.sampled_from(["CREATE", "UPDATE", "DELETE", "CONNECT", "", "weird"])
+
+_resource = st.one_of(
+    st.just({"group": "vivified.dev", "version": "v1alpha1", "resource": "vivifiedplugins"}),
+    json_values,
+)
+_review_request = st.fixed_dictionaries(
+    {
+        "resource": _resource,
+        "userInfo": st.one_of(st.just({"username": "kubernetes-admin"}), json_values),
+        "object": st.one_of(admission_objects, json_values),
+    },
+    optional={
+        "uid": st.one_of(st.uuids().map(str), json_values),
+        "operation": st.one_of(operations, json_values),
+        "oldObject": st.one_of(st.none(), admission_objects, json_values),
+        "namespace": st.one_of(_text, json_values),
+        "name": st.one_of(_text, json_values),
+        "subResource": json_values,
+        "dryRun": json_values,
+    },
+)
+#: What may reach the webhook's port: reviews with hostile parts, bare requests, garbage.
+review_bodies = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "apiVersion": st.one_of(st.just("admission.k8s.io/v1"), json_values),
+            "kind": st.one_of(st.just("AdmissionReview"), json_values),
+            "request": st.one_of(_review_request, json_values),
+        }
+    ).map(lambda v: json.dumps(v).encode()),
+    _review_request.map(lambda r: json.dumps({"request": r}).encode()),
+    bodies,
+)
 
 #: Bodies JSON parsers choke on: nesting deeper than Python's recursion limit (a RecursionError
 #: is not a ValueError), unbalanced, and sizes around the event lane's limit.
@@ -320,6 +358,53 @@ async def allowlists_case(
     return await check_answer(response)
 
 
+async def webhook_case(endpoint: WebhookEndpoint, body: bytes) -> str | None:
+    """One body POSTed to the operator's webhook server (HTTPS, kopf's real admission path):
+    any answer but a 500; a 200 must be an AdmissionReview response with ``allowed``."""
+    async with endpoint.session.post(
+        endpoint.url, data=body, headers={"Content-Type": "application/json"}
+    ) as response:
+        problem = await check_answer(response)
+        if problem is not None or response.status != 200:
+            return problem
+        try:
+            answer = json.loads(await response.read())
+            allowed = answer["response"]["allowed"]
+        except (ValueError, KeyError, TypeError):
+            return f"200 without an AdmissionReview response: {(await response.read())[:200]!r}"
+        return None if isinstance(allowed, bool) else f"allowed is {allowed!r}"
+
+
+class WebhookEndpoint:
+    """The operator's webhook server (``SheddingWebhookServer``) on loopback with a
+    throw-away certificate, and a client session that trusts it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        from tests.chaos import webhook_load  # noqa: PLC0415 - only for the webhook cases
+        from tests.cluster_support import self_signed_certificate  # noqa: PLC0415
+
+        self.loop = loop
+        self.directory = Path(tempfile.mkdtemp(prefix="fuzz-webhook-"))
+        cert, key = self_signed_certificate(self.directory)
+        self.server = SheddingWebhookServer(
+            max_in_flight=64, addr="127.0.0.1", port=0, certfile=str(cert), pkeyfile=str(key)
+        )
+        self._serving = webhook_load.serving(self.server, webhook_load.admission_fn())
+        self.url: str = loop.run_until_complete(self._serving.__aenter__())
+        self.session: aiohttp.ClientSession = loop.run_until_complete(
+            self._session(webhook_load.client_context(cert))
+        )
+
+    @staticmethod
+    async def _session(context: ssl.SSLContext) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.session.close())
+        self.loop.run_until_complete(self._serving.__aexit__(None, None, None))
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 class _Ack:
     def __init__(self, duplicate: bool) -> None:
         self.duplicate = duplicate
@@ -438,10 +523,20 @@ class Driver:
         )
         self.loop.run_until_complete(self.client.start_server())
         self.admission = admission_handler()
+        self._webhook: WebhookEndpoint | None = None
+
+    @property
+    def webhook(self) -> WebhookEndpoint:
+        """Started on first use (only the webhook cases need a TLS server)."""
+        if self._webhook is None:
+            self._webhook = WebhookEndpoint(self.loop)
+        return self._webhook
 
     def run(self, coroutine: Any) -> Any:
         return self.loop.run_until_complete(coroutine)
 
     def close(self) -> None:
+        if self._webhook is not None:
+            self._webhook.close()
         self.loop.run_until_complete(self.client.close())
         self.loop.close()

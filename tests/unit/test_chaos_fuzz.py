@@ -141,6 +141,37 @@ def test_the_webhook_allows_or_denies_every_hostile_object(
     assert problem is None
 
 
+@CASES
+@given(body=st.one_of(fuzz.review_bodies, fuzz.deep_json))
+def test_the_webhook_server_answers_every_hostile_body_well(
+    driver: fuzz.Driver, body: bytes
+) -> None:
+    """Through the operator's HTTPS webhook server and kopf's real admission path."""
+    problem = driver.run(fuzz.webhook_case(driver.webhook, body))
+    assert problem is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{}", b"[]", b"null", b'{"request": null}', b"\xff", b"[" * 5000,
+     b'{"request": {"resource": {"group": "vivified.dev", "version": "v1alpha1", '
+     b'"resource": "vivifiedplugins"}, "userInfo": {}, "object": 5}}'],
+)  # fmt: skip
+def test_the_webhook_server_answers_400_to_what_is_not_a_review(
+    driver: fuzz.Driver, body: bytes
+) -> None:
+    """Found by the fuzz tier: kopf reads the review without checking its shape, so these
+    raised (KeyError, AttributeError, UnicodeDecodeError, RecursionError, ...) and aiohttp
+    answered 500 with a traceback in the operator's log."""
+
+    async def post() -> tuple[int, Any]:
+        async with driver.webhook.session.post(driver.webhook.url, data=body) as reply:
+            return reply.status, await reply.json()
+
+    status, answer = driver.run(post())
+    assert (status, answer["kind"], answer["reason"]) == (400, "Status", "BadRequest")
+
+
 def test_the_checks_catch_a_500_and_a_traceback() -> None:
     """The oracle itself: a handler that crashes is reported, not waved through."""
 

@@ -153,6 +153,30 @@ def overloaded_status(in_flight: int, limit: int) -> dict[str, Any]:
     }
 
 
+#: What kopf's reading of a hostile body raises (kopf answers JSON syntax errors 400 itself).
+_MALFORMED = (KeyError, TypeError, AttributeError, ValueError, RecursionError)
+
+
+def _status_response(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "reason": reason, "code": code, "message": message}  # fmt: skip
+    return web.json_response(body, status=code)
+
+
+class _Every:
+    """True at most once per ``seconds`` (log lines of a flood, not one per request)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.last = seconds, float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
 class SheddingWebhookServer(kopf.WebhookServer):
     """kopf's HTTPS webhook server with a bounded number of reviews in flight.
 
@@ -171,7 +195,9 @@ class SheddingWebhookServer(kopf.WebhookServer):
         self.in_flight = 0
         self.served = 0
         self.shed = 0
-        self._last_shed_log = float("-inf")
+        self.malformed = 0
+        self._shed_log = _Every(SHED_LOG_INTERVAL)
+        self._malformed_log = _Every(SHED_LOG_INTERVAL)
 
     async def _serve(  # type: ignore[override]  # kopf's is a staticmethod; this one counts
         self, fn: Any, request: web.Request
@@ -182,16 +208,27 @@ class SheddingWebhookServer(kopf.WebhookServer):
         try:
             await asyncio.sleep(0)
             response = await kopf.WebhookServer._serve(fn, request)
-            self.served += 1
-            return response
+        except _MALFORMED as error:
+            # kopf reads the review without checking its shape; anything but an AdmissionReview
+            # object (a list, null, no ``request``, invalid UTF-8, nesting past the recursion
+            # limit) raised here and became a 500 with a traceback in the log (found by
+            # tests/chaos/fuzz.py). A 400 is the truth, and the API server fails closed on it.
+            self.malformed += 1
+            if self._malformed_log.due():
+                logger.warning(
+                    "admission webhook: not an AdmissionReview (%s; %d so far)",
+                    type(error).__name__,
+                    self.malformed,
+                )
+            return _status_response(400, "BadRequest", "the body is not an AdmissionReview")
         finally:
             self.in_flight -= 1
+        self.served += 1
+        return response
 
     def _shed(self) -> web.Response:
         self.shed += 1
-        now = time.monotonic()
-        if now - self._last_shed_log >= SHED_LOG_INTERVAL:
-            self._last_shed_log = now
+        if self._shed_log.due():
             logger.warning(
                 "admission webhook overloaded: answering 429 (%d in flight, limit %d, %d shed "
                 "so far)",
