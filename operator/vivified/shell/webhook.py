@@ -27,7 +27,6 @@ with the queue (docs/operator.md, "Admission webhook under load").
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -236,11 +235,10 @@ class SheddingWebhookServer(kopf.WebhookServer):
                 self.max_in_flight,
                 self.shed,
             )
-        return web.Response(
+        return web.json_response(
+            overloaded_status(self.in_flight, self.max_in_flight),
             status=OVERLOADED_CODE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            content_type="application/json",
-            text=json.dumps(overloaded_status(self.in_flight, self.max_in_flight)),
         )
 
 
