@@ -166,23 +166,39 @@ class ControlPlane:
 
     state_dir: Path
 
-    def restart(self, name: str, down_seconds: float = 0.0) -> dict[str, float]:
+    def restart(
+        self, name: str, down_seconds: float = 0.0, killed: threading.Event | None = None
+    ) -> dict[str, float]:
         """kill -9 NAME, keep it down DOWN_SECONDS, start it again, wait until it serves;
-        returns ``{"down": s, "ready": s}``."""
+        returns ``{"down": s, "ready": s}``. KILLED is set once the process is dead."""
         script = REPO / "hack" / "cluster" / "cluster.py"
-        result = subprocess.run(
+        process = subprocess.Popen(
             [sys.executable, str(script), "restart", name, "--down", str(down_seconds),
              "--dir", str(self.state_dir)],
-            capture_output=True, text=True, check=False, timeout=300,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        if result.returncode != 0:
-            raise AssertionError(f"restart {name} failed: {result.stderr[-2000:]}")
-        timing: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+        assert process.stderr is not None
+        assert process.stdout is not None
+        log = []
+        for line in process.stderr:
+            log.append(line)
+            if killed is not None and line.startswith(f"cluster: killed {name}"):
+                killed.set()
+        out = process.stdout.read()
+        if process.wait(timeout=300) != 0:
+            raise AssertionError(f"restart {name} failed: {''.join(log)[-2000:]}")
+        timing: dict[str, float] = json.loads(out.strip().splitlines()[-1])
         return timing
 
     def restart_in_background(self, name: str, down_seconds: float = 0.0) -> Restart:
+        """Starts the restart and returns once NAME is dead (the scenario goes on while it is
+        down); ``result()`` waits for it to serve again."""
         restart = Restart(self, name, down_seconds)
         restart.start()
+        while not restart.killed.wait(0.05):
+            if not restart.is_alive():
+                restart.result()  # raises what went wrong
+                raise AssertionError(f"restart of {name} ended without killing it")
         return restart
 
 
@@ -194,10 +210,11 @@ class Restart(threading.Thread):
         self.plane, self.component, self.down_seconds = plane, name, down_seconds
         self.timing: dict[str, float] = {}
         self.error: BaseException | None = None
+        self.killed = threading.Event()
 
     def run(self) -> None:
         try:
-            self.timing = self.plane.restart(self.component, self.down_seconds)
+            self.timing = self.plane.restart(self.component, self.down_seconds, self.killed)
         except BaseException as error:  # handed to the scenario by result()
             self.error = error
 
