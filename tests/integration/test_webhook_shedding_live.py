@@ -1,7 +1,8 @@
 """The webhook's load shedding as kube-apiserver meets it (the local cluster calls a webhook by
 URL on loopback): a shed review is retried by the API server after ``Retry-After`` and then
-admitted; an overload that outlasts the webhook's timeout reaches the client as a refusal that
-names the limit. The unit side (exact limit, no timing) is tests/unit/test_webhook_shedding.py.
+admitted; an overload that outlasts the webhook's timeout is retried until that timeout and
+then refused as a timeout of the webhook, never admitted. The unit side (exact limit, no
+timing) is tests/unit/test_webhook_shedding.py.
 
 The server is the operator's ``SheddingWebhookServer`` with a limit of one; a gate parks
 reviews of ConfigMaps named ``hold-*`` to occupy that slot, so nothing here is timed but the
@@ -170,7 +171,10 @@ def test_the_api_server_retries_a_shed_review_and_reports_a_lasting_overload(
         assert served.gate.seen.count("queued-1") == 1  # shed first, admitted on the retry
         assert core.read_namespaced_config_map("queued-1", namespace) is not None
 
-        # 2. An overload that outlasts the webhook's timeout: the client hears why.
+        # 2. An overload that outlasts the webhook's timeout: the API server keeps retrying
+        #    after each Retry-After until its timeout, so the client hears a timeout of this
+        #    webhook (measured: "context deadline exceeded"; our 429 message is in the
+        #    operator's log), and the object is not admitted.
         served.gate.close()
         shed_before = served.server.shed
         held, _ = create_in_background(core, namespace, "hold-2")
@@ -182,8 +186,7 @@ def test_the_api_server_retries_a_shed_review_and_reports_a_lasting_overload(
         served.gate.open()
         held.join(30)
         print(f"\nrefusal after a lasting overload: {refused.value.status} {refused.value.body}")
-        assert "vivified admission webhook overloaded" in refused.value.body
-        assert "VIVIFIED_WEBHOOK_MAX_IN_FLIGHT" in refused.value.body
+        assert f'failed calling webhook \\"{name}\\"' in refused.value.body
         assert served.server.shed - shed_before >= 2  # the API server retried before giving up
         assert "refused" not in served.gate.seen  # never admitted unvalidated
     finally:
