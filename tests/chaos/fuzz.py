@@ -479,7 +479,7 @@ def _fuzz_lanes(app: web.Application, ctx: CoreContext) -> None:
         return await handle_publish(lane, request)
 
     app.router.add_post(EVENTS, publish)
-    app.add_routes(proxy_http.routes(ctx.directory))
+    app.add_routes(proxy_http.routes(ctx.directory, "enforce", ctx.authenticator))
 
 
 PUBLISHER = PluginManifest.model_validate(
