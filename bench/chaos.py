@@ -1,6 +1,6 @@
 """Chaos bench: the long variants of tests/chaos/ on the local test ground.
 
-    python bench/chaos.py [--plugins 300] [--timeout 600] [--kill-at 0.5]
+    python bench/chaos.py [--plugins 300] [--timeout 600] [--kill-at 0.5] [--only NAMES]
 
 Needs the local cluster (``make cluster-up``; reads .cluster/kubeconfig) with the CRD
 installed (any e2e run does that). For each fault it creates a fresh namespace, starts a
@@ -8,10 +8,15 @@ installed (any e2e run does that). For each fault it creates a fresh namespace, 
 checker (tests/chaos/invariants.py) until it finds nothing or ``--timeout`` passes. Prints a
 table: fault, when, time to converge, invariant violations. Cleans its namespaces up.
 
-Faults:
-* ``kill-9 mid-burst``: SIGKILL the operator after ``--kill-at`` of ``--plugins`` are created;
-* ``kill-9 mid-disable``: all plugins Active, then every one disabled (token revoked) and the
-  operator killed 0.3 s later; earlier revocations must survive.
+Faults (``--only``, comma-separated names; default all):
+* ``burst``: SIGKILL the operator after ``--kill-at`` of ``--plugins`` are created;
+* ``disable``: all plugins Active, then every one disabled (token revoked) and the operator
+  killed 0.3 s later; earlier revocations must survive;
+* ``remint``: all Active, then every plugin's version bumped (new claims: new tokens, the old
+  ones revoked) and the operator killed 0.3 s later; no old token may stay unrevoked;
+* ``apiserver`` / ``etcd``: SIGKILL kube-apiserver / etcd after ``--kill-at`` of the burst
+  (``hack/cluster/cluster.py restart``), started again ``--down`` s later; the operator is not
+  restarted (it must ride the outage out); "converge" counts from the moment it serves again.
 Not a test.
 """
 
@@ -19,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import os
 import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +38,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "operator"))
 
 from kubernetes import client, config  # noqa: E402
-from tests.chaos.harness import Operator, Outcome, converge  # noqa: E402
+from tests.chaos.harness import (  # noqa: E402
+    ControlPlane,
+    Operator,
+    Outcome,
+    converge,
+    persistently,
+)
 from tests.e2e.conftest import OPERATOR_NAMESPACE, delete_plugins, strip_finalizers  # noqa: E402
 from tests.e2e.kube import Cluster, plugin_body  # noqa: E402
 
@@ -89,6 +103,60 @@ def mid_disable(api: client.ApiClient, kubeconfig: Path, n: int, timeout: float)
         cleanup(api, op, namespace)
 
 
+def mid_remint(api: client.ApiClient, kubeconfig: Path, n: int, timeout: float) -> Outcome:
+    core = client.CoreV1Api(api)
+    namespace = fresh_namespace(core, "chaos-remint")
+    op = Operator(kubeconfig, OPERATOR_NAMESPACE, (namespace,), Path(tempfile.mkdtemp()))
+    cluster = Cluster(api)
+    try:
+        op.start()
+        for i in range(n):
+            cluster.apply_plugin(namespace, plugin_body(f"r-{i:04d}"))
+        _, problems, before = converge(api, [namespace], OPERATOR_NAMESPACE, timeout=timeout)
+        if problems:
+            return Outcome("kill-9 operator", "before re-mint", None, tuple(problems))
+        for i in range(n):
+            cluster.patch_spec(namespace, f"r-{i:04d}", {"manifest": {"version": "1.1.0"}})
+        time.sleep(0.3)
+        op.kill9()
+        op.start()
+        seconds, problems, _ = converge(
+            api, [namespace], OPERATOR_NAMESPACE, earlier=[before], timeout=timeout
+        )
+        return Outcome("kill-9 operator", f"0.3 s into re-minting {n}", seconds, tuple(problems))
+    finally:
+        cleanup(api, op, namespace)
+
+
+def control_plane_restart(
+    api: client.ApiClient, kubeconfig: Path, component: str, args: argparse.Namespace
+) -> Outcome:
+    """kill -9 COMPONENT mid-burst, start it again after --down s; the operator stays."""
+    core = client.CoreV1Api(api)
+    namespace = fresh_namespace(core, f"chaos-{component.removeprefix('kube-')}")
+    op = Operator(kubeconfig, OPERATOR_NAMESPACE, (namespace,), Path(tempfile.mkdtemp()))
+    cluster = Cluster(api)
+    plane = ControlPlane(kubeconfig.parent)
+    n, kill_at = args.plugins, int(args.plugins * args.kill_at)
+    try:
+        op.start()
+        restart = None
+        for i in range(n):
+            body = plugin_body(f"c-{i:04d}")
+            persistently(functools.partial(cluster.apply_plugin, namespace, body))
+            if i == kill_at:
+                restart = plane.restart_in_background(component, args.down)
+        assert restart is not None
+        timing = restart.result()
+        seconds, problems, _ = converge(api, [namespace], OPERATOR_NAMESPACE, timeout=args.timeout)
+        if not op.alive:
+            problems = [*problems, f"the operator died with {component}"]
+        when = f"plugin {kill_at} of {n}, down {timing['down']:.1f}s"
+        return Outcome(f"kill-9 {component.removeprefix('kube-')}", when, seconds, tuple(problems))
+    finally:
+        cleanup(api, op, namespace)
+
+
 def cleanup(api: client.ApiClient, op: Operator, namespace: str) -> None:
     custom = client.CustomObjectsApi(api)
     if op.process is not None and op.process.poll() is None:
@@ -105,19 +173,30 @@ def main() -> None:
     parser.add_argument("--disable-plugins", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--kill-at", type=float, default=0.5)
+    parser.add_argument("--down", type=float, default=2.0, help="seconds a component is down")
+    parser.add_argument("--only", default="burst,disable,remint,apiserver,etcd")
     parser.add_argument("--kubeconfig", type=Path, default=REPO / ".cluster" / "kubeconfig")
     args = parser.parse_args()
     api = config.new_client_from_config(str(args.kubeconfig))
-    rows = [
-        mid_burst(api, args.kubeconfig, args.plugins, args.kill_at, args.timeout),
-        mid_disable(api, args.kubeconfig, args.disable_plugins, args.timeout),
-    ]
-    print(f"{'fault':<18} {'when':<32} {'converge':>10} {'violations':>10}")
+    faults: dict[str, Callable[[], Outcome]] = {
+        "burst": lambda: mid_burst(api, args.kubeconfig, args.plugins, args.kill_at, args.timeout),
+        "disable": lambda: mid_disable(api, args.kubeconfig, args.disable_plugins, args.timeout),
+        "remint": lambda: mid_remint(api, args.kubeconfig, args.disable_plugins, args.timeout),
+        "apiserver": lambda: control_plane_restart(api, args.kubeconfig, "kube-apiserver", args),
+        "etcd": lambda: control_plane_restart(api, args.kubeconfig, "etcd", args),
+    }
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    if unknown := sorted(set(names) - set(faults)):
+        parser.error(f"unknown fault(s) {unknown}; choose from {', '.join(faults)}")
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    rows = [faults[name]() for name in names]
+    print(f"{'fault':<18} {'when':<34} {'converge':>10} {'violations':>10}")
     for row in rows:
         took = f"{row.converge_seconds:.1f}s" if row.converge_seconds is not None else "no"
-        print(f"{row.fault:<18} {row.when:<32} {took:>10} {len(row.violations):>10}")
+        print(f"{row.fault:<18} {row.when:<34} {took:>10} {len(row.violations):>10}")
         for problem in row.violations[:5]:
             print(f"    {problem}")
+    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
     cluster.py down    stop every process of the cluster and remove its state
     cluster.py status  exit 0 if the cluster is up, 1 if not
     cluster.py prepare install the real node's Debian packages and build its images (cached)
+    cluster.py restart NAME [--down S]   fault injection (tests/chaos): kill -9 one control-plane
+                       process (etcd, kube-apiserver, ...), keep it down S seconds, start it
+                       again with the same command line, wait until it serves; prints JSON
 
 `--dir DIR` picks the state directory (default: .cluster in the repo). It holds
 kubeconfig (admin), ports.json, logs/, pids/, pki/ and etcd's data.
@@ -79,6 +82,15 @@ COMPONENTS = [
     "kube-scheduler",
     "kwok",
 ]
+# Control-plane processes `restart` may kill -9 and start again, with the ports.json key of
+# their health endpoint.
+RESTARTABLE = {
+    "etcd": "etcd",
+    "kube-apiserver": "apiserver",
+    "kube-controller-manager": "controller-manager",
+    "kube-scheduler": "scheduler",
+    "kwok": "kwok",
+}
 # The real node's processes (node.py), started after the control plane.
 NODE_COMPONENTS = [
     "containerd",
@@ -528,6 +540,52 @@ class Cluster:
                 raise ClusterError(f"timed out waiting for {what}; logs in {self.logs}")
             time.sleep(0.25)
 
+    # --- faults (tests/chaos) ------------------------------------------------------
+
+    def restart(self, name: str, down_seconds: float = 0.0) -> dict[str, float]:
+        """kill -9 NAME's process group, wait DOWN_SECONDS, start it again with the command
+        line it had, and wait until it (and the API server) serves again.
+
+        Returns ``{"down": seconds without the process, "ready": seconds from the new start
+        until it serves}``. The state (etcd's data, certificates, ports) is kept, as after a
+        crash of one process on a real control plane.
+        """
+        if name not in RESTARTABLE:
+            raise ClusterError(f"cannot restart {name!r}; one of {', '.join(RESTARTABLE)}")
+        with self.locked():
+            if not self.is_up():
+                raise ClusterError("the cluster is not up")
+            pid = self.recorded_pids()[name]
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            argv = [part.decode() for part in raw.split(b"\0") if part]
+            killed = time.monotonic()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            deadline = killed + STOP_TIMEOUT
+            while self.is_ours(pid):
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"{name} (pid {pid}) survived SIGKILL")
+                time.sleep(0.02)
+            log(f"killed {name} (pid {pid}) with SIGKILL")
+            time.sleep(max(0.0, down_seconds))
+            started = time.monotonic()
+            self._start(name, argv)
+            log(f"started {name} again (pid {self.started[name].pid})")
+            self._wait(name, functools.partial(self._serves, name))
+            if name != "kube-apiserver":
+                self._wait("kube-apiserver", functools.partial(self._serves, "kube-apiserver"))
+            ready = time.monotonic()
+        return {"down": started - killed, "ready": ready - started}
+
+    def _serves(self, name: str) -> bool:
+        ports = self.ports()
+        if name == "etcd":
+            return b"true" in self.request("GET", f"http://127.0.0.1:{ports['etcd']}/health")
+        if name == "kube-apiserver":
+            return self.get("/readyz") == b"ok"
+        url = f"https://127.0.0.1:{ports[RESTARTABLE[name]]}/healthz"
+        return self.request("GET", url, client=False) == b"ok"
+
     # --- down --------------------------------------------------------------------
 
     def down(self) -> None:
@@ -651,7 +709,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "prepare"])
+    parser.add_argument("command", choices=["up", "down", "status", "prepare", "restart"])
+    parser.add_argument("name", nargs="?", help="restart: the process (etcd, kube-apiserver, ...)")
+    parser.add_argument("--down", type=float, default=0.0, help="restart: seconds kept down")
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="state directory")
     parser.add_argument("--nodes", type=int, default=1, help="number of kwok nodes")
     parser.add_argument(
@@ -664,6 +724,10 @@ def main() -> int:
             cluster.up(args.nodes, real=not args.no_real_node)
         elif args.command == "down":
             cluster.down()
+        elif args.command == "restart":
+            if not args.name:
+                parser.error("restart needs the process name")
+            print(json.dumps(cluster.restart(args.name, args.down)))
         elif args.command == "prepare":
             if (why := real_node.available()) is not None:
                 log(f"no real node: {why}")

@@ -487,6 +487,10 @@ class OperatorSettings(BaseSettings):
     """Address the webhook binds to (an IP; in a pod the API server comes via the Service)."""
     webhook_cert_dir: str = _in("webhook", "")
     """Directory with tls.crt and tls.key for the webhook; required when it is served."""
+    webhook_max_in_flight: Positive = _in("webhook", 32)
+    """Admission reviews the webhook works on at once; more are answered 429 at once (load
+    shedding: a queue of at most this many, instead of latency that grows until the API
+    server's timeout)."""
 
     @classmethod
     def settings_customise_sources(

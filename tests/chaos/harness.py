@@ -1,16 +1,20 @@
 """Faults on the local test ground: kill -9 an operator process at a chosen moment, restart
-it, and wait until the invariants of tests/chaos/invariants.py hold (time to converge).
+it; kill -9 a control-plane process (the API server, etcd) and start it again; and wait until
+the invariants of tests/chaos/invariants.py hold (time to converge).
 
 Used by tests/chaos/test_*.py (the short tier, in ``make test``) and bench/chaos.py (the long
-variants). The operator is a ``vivified operator`` process as tests/e2e/conftest.py starts it.
+variants). The operator is a ``vivified operator`` process as tests/e2e/conftest.py starts it;
+the control plane's processes are restarted by ``hack/cluster/cluster.py restart``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +41,8 @@ class Operator:
     def log(self) -> Path:
         return self.log_dir / f"operator-{self.starts}.log"
 
-    def start(self, wait_synced: float = 60.0) -> None:
+    def start(self, wait_synced: float = 60.0, *, until: str = "caches synced") -> None:
+        """Start the process and wait until its log says UNTIL (default: it reconciles)."""
         self.starts += 1
         env = {
             **os.environ,
@@ -57,12 +62,26 @@ class Operator:
                 args, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO
             )
         deadline = time.monotonic() + wait_synced
-        while "caches synced" not in self.log().read_text(errors="replace"):
+        while until not in self.log().read_text(errors="replace"):
             if self.process.poll() is not None:
                 raise AssertionError(f"operator exited: {self.log().read_text()[-3000:]}")
             if time.monotonic() > deadline:
-                raise AssertionError("operator did not sync its caches")
+                raise AssertionError(f"operator never logged {until!r}")
             time.sleep(0.1)
+
+    def wait_log(self, text: str, timeout: float = 60.0) -> None:
+        """Until TEXT appears in the current process's log (a moment to kill it at)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log().read_text(errors="replace"):
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"operator exited: {self.log().read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"operator never logged {text!r}")
+            time.sleep(0.02)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def kill9(self) -> None:
         """SIGKILL: no finalizer, no flush, no goodbye."""
@@ -102,9 +121,13 @@ def converge(
     Seconds is None when TIMEOUT passed first (the violations then say what stayed wrong)."""
     names = tuple(namespaces)
     started = time.monotonic()
+    snapshot = Snapshot()
     while True:
-        snapshot = read_snapshot(api, names, operator_namespace)
-        problems = check(snapshot, earlier)
+        try:
+            snapshot = read_snapshot(api, names, operator_namespace)
+            problems = check(snapshot, earlier)
+        except Exception as error:  # the API server may be coming back
+            problems = [f"cannot read the cluster: {type(error).__name__}: {error}"[:300]]
         if not problems:
             return time.monotonic() - started, [], snapshot
         if time.monotonic() - started > timeout:
@@ -119,3 +142,84 @@ def burst(create: Callable[[str], object], names: Iterable[str]) -> list[str]:
         create(name)
         done.append(name)
     return done
+
+
+def persistently(action: Callable[[], object], *, timeout: float = 120.0) -> int:
+    """Runs ACTION until it succeeds (an idempotent write, e.g. ``Cluster.apply_plugin``),
+    retrying while the API server or etcd is away; returns the number of failed attempts."""
+    failures = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            action()
+            return failures
+        except Exception:
+            failures += 1
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+@dataclass
+class ControlPlane:
+    """The local cluster's control-plane processes (``hack/cluster/cluster.py restart``)."""
+
+    state_dir: Path
+
+    def restart(
+        self, name: str, down_seconds: float = 0.0, killed: threading.Event | None = None
+    ) -> dict[str, float]:
+        """kill -9 NAME, keep it down DOWN_SECONDS, start it again, wait until it serves;
+        returns ``{"down": s, "ready": s}``. KILLED is set once the process is dead."""
+        script = REPO / "hack" / "cluster" / "cluster.py"
+        process = subprocess.Popen(
+            [sys.executable, str(script), "restart", name, "--down", str(down_seconds),
+             "--dir", str(self.state_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert process.stderr is not None
+        assert process.stdout is not None
+        log = []
+        for line in process.stderr:
+            log.append(line)
+            if killed is not None and line.startswith(f"cluster: killed {name}"):
+                killed.set()
+        out = process.stdout.read()
+        if process.wait(timeout=300) != 0:
+            raise AssertionError(f"restart {name} failed: {''.join(log)[-2000:]}")
+        timing: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        return timing
+
+    def restart_in_background(self, name: str, down_seconds: float = 0.0) -> Restart:
+        """Starts the restart and returns once NAME is dead (the scenario goes on while it is
+        down); ``result()`` waits for it to serve again."""
+        restart = Restart(self, name, down_seconds)
+        restart.start()
+        while not restart.killed.wait(0.05):
+            if not restart.is_alive():
+                restart.result()  # raises what went wrong
+                raise AssertionError(f"restart of {name} ended without killing it")
+        return restart
+
+
+class Restart(threading.Thread):
+    """A control-plane restart running while the scenario goes on (``join`` for timings)."""
+
+    def __init__(self, plane: ControlPlane, name: str, down_seconds: float) -> None:
+        super().__init__(daemon=True, name=f"restart-{name}")
+        self.plane, self.component, self.down_seconds = plane, name, down_seconds
+        self.timing: dict[str, float] = {}
+        self.error: BaseException | None = None
+        self.killed = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.timing = self.plane.restart(self.component, self.down_seconds, self.killed)
+        except BaseException as error:  # handed to the scenario by result()
+            self.error = error
+
+    def result(self, timeout: float = 300.0) -> dict[str, float]:
+        self.join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.timing

@@ -4,9 +4,10 @@ Two halves:
 
 * pure: :class:`Snapshot` (what was read) and :func:`check` (the list of violations, each a
   sentence naming the object), table-tested in tests/unit/test_chaos_invariants.py;
-* reading: :func:`read_snapshot` builds a Snapshot from a live API server (the plugins of some
+* reading: :func:`snapshot_from` builds a Snapshot from objects as JSON (the plugins of some
   namespaces, their labelled children, the token Secrets, the signing-key Secret, the JWKS and
-  the revocation list in the operator's namespace).
+  the revocation list in the operator's namespace); :func:`read_snapshot` reads them from a
+  live API server, tests/unit/test_chaos_crash_points.py from the fake cluster.
 
 The invariants (issue 13):
 
@@ -15,7 +16,11 @@ The invariants (issue 13):
 3. no plugin without its children (``required_kinds``);
 4. at most one valid token per plugin (exactly one for an enabled one, none for a disabled one);
 5. every jti revoked in an earlier snapshot is still revoked (until it expires);
-6. the signing-key Secret and the published JWKS agree (same kids, same public keys).
+6. the signing-key Secret and the published JWKS agree (same kids, same public keys);
+7. no unrevoked old token: a token seen earlier that has not expired is revoked when its
+   plugin is gone or disabled, or when the plugin's current token asserts other claims (a
+   re-mint that only refreshes the lifetime or the key keeps the old one valid until it
+   expires, by design: docs/tokens.md).
 """
 
 from __future__ import annotations
@@ -54,12 +59,16 @@ class Plugin:
 @dataclass(frozen=True)
 class Token:
     """A token found in a token Secret; ``valid``: it verifies against the JWKS, is not
-    revoked and has not expired (decided by the reader with the SDK's verifier)."""
+    revoked and has not expired (decided by the reader with the SDK's verifier). ``claims``
+    is the Secret's claims fingerprint, ``owner_uid`` the plugin that owns the Secret."""
 
     namespace: str
     plugin: str
     jti: str
     valid: bool
+    claims: str = ""
+    owner_uid: str = ""
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,7 @@ def check(snapshot: Snapshot, earlier: Sequence[Snapshot] = ()) -> list[str]:
         for jti, expires in before.revoked.items():
             if jti not in snapshot.revoked and expires > snapshot.taken_at:
                 problems.append(f"revocation of {jti} lost (expires {expires.isoformat()})")
+    problems.extend(_unrevoked_old_tokens(snapshot, earlier, live, by_key))
 
     if set(snapshot.keyring_keys) != set(snapshot.jwks_keys):
         problems.append(
@@ -144,6 +154,122 @@ def check(snapshot: Snapshot, earlier: Sequence[Snapshot] = ()) -> list[str]:
         if snapshot.keyring_keys[kid] != snapshot.jwks_keys[kid]:
             problems.append(f"key {kid}: keyring and JWKS publish different public keys")
     return sorted(problems)
+
+
+def _unrevoked_old_tokens(
+    snapshot: Snapshot,
+    earlier: Sequence[Snapshot],
+    live: Mapping[str, Plugin],
+    by_key: Mapping[tuple[str, str], Plugin],
+) -> set[str]:
+    """Invariant 7 (see the module docstring)."""
+    current = {(t.namespace, t.plugin): t for t in snapshot.tokens if t.valid}
+    problems: set[str] = set()
+    for before in earlier:
+        for old in before.tokens:
+            if not old.valid or old.jti in snapshot.revoked:
+                continue
+            if old.expires_at is None or old.expires_at <= snapshot.taken_at:
+                continue
+            key = (old.namespace, old.plugin)
+            owner = live.get(old.owner_uid) if old.owner_uid else by_key.get(key)
+            where = f"{old.namespace}/{old.plugin}"
+            if owner is not None and owner.deleting:
+                continue  # the delete handler revokes it; converge waits for that
+            if owner is None or not owner.enabled:
+                state = "deleted" if owner is None else "disabled"
+                problems.add(f"{where}: old token {old.jti} of a {state} plugin not revoked")
+                continue
+            now = current.get(key)
+            if now is not None and now.jti != old.jti and old.claims and now.claims != old.claims:
+                problems.add(f"{where}: old token {old.jti} asserts superseded claims, not revoked")
+    return problems
+
+
+# --- building a snapshot from objects ----------------------------------------------------------
+
+CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
+EXPIRES_ANNOTATION = "vivified.dev/token-expires-at"
+
+
+def snapshot_from(
+    plugins: Iterable[Mapping[str, Any]],
+    children: Mapping[str, Iterable[Mapping[str, Any]]],
+    *,
+    jwks_data: Mapping[str, str],
+    revocations_data: Mapping[str, str],
+    signing_key_data: Mapping[str, str] | None,
+    now: datetime,
+    issuer: str,
+    audience: str,
+) -> Snapshot:
+    """A Snapshot of objects as the API serves them (JSON): VivifiedPlugins, their labelled
+    children by kind, the data of the JWKS and revocation ConfigMaps and of the signing-key
+    Secret (base64, None when it does not exist). Tokens are verified with the operator's own
+    verifier against that JWKS and revocation list at NOW."""
+    from vivified import tokens  # noqa: PLC0415
+
+    jwks_raw = jwks_data.get(tokens.JWKS_CONFIGMAP_KEY)
+    jwks_doc = json.loads(jwks_raw) if jwks_raw else {"keys": []}
+    revoked = tokens.revocations_from_configmap_data(dict(revocations_data))
+    keyring_keys: dict[str, tuple[str, str]] = {}
+    if signing_key_data is not None:
+        decoded = {k: base64.b64decode(v).decode() for k, v in signing_key_data.items()}
+        keyring_keys = _jwk_map(tokens.jwks(tokens.keyring_from_secret_data(decoded), now))
+
+    found_plugins = [
+        Plugin(
+            namespace=item["metadata"].get("namespace", ""),
+            name=item["metadata"]["name"],
+            uid=item["metadata"]["uid"],
+            enabled=bool((item.get("spec") or {}).get("enabled", True)),
+            phase=(item.get("status") or {}).get("phase"),
+            deleting=bool(item["metadata"].get("deletionTimestamp")),
+        )
+        for item in plugins
+    ]
+    found_children: list[Child] = []
+    found_tokens: list[Token] = []
+    for kind, objects in children.items():
+        for obj in objects:
+            meta = obj["metadata"]
+            owners = tuple(str(o["uid"]) for o in meta.get("ownerReferences") or ())
+            plugin_id = (meta.get("labels") or {})[PLUGIN_LABEL]
+            namespace = meta.get("namespace", "")
+            found_children.append(Child(kind, namespace, meta["name"], plugin_id, owners))
+            data = obj.get("data") or {}
+            if kind != "Secret" or "token" not in data:
+                continue
+            annotations = meta.get("annotations") or {}
+            raw = base64.b64decode(data["token"]).decode()
+            expires = annotations.get(EXPIRES_ANNOTATION)
+            facts = {
+                "claims": annotations.get(CLAIMS_ANNOTATION, ""),
+                "owner_uid": owners[0] if owners else "",
+                "expires_at": tokens.parse_rfc3339(expires) if expires else None,
+            }
+            try:
+                verified = tokens.verify_plugin_token(
+                    raw,
+                    jwks_doc,
+                    audience=audience,
+                    issuer=issuer,
+                    revoked_jtis=revoked.jtis,
+                    now=now,
+                )
+                found_tokens.append(Token(namespace, plugin_id, verified.jti, True, **facts))
+            except tokens.TokenInvalid:
+                jti = annotations.get(JTI_ANNOTATION, "")
+                found_tokens.append(Token(namespace, plugin_id, jti, False, **facts))
+    return Snapshot(
+        plugins=tuple(found_plugins),
+        children=tuple(found_children),
+        tokens=tuple(found_tokens),
+        revoked=dict(revoked.entries),
+        keyring_keys=keyring_keys,
+        jwks_keys=_jwk_map(jwks_doc),
+        taken_at=now,
+    )
 
 
 # --- reading a live API server ---------------------------------------------------------------
@@ -160,11 +286,9 @@ def read_snapshot(
     (a ``kubernetes.client.ApiClient``)."""
     from kubernetes import client  # noqa: PLC0415
 
-    from vivified import tokens  # noqa: PLC0415
     from vivified.settings import OperatorSettings  # noqa: PLC0415
 
     settings = OperatorSettings()
-    moment = now or datetime.now(UTC)
     core, apps, net = client.CoreV1Api(api), client.AppsV1Api(api), client.NetworkingV1Api(api)
     custom = client.CustomObjectsApi(api)
 
@@ -176,22 +300,16 @@ def read_snapshot(
                 return {}
             raise
 
-    jwks_raw = config_map(settings.jwks_configmap).get(tokens.JWKS_CONFIGMAP_KEY)
-    jwks_doc = json.loads(jwks_raw) if jwks_raw else {"keys": []}
-    revoked = tokens.revocations_from_configmap_data(config_map(settings.revocations_configmap))
+    jwks_data = config_map(settings.jwks_configmap)
+    revocations_data = config_map(settings.revocations_configmap)
+    signing_key_data: dict[str, str] | None
     try:
         secret = core.read_namespaced_secret(settings.signing_key_secret, operator_namespace)
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
-        ring = tokens.keyring_from_secret_data(data)
-        keyring_keys = _jwk_map(tokens.jwks(ring, moment))
+        signing_key_data = {str(k): str(v) for k, v in (secret.data or {}).items()}
     except client.ApiException as error:
         if error.status != 404:
             raise
-        keyring_keys = {}
-
-    plugins: list[Plugin] = []
-    children: list[Child] = []
-    found: list[Token] = []
+        signing_key_data = None
     listers: dict[str, Any] = {
         "ServiceAccount": core.list_namespaced_service_account,
         "Secret": core.list_namespaced_secret,
@@ -199,49 +317,23 @@ def read_snapshot(
         "Service": core.list_namespaced_service,
         "NetworkPolicy": net.list_namespaced_network_policy,
     }
+    plugins: list[dict[str, Any]] = []
+    children: dict[str, list[dict[str, Any]]] = {kind: [] for kind in listers}
     for namespace in namespaces:
         listing: Any = custom.list_namespaced_custom_object(
             "vivified.dev", "v1alpha1", namespace, "vivifiedplugins"
         )
-        items: list[dict[str, Any]] = listing["items"]
-        for item in items:
-            meta, spec = item["metadata"], item.get("spec") or {}
-            plugins.append(
-                Plugin(
-                    namespace=namespace,
-                    name=meta["name"],
-                    uid=meta["uid"],
-                    enabled=bool(spec.get("enabled", True)),
-                    phase=(item.get("status") or {}).get("phase"),
-                    deleting=bool(meta.get("deletionTimestamp")),
-                )
-            )
+        plugins.extend(listing["items"])
         for kind, lister in listers.items():
-            for obj in lister(namespace, label_selector=PLUGIN_LABEL).items:
-                owners = tuple(o.uid for o in obj.metadata.owner_references or ())
-                plugin_id = obj.metadata.labels[PLUGIN_LABEL]
-                children.append(Child(kind, namespace, obj.metadata.name, plugin_id, owners))
-                if kind == "Secret" and obj.data and "token" in obj.data:
-                    raw = base64.b64decode(obj.data["token"]).decode()
-                    jti = (obj.metadata.annotations or {}).get(JTI_ANNOTATION, "")
-                    try:
-                        verified = tokens.verify_plugin_token(
-                            raw,
-                            jwks_doc,
-                            audience=settings.token_audience,
-                            issuer=settings.token_issuer,
-                            revoked_jtis=revoked.jtis,
-                            now=moment,
-                        )
-                        found.append(Token(namespace, plugin_id, verified.jti, True))
-                    except tokens.TokenInvalid:
-                        found.append(Token(namespace, plugin_id, jti, False))
-    return Snapshot(
-        plugins=tuple(plugins),
-        children=tuple(children),
-        tokens=tuple(found),
-        revoked=dict(revoked.entries),
-        keyring_keys=keyring_keys,
-        jwks_keys=_jwk_map(jwks_doc),
-        taken_at=moment,
+            items = lister(namespace, label_selector=PLUGIN_LABEL).items
+            children[kind].extend(api.sanitize_for_serialization(obj) for obj in items)
+    return snapshot_from(
+        plugins,
+        children,
+        jwks_data=jwks_data,
+        revocations_data=revocations_data,
+        signing_key_data=signing_key_data,
+        now=now or datetime.now(UTC),
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
     )

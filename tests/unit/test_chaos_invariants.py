@@ -112,3 +112,51 @@ BROKEN = [
 @pytest.mark.parametrize(("reason", "state", "expected"), BROKEN, ids=[r for r, _, _ in BROKEN])
 def test_each_broken_state_is_caught(reason: str, state: Snapshot, expected: list[str]) -> None:
     assert check(state, [healthy()]) == expected, reason
+
+
+# Invariant 7, no unrevoked old token: what earlier snapshots saw in token Secrets.
+def seen(plugin: Plugin, jti: str, claims: str) -> Token:
+    return Token(plugin.namespace, plugin.name, jti, True, claims, plugin.uid, LATER)
+
+
+CURRENT = dataclasses.replace(H, tokens=(Token("ns", "a", "jti-a2", True, "c1", "uid-a", LATER),))
+HISTORY = [
+    (
+        "the claims changed: the old token was revoked (jti-a1 is on the list)",
+        seen(A, "jti-a1", "c0"),
+        [],
+    ),
+    (
+        "re-minted for its lifetime or key, same claims: the old one may live out its time",
+        seen(A, "jti-a0", "c1"),
+        [],
+    ),
+    (
+        "killed between writing the new token and revoking the old: claims it no longer has",
+        seen(A, "jti-a0", "c0"),
+        ["ns/a: old token jti-a0 asserts superseded claims, not revoked"],
+    ),
+    (
+        "disabled, its token Secret deleted, but the token never revoked",
+        seen(OFF, "jti-off0", "c"),
+        ["ns/off: old token jti-off0 of a disabled plugin not revoked"],
+    ),
+    (
+        "deleted (no plugin with that uid any more) and its token never revoked",
+        seen(Plugin("ns", "a", "uid-a-before", enabled=True, phase="Active"), "jti-x", "c1"),
+        ["ns/a: old token jti-x of a deleted plugin not revoked"],
+    ),
+    (
+        "an old token that has expired needs no revocation",
+        dataclasses.replace(seen(OFF, "jti-off0", "c"), expires_at=NOW - timedelta(seconds=1)),
+        [],
+    ),
+]
+
+
+@pytest.mark.parametrize(("reason", "old", "expected"), HISTORY, ids=[r for r, _, _ in HISTORY])
+def test_old_tokens_are_revoked_when_they_must_be(
+    reason: str, old: Token, expected: list[str]
+) -> None:
+    earlier = dataclasses.replace(H, tokens=(old,))
+    assert check(CURRENT, [earlier]) == expected, reason

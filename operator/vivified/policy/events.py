@@ -14,7 +14,6 @@ the core's (a body setting one is refused).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from vivified.event_types import EventTypeRegistry
 from vivified.manifest import EVENTS_ENDPOINT
 from vivified.policy.manifest_events import CLASSIFICATION_TRAIT
 from vivified.policy.party import Party
-from vivified_sdk import contract
+from vivified_sdk import contract, loads_strict
 
 SPEC_VERSION = "1.0"
 SOURCE_PREFIX = contract.EVENT_SOURCE_PREFIX
@@ -71,8 +70,12 @@ def parse_body(body: bytes, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> EventDe
             413, "event_too_large", f"the event is {len(body)} bytes; the limit is {max_bytes}"
         )
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # Strict (vivified_sdk.loads_strict): no NaN/Infinity (json.dumps would store them and
+        # no subscriber could parse the event), no duplicate keys (ambiguous), and a body
+        # nested deeper than the recursion limit is refused (found by tests/chaos: plain
+        # json.loads raised RecursionError, a 500).
+        value = loads_strict(body, max_bytes=max_bytes)
+    except ValueError as exc:
         return _refuse(400, "malformed_json", f"the body is not valid JSON ({exc})")
     if not isinstance(value, dict):
         return _refuse(

@@ -336,6 +336,13 @@ class Reconciler:
             )
         )
         if reason is not None or state is None:
+            if info is not None and info.claims != claims:
+                # What the old token asserts is no longer true: it must stop working now, and
+                # before the new one is written. Revoked after it (as before), a kill -9 in
+                # between left the old token valid until it expired: the Secret then holds
+                # the new one and nobody knows the old jti any more (found by
+                # tests/unit/test_chaos_crash_points.py).
+                await self._identity.revoke(info.state.jti, info.state.expires_at)
             minted = self._identity.mint(manifest)
             secret = render_token_secret(
                 instance, minted, self._settings, jwks=tokens.jwks(self._identity.keyring, now)
@@ -345,9 +352,6 @@ class Reconciler:
                 stamped(secret), field_manager=self._settings.field_manager
             )
             self._informer.observe("Secret", applied)
-            if info is not None and info.claims != claims:
-                # What the old token asserts is no longer true: it must stop working now.
-                await self._identity.revoke(info.state.jti, info.state.expires_at)
             await self._events.normal(
                 body,
                 "TokenIssued",

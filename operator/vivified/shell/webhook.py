@@ -14,19 +14,28 @@ The decision is :func:`vivified.admission.decide`; this module only wires it to 
   chart owns the webhook configuration; kopf must never create or patch it.
 
 Settings come from the environment (``VIVIFIED_WEBHOOK_PORT``, ``VIVIFIED_WEBHOOK_ADDR``,
-``VIVIFIED_WEBHOOK_CERT_DIR``); command-line flags may override them. Port 0 (the default)
-means no webhook server.
+``VIVIFIED_WEBHOOK_CERT_DIR``, ``VIVIFIED_WEBHOOK_MAX_IN_FLIGHT``); command-line flags may
+override them. Port 0 (the default) means no webhook server.
+
+Load shedding: the webhook is ``failurePolicy: Fail``, so a slow webhook blocks every apply.
+:class:`SheddingWebhookServer` works on at most ``max_in_flight`` reviews at once and answers
+the rest at once with 429 ``TooManyRequests`` (a ``Status`` body naming the limit, and
+``Retry-After``), instead of queueing them until the API server's timeout and growing memory
+with the queue (docs/operator.md, "Admission webhook under load").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import kopf
+from aiohttp import web
 
 from vivified.admission import RegistryView, decide, denial_message
 from vivified.policy import PolicyConfig
@@ -48,6 +57,11 @@ ENV_CERT_DIR = "VIVIFIED_WEBHOOK_CERT_DIR"
 
 #: HTTP status sent with a denial (shown by clients together with the message).
 DENIAL_CODE = 400
+#: The answer to a review over the in-flight limit, and the seconds a client should wait.
+OVERLOADED_CODE = 429
+RETRY_AFTER_SECONDS = 1
+#: At most one "shedding" warning per this many seconds (an overload must not flood the log).
+SHED_LOG_INTERVAL = 10.0
 
 
 class AdmissionRuntime(Protocol):
@@ -67,6 +81,7 @@ class WebhookSettings:
     port: int = 0
     addr: str = "0.0.0.0"  # noqa: S104 - in a pod the API server reaches it via the Service
     cert_dir: str | None = None
+    max_in_flight: int = 32
 
     @property
     def enabled(self) -> bool:
@@ -87,6 +102,7 @@ class WebhookSettings:
             port=settings.webhook_port,
             addr=settings.webhook_addr,
             cert_dir=settings.webhook_cert_dir or None,
+            max_in_flight=settings.webhook_max_in_flight,
         )
 
     @classmethod
@@ -105,6 +121,7 @@ class WebhookSettings:
             port=base.port if port is None else port,
             addr=base.addr if addr is None else addr,
             cert_dir=base.cert_dir if cert_dir is None else (cert_dir or None),
+            max_in_flight=base.max_in_flight,
         )
         if not 0 <= settings.port <= 65535:
             raise SettingsError(ENV_PORT, f"must be a port number 1-65535 (0 = off), got {port}")
@@ -117,8 +134,117 @@ class WebhookSettings:
         return settings
 
 
-def webhook_server(settings: WebhookSettings) -> kopf.WebhookServer | None:
-    """kopf's HTTPS webhook server for ``settings``, or None when the webhook is off.
+def overloaded_status(in_flight: int, limit: int) -> dict[str, Any]:
+    """The ``metav1.Status`` body of a shed review: the API server shows its message to the
+    user (``failed calling webhook ...: <message>``), so it says what happened and what to do."""
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "reason": "TooManyRequests",
+        "code": OVERLOADED_CODE,
+        "message": (
+            f"vivified admission webhook overloaded: {in_flight} reviews in flight "
+            f"(limit {limit}, VIVIFIED_WEBHOOK_MAX_IN_FLIGHT); retry in {RETRY_AFTER_SECONDS}s"
+        ),
+        "details": {"retryAfterSeconds": RETRY_AFTER_SECONDS},
+    }
+
+
+#: What kopf's reading of a hostile body raises (kopf answers JSON syntax errors 400 itself).
+_MALFORMED = (KeyError, TypeError, AttributeError, ValueError, RecursionError)
+
+
+def _status_response(code: int, reason: str, message: str) -> web.Response:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "reason": reason, "code": code, "message": message}  # fmt: skip
+    return web.json_response(body, status=code)
+
+
+class _Every:
+    """True at most once per ``seconds`` (log lines of a flood, not one per request)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.last = seconds, float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
+
+
+class SheddingWebhookServer(kopf.WebhookServer):
+    """kopf's HTTPS webhook server with a bounded number of reviews in flight.
+
+    A review over the limit gets 429 before its body is even parsed (shedding must cost far
+    less than serving, or overload still wins). Each admitted review yields to the loop once
+    before it is served, so every review read in the same loop iteration passes the gate
+    first: ``in_flight`` then counts the reviews really waiting in this process, not only the
+    one running (the handler itself never waits on I/O).
+    """
+
+    def __init__(self, *, max_in_flight: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self.served = 0
+        self.shed = 0
+        self.malformed = 0
+        self._shed_log = _Every(SHED_LOG_INTERVAL)
+        self._malformed_log = _Every(SHED_LOG_INTERVAL)
+
+    async def _serve(  # type: ignore[override]  # kopf's is a staticmethod; this one counts
+        self, fn: Any, request: web.Request
+    ) -> web.Response:
+        if self.in_flight >= self.max_in_flight:
+            return self._shed()
+        self.in_flight += 1
+        try:
+            await asyncio.sleep(0)
+            response = await kopf.WebhookServer._serve(fn, request)
+        except _MALFORMED as error:
+            # kopf reads the review without checking its shape; anything but an AdmissionReview
+            # object (a list, null, no ``request``, invalid UTF-8, nesting past the recursion
+            # limit) raised here and became a 500 with a traceback in the log (found by
+            # tests/chaos/fuzz.py). A 400 is the truth, and the API server fails closed on it.
+            self.malformed += 1
+            if self._malformed_log.due():
+                logger.warning(
+                    "admission webhook: not an AdmissionReview (%s; %d so far)",
+                    type(error).__name__,
+                    self.malformed,
+                )
+            return _status_response(400, "BadRequest", "the body is not an AdmissionReview")
+        finally:
+            self.in_flight -= 1
+        self.served += 1
+        return response
+
+    def _shed(self) -> web.Response:
+        self.shed += 1
+        if self._shed_log.due():
+            logger.warning(
+                "admission webhook overloaded: answering 429 (%d in flight, limit %d, %d shed "
+                "so far)",
+                self.in_flight,
+                self.max_in_flight,
+                self.shed,
+            )
+        return web.json_response(
+            overloaded_status(self.in_flight, self.max_in_flight),
+            status=OVERLOADED_CODE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+
+def webhook_server(settings: WebhookSettings) -> SheddingWebhookServer | None:
+    """kopf's HTTPS webhook server for ``settings`` (with load shedding), or None when the
+    webhook is off.
 
     kopf re-reads the certificate files when they change (cert-manager renewals).
     """
@@ -127,7 +253,8 @@ def webhook_server(settings: WebhookSettings) -> kopf.WebhookServer | None:
     for path in (settings.certfile, settings.keyfile):
         if not path.is_file():
             raise SettingsError(ENV_CERT_DIR, f"{path} does not exist or is not a file")
-    return kopf.WebhookServer(
+    return SheddingWebhookServer(
+        max_in_flight=settings.max_in_flight,
         addr=settings.addr,
         port=settings.port,
         certfile=str(settings.certfile),

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import h11
 
 from .head import RequestHead
+from .responses import refusal
 from .tunnel import Tunnel
 
 __all__ = ["HOP_BY_HOP", "forward_request"]
@@ -49,16 +50,36 @@ def upstream_headers(head: RequestHead) -> list[tuple[str, str]]:
 async def forward_request(
     tunnel: Tunnel, conn: h11.Connection, head: RequestHead, *, body_timeout: float = 60.0
 ) -> None:
+    try:
+        await _send_request(tunnel, conn, head, body_timeout)
+    except (h11.RemoteProtocolError, TimeoutError) as error:
+        # A malformed or truncated body, or none in time (found by tests/chaos/fuzz_proxy.py:
+        # it escaped as an "unexpected error", the client got no answer and the upstream
+        # connection was never closed). Say so, and close both sides.
+        if isinstance(error, TimeoutError):
+            answer = refusal(408, "body_timeout", "the request body did not arrive in time")
+        else:
+            answer = refusal(400, "request_malformed", f"malformed request body: {error}")
+        tunnel.client_writer.write(answer)
+        tunnel.close("request_malformed")
+        tunnel.upstream_writer.close()
+        return
+    await tunnel.run(client_to_upstream=False)
+
+
+async def _send_request(
+    tunnel: Tunnel, conn: h11.Connection, head: RequestHead, body_timeout: float
+) -> None:
     parts = urlsplit(head.target)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     upstream = h11.Connection(h11.CLIENT)
     out = tunnel.upstream_writer
     if any(v.lower() == "100-continue" for v in head.get_all("expect")):
         tunnel.client_writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    out.write(
-        upstream.send(h11.Request(method=head.method, target=path, headers=upstream_headers(head)))
-        or b""
-    )
+    # Back to the bytes that arrived: a value with obs-text (bytes >= 0x80, latin-1 decoded by
+    # the head reader) made h11's ASCII encoding raise (found by the fuzz tier).
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in upstream_headers(head)]
+    out.write(upstream.send(h11.Request(method=head.method, target=path, headers=headers)) or b"")
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
@@ -74,4 +95,3 @@ async def forward_request(
             out.write(upstream.send(h11.EndOfMessage()) or b"")
         break
     await out.drain()
-    await tunnel.run(client_to_upstream=False)
