@@ -97,8 +97,8 @@ class FakeOperator:
             [None],
             on_change=lambda namespace, plugin: self.queue.add((namespace, plugin)),
         )
-        self.identity = Identity(self.cluster, self.settings, self.clock)
         self.events = EventRecorder(self.cluster, self.clock)
+        self.identity = Identity(self.cluster, self.settings, self.clock, self.events)
         self.terminating = TerminatingNamespaces(self.cluster, self.observe, retry_seconds=0)
         self.reconciler = Reconciler(
             kube=self.cluster,

@@ -72,7 +72,8 @@ async def test_a_plugin_being_deleted_goes_straight_to_clean_up_even_with_childr
     assert operator.cluster.stored("VivifiedPlugin", NAMESPACE, "p2") is None
     assert jti in operator.identity.revocations
     kinds = {kind for _, kind, _, _ in operator.cluster.log[writes_before:]}
-    assert kinds <= {"ConfigMap", "VivifiedPlugin"}, "only the revocation list and finalizer"
+    # The revocation list, the finalizer, and the PluginDeleted Event (the deletion's audit).
+    assert kinds <= {"ConfigMap", "VivifiedPlugin", "Event"}, "no child re-created"
 
 
 async def test_a_deleted_plugin_releases_its_id_to_the_next_claimant() -> None:

@@ -2,6 +2,8 @@
 
 Events are for humans reading ``kubectl describe vp``; they are posted only when something
 changed, never on a quiet re-reconcile, and their text never contains a token or a key.
+``post`` is also the operator's one audit call site (issue 11): every lifecycle change it
+announces (plugins, and the signing key ring's Secret) becomes an audit record.
 """
 
 from __future__ import annotations
@@ -30,8 +32,19 @@ class EventRecorder:
         self._kube = kube
         self._clock = clock
 
-    async def post(self, plugin: Mapping[str, Any], kind: str, reason: str, message: str) -> None:
-        """Post one event; failures are logged, never raised (an event must not block work)."""
+    async def post(
+        self,
+        plugin: Mapping[str, Any],
+        kind: str,
+        reason: str,
+        message: str,
+        *,
+        facts: Mapping[str, str] | None = None,
+    ) -> None:
+        """Post one event about ``plugin`` (any object: a plugin, the signing-key Secret) and
+        audit it; failures are logged, never raised (an event must not block work).
+
+        ``facts`` go to the audit record only (ids a query needs; never a secret)."""
         metadata = plugin.get("metadata", {})
         namespace = metadata.get("namespace", "default")
         stamp = self._clock().strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -66,10 +79,19 @@ class EventRecorder:
         except (KubeError, httpx.HTTPError) as error:
             logger.warning("could not post %s event %s: %s", kind, reason, error)
         # Issue 11: every lifecycle change the operator announces is also an audit record.
-        await audit_lifecycle(plugin, reason, message)
+        # Even when the Event could not be posted (a namespace being deleted refuses new
+        # content): the record is the durable one.
+        await audit_lifecycle(plugin, reason, message, facts)
 
-    async def normal(self, plugin: Mapping[str, Any], reason: str, message: str) -> None:
-        await self.post(plugin, "Normal", reason, message)
+    async def normal(
+        self,
+        plugin: Mapping[str, Any],
+        reason: str,
+        message: str,
+        *,
+        facts: Mapping[str, str] | None = None,
+    ) -> None:
+        await self.post(plugin, "Normal", reason, message, facts=facts)
 
     async def warning(self, plugin: Mapping[str, Any], reason: str, message: str) -> None:
         await self.post(plugin, "Warning", reason, message)

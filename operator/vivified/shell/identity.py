@@ -3,6 +3,10 @@
 The private key lives only in a Secret in the operator's namespace and in this process's memory;
 it is never logged. Public keys are published as a JWKS ConfigMap and revoked token ids as a
 ConfigMap, both readable by the platform and by plugins that verify tokens.
+
+Every change of the key ring (created, next key staged, rotated) is announced once, by the
+replica whose write made it, as an Event about the Secret through the operator's Event
+recorder, which also makes it a ``lifecycle.key_rotated`` audit record: key ids only.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from vivified.render import (
     render_signing_key_secret,
 )
 from vivified.settings import OperatorSettings
+from vivified.shell.events import EventRecorder
 from vivified.shell.kube import KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
@@ -35,11 +40,16 @@ class Identity:
     """Loads or creates the key ring, rotates it, publishes JWKS, and keeps revocations."""
 
     def __init__(
-        self, kube: KubeApi, settings: OperatorSettings, clock: Callable[[], datetime]
+        self,
+        kube: KubeApi,
+        settings: OperatorSettings,
+        clock: Callable[[], datetime],
+        events: EventRecorder | None = None,
     ) -> None:
         self._kube = kube
         self._settings = settings
         self._clock = clock
+        self._events = events
         self._lock = asyncio.Lock()
         self._keyring: tokens.KeyRing | None = None
         self._revocations = tokens.RevocationList()
@@ -63,8 +73,11 @@ class Identity:
             if live is None:
                 keyring = tokens.KeyRing(active=tokens.generate_signing_key(now))
                 try:
-                    await self._kube.create(render_signing_key_secret(keyring, self._settings))
+                    created = await self._kube.create(
+                        render_signing_key_secret(keyring, self._settings)
+                    )
                     logger.info("created signing key %s", keyring.active.kid)
+                    await self._announce(created, tokens.key_changes(None, keyring))
                 except KubeError as error:
                     if error.status != 409:
                         raise
@@ -90,11 +103,13 @@ class Identity:
             if live is not None and rotated != keyring:
                 secret = render_signing_key_secret(rotated, self._settings)
                 secret["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-                await self._kube.request(
+                written = await self._kube.request(
                     "PUT",
                     f"/api/v1/namespaces/{ns}/secrets/{name}",
                     body=secret,
                 )
+                # Only after the write won (a conflicting replica raises above): one announcement.
+                await self._announce(written or live, tokens.key_changes(keyring, rotated))
             self._keyring = rotated
             await self._publish(render_jwks_configmap(tokens.jwks(rotated, now), self._settings))
             live_revoked = await self._kube.get(
@@ -103,6 +118,30 @@ class Identity:
             self._revocations = tokens.revocations_from_configmap_data(
                 (live_revoked or {}).get("data")
             )
+
+    async def _announce(
+        self, secret: Mapping[str, Any], changes: tuple[tokens.KeyChange, ...]
+    ) -> None:
+        """An Event (and so an audit record) per key-ring change; ids only, never the key."""
+        if self._events is None:
+            return
+        meta = secret.get("metadata") or {}
+        involved = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": meta.get("name", self._settings.signing_key_secret),
+                "namespace": meta.get("namespace", self._settings.operator_namespace),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+        }
+        for change in changes:
+            reason, message = _describe(change)
+            facts = {"kid": change.kid, "previous_kid": change.previous_kid}
+            if change.retire_until is not None:
+                facts["previous_verifies_until"] = tokens.format_rfc3339(change.retire_until)
+            await self._events.normal(involved, reason, message, facts=facts)
 
     async def _publish(self, configmap: Mapping[str, Any]) -> None:
         desired = stamped(configmap)
@@ -133,3 +172,17 @@ class Identity:
             ttl_seconds=s.token_ttl_seconds,
             now=self._clock(),
         )
+
+
+def _describe(change: tokens.KeyChange) -> tuple[str, str]:
+    """The Event reason and text of a key-ring change (``audit.lifecycle.KEY_EVENTS``)."""
+    if change.step == "created":
+        return "SigningKeyCreated", f"signing key {change.kid} created"
+    if change.step == "staged":
+        return "SigningKeyStaged", f"next signing key {change.kid} published in the JWKS"
+    until = tokens.format_rfc3339(change.retire_until) if change.retire_until else "expiry"
+    return (
+        "SigningKeyRotated",
+        f"signing key rotated from {change.previous_kid} to {change.kid}; "
+        f"{change.previous_kid} verifies until {until}",
+    )

@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
 MANIFEST_CACHE_SIZE = 256
+DELETIONS_REMEMBERED = 4096
 #: The finalizer kopf adds (shell.main sets kopf's finalizer name to it) and clean-up removes.
 FINALIZER = "vivified.dev/finalizer"
 
@@ -154,6 +155,8 @@ class Reconciler:
         #: Valid manifests of other plugins by (key, resourceVersion), for their permissions;
         #: bounded (a plugin's neighbours are few; the cap only guards memory).
         self._manifests: OrderedDict[tuple[PluginKey, str], PluginManifest | None] = OrderedDict()
+        #: uids of plugins whose deletion was announced (bounded; see _announce_deletion).
+        self._deletions: OrderedDict[str, None] = OrderedDict()
 
     async def reconcile(self, key: PluginKey) -> float | None:
         """Reconcile ``key``; return seconds until it must be looked at again, if ever."""
@@ -400,19 +403,44 @@ class Reconciler:
         if self._health is not None:
             self._health.untrack(key)
         namespace, name = key
+        revoked: list[str] = []
         for secret in self._informer.owned_by(namespace, name):
             if secret.get("kind") != "Secret":
                 continue
             info = TokenInfo.from_secret(secret)
             if info is not None:
                 await self._identity.revoke(info.state.jti, info.state.expires_at)
+                revoked.append(info.state.jti)
         recorded = (body.get("status") or {}).get("token") or {}
         jti, expires = recorded.get("jti"), recorded.get("expiresAt")
         if isinstance(jti, str) and jti and isinstance(expires, str):
             try:
                 await self._identity.revoke(jti, tokens.parse_rfc3339(expires))
+                revoked.append(jti)
             except ValueError:
                 logger.warning("%s/%s: recorded token expiry unreadable: %r", *key, expires)
+        await self._announce_deletion(body, sorted(set(revoked)))
+
+    async def _announce_deletion(self, body: Mapping[str, Any], revoked: list[str]) -> None:
+        """``PluginDeleted`` (and its ``lifecycle.deleted`` record) once per plugin uid.
+
+        Both kopf's delete handler and a reconcile of a plugin marked for deletion finalize it
+        (the latter when kopf stopped watching its namespace); the uid keeps it to one record
+        per process. A restarted operator may announce again: the record carries the uid.
+        """
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        if uid in self._deletions:
+            return
+        self._deletions[uid] = None
+        if len(self._deletions) > DELETIONS_REMEMBERED:
+            self._deletions.popitem(last=False)
+        tokens_text = ", ".join(revoked) if revoked else "none"
+        await self._events.normal(
+            body,
+            "PluginDeleted",
+            f"plugin deleted; token(s) revoked: {tokens_text}",
+            facts={"uid": uid, "revoked_jti": ",".join(revoked)},
+        )
 
     async def clean_up(self, key: PluginKey, body: Mapping[str, Any]) -> None:
         """A plugin being deleted: revoke its token, release its id, remove our finalizer."""

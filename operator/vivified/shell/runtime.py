@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from vivified.dataplane.audit import operator as operator_audit
 from vivified.health import ProbeAddressResolver
 from vivified.policy import PolicyConfig
 from vivified.registry import PluginKey, PluginRegistry
@@ -59,8 +60,8 @@ class Runtime:
             list(self.namespaces) or [None],
             on_change=lambda namespace, plugin: self.queue.add((namespace, plugin)),
         )
-        self.identity = Identity(self.kube, self.settings, self.clock)
         self.events = EventRecorder(self.kube, self.clock)
+        self.identity = Identity(self.kube, self.settings, self.clock, self.events)
         self.monitor = HealthMonitor(
             self.kube,
             self.events,
@@ -196,5 +197,7 @@ class Runtime:
                     await task
         await self.queue.stop()
         await self.informer.stop()
+        # Nothing posts lifecycle Events any more: write what is held, the final checkpoint.
+        await operator_audit.close()
         await self.kube.close()
         logger.info("write requests: %s", json.dumps(dict(self.kube.writes), sort_keys=True))

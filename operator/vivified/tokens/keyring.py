@@ -48,12 +48,14 @@ __all__ = [
     "DEFAULT_ROTATION_GRACE_SECONDS",
     "JWKS_CONFIGMAP_KEY",
     "KEYRING_SECRET_KEY",
+    "KeyChange",
     "KeyRing",
     "KeyRingError",
     "RetiredKey",
     "RotationStep",
     "jwks",
     "jwks_to_configmap_data",
+    "key_changes",
     "keyring_from_secret_data",
     "keyring_to_secret_data",
     "needs_rotation",
@@ -193,6 +195,47 @@ def rotation_due(
     if keyring.next is None and age >= stage_at:
         return "stage"
     return None
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """One step of a key ring's life that changes what signs or what verifiers trust.
+
+    Key ids only (they are public JWKS members): a change is announced and audited, and
+    neither may ever hold key material.
+    """
+
+    step: Literal["created", "staged", "rotated"]
+    kid: str
+    """The key the step is about: the new active key, or the staged one."""
+    previous_kid: str = ""
+    """For ``rotated``: the key that signed until now (verifies until ``retire_until``)."""
+    retire_until: datetime | None = None
+
+
+def key_changes(before: KeyRing | None, after: KeyRing) -> tuple[KeyChange, ...]:
+    """What changed from ``before`` (None: there was no key ring) to ``after``, in order.
+
+    Pruning an expired retired key is not a change here: it was announced when it retired.
+    """
+    if before is None:
+        changes: list[KeyChange] = [KeyChange("created", after.active.kid)]
+    elif before.active.kid != after.active.kid:
+        retired = next((r for r in after.retired if r.kid == before.active.kid), None)
+        changes = [
+            KeyChange(
+                "rotated",
+                after.active.kid,
+                previous_kid=before.active.kid,
+                retire_until=retired.retire_until if retired is not None else None,
+            )
+        ]
+    else:
+        changes = []
+    staged_before = before.next.kid if before is not None and before.next is not None else None
+    if after.next is not None and after.next.kid != staged_before:
+        changes.append(KeyChange("staged", after.next.kid))
+    return tuple(changes)
 
 
 def jwks(keyring: KeyRing, now: datetime | None = None) -> dict[str, list[dict[str, str]]]:

@@ -1,8 +1,11 @@
 """The operator's side of the trail: lifecycle entries, emitted from its Event recorder.
 
 The auditor is opened lazily from the operator's environment on the first lifecycle change
-(``role`` ``operator``: its own chain), so the operator shell needs one call and no wiring.
-Auditing must never stop reconciliation: failures are logged and counted, not raised.
+(``role`` ``operator``: its own chain), so the operator shell needs one call and no wiring,
+plus :func:`close` at shutdown (kopf's cleanup, ``Runtime.stop``): it writes what is queued
+or held and the final checkpoint, without which the trail's last records would be covered by
+the chain only. Auditing must never stop reconciliation: failures are logged and counted, not
+raised.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from vivified.audit.hook import Auditor, AuditUnavailable
 from vivified.audit.lifecycle import lifecycle_entry
+from vivified.dataplane.audit.auditor import ChainAuditor
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +47,26 @@ async def _auditor() -> Auditor:
         return auditor
 
 
-async def audit_lifecycle(plugin: Mapping[str, Any], reason: str, message: str) -> None:
+async def close() -> None:
+    """Flush and close the auditor if one was opened (held records are written if the sink
+    answers; ``ChainAuditor.close`` logs any it could not); the next entry opens it again."""
+    async with _lock:
+        auditor, _state["auditor"] = _state["auditor"], None
+    if isinstance(auditor, ChainAuditor):
+        try:
+            await auditor.close()
+        except Exception:  # shutdown goes on whatever the sink does
+            logger.exception("audit: closing the operator's trail failed")
+
+
+async def audit_lifecycle(
+    plugin: Mapping[str, Any],
+    reason: str,
+    message: str,
+    facts: Mapping[str, str] | None = None,
+) -> None:
     """Record the lifecycle change an operator Event announces (if it is one)."""
-    entry = lifecycle_entry(plugin, reason, message)
+    entry = lifecycle_entry(plugin, reason, message, facts)
     if entry is None:
         return
     try:
