@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.core_fakes import World
 
 from vivified.audit import NullAuditor
-from vivified.dataplane.audit.alert import EventAlert, in_cluster_poster
+from vivified.dataplane.app import build_app
+from vivified.dataplane.audit.alert import EventAlert, in_cluster_poster, kube_poster
+from vivified.dataplane.audit.auditor import ChainAuditor
+from vivified.dataplane.audit.file import FileSink
 from vivified.dataplane.audit.metrics import AuditMetrics
 from vivified.dataplane.audit.setup import AuditSettings, AuditSettingsError, open_auditor
 
@@ -82,3 +88,42 @@ async def test_web_setup_opens_and_closes_the_auditor(tmp_path: Path) -> None:
         await app[AUDITOR].record(AuditEntry(action="heartbeat", agent="p", outcome="allowed"))
         assert "vivified_audit_records_written_total 1" in metrics_text(app)
     assert '"writer":"core-c1"' in (tmp_path / "trail").read_text()
+
+
+async def test_kube_poster_posts_about_the_pod_through_the_given_client() -> None:
+    posted: list[tuple[str, str, Any]] = []
+
+    class Kube:
+        async def request(self, method: str, path: str, *, body: object = None) -> object:
+            posted.append((method, path, body))
+            return {}
+
+    post = kube_poster(Kube(), "vivified-system", "vivified-core-0")
+    await EventAlert(post).outage_started("not connected to NATS")
+    [(method, path, event)] = posted
+    assert (method, path) == ("POST", "/api/v1/namespaces/vivified-system/events")
+    assert event["reason"] == "AuditSinkDown"
+    assert event["type"] == "Warning"
+    assert event["involvedObject"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": "vivified-core-0",
+        "namespace": "vivified-system",
+    }
+
+
+async def test_the_core_s_metrics_include_the_trail_s(tmp_path: Path) -> None:
+    """An outage must be visible where the core is scraped, not only in the auditor."""
+    world = World()
+    auditor = ChainAuditor(FileSink(tmp_path / "trail.jsonl"), "core-0")
+    await auditor.start()
+    auditor.metrics.outages_total = 2
+    world.ctx.auditor = auditor
+    try:
+        async with TestClient(TestServer(build_app(world.ctx))) as client:
+            text = await (await client.get("/metrics")).text()
+    finally:
+        await auditor.close()
+    assert "vivified_core_requests_total" in text
+    assert "vivified_audit_outages_total 2" in text
+    assert "vivified_audit_sink_up 1" in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from vivified.dataplane.audit.metrics import AuditMetrics
 from vivified.dataplane.context import CONTEXT, CoreContext
 from vivified.dataplane.problem import problem
 
@@ -26,8 +27,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    text = ctx.metrics.render()
+    # The audit trail's counters (outages, held, refused records; docs/audit.md).
+    audit = getattr(ctx.auditor, "metrics", None)
+    if isinstance(audit, AuditMetrics):
+        text += audit.prometheus()
     return web.Response(
-        text=request.app[CONTEXT].metrics.render(),
+        text=text,
         content_type="text/plain",
         headers={"Cache-Control": "no-store"},
     )

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from vivified.dataplane import logsafe
 from vivified.dataplane.app import Setup, build_app
+from vivified.dataplane.audit.alert import EventAlert, kube_poster
 from vivified.dataplane.audit.auditor import ChainAuditor
 from vivified.dataplane.audit.setup import AuditSettings, open_auditor
 from vivified.dataplane.context import CoreContext, HeartbeatSink, NullHeartbeats, utc_now
@@ -42,8 +43,14 @@ async def serve(
     The auditor opens first, so no decision is made before the trail exists: bad audit
     settings stop the start-up, and an unreachable NATS trail is an outage (required entries
     fail closed, basic ones are held; docs/audit.md)."""
-    auditor = await open_auditor(AuditSettings.from_env(os.environ, role="core"))
     kube = Kube(credentials.load(kubeconfig), user_agent=contract.CORE_SERVICE_NAME)
+    try:
+        auditor = await open_auditor(
+            AuditSettings.from_env(os.environ, role="core"), alert=_outage_alert(kube, settings)
+        )
+    except BaseException:
+        await kube.close()
+        raise
     directory = WatchDirectory()
     trust = TrustState(CoreKey.load(settings.signing_key_file, utc_now()))
     feed = ClusterFeed(kube, settings, directory, trust)
@@ -76,6 +83,19 @@ async def serve(
         await kube.close()
         if isinstance(auditor, ChainAuditor):
             await auditor.close()  # flushes and writes the final checkpoint
+
+
+def _outage_alert(kube: Kube, settings: CoreSettings) -> EventAlert:
+    """Audit-sink outages as Events about this pod (``AuditSinkDown``/``AuditSinkRecovered``),
+    posted with the core's own client: in a pod and outside a cluster alike."""
+    namespace, _, pod = settings.pod_name.rpartition("/")
+    return EventAlert(
+        kube_poster(
+            kube,
+            namespace or settings.identity_namespace,
+            pod or os.environ.get("HOSTNAME") or contract.CORE_SERVICE_NAME,
+        )
+    )
 
 
 def run_core(args: argparse.Namespace) -> int:
