@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from aiohttp import web
 
 from vivified import tokens
 from vivified.dataplane.app import build_app
+from vivified.dataplane.audit.alert import LogAlert
 from vivified.dataplane.context import CoreContext
 from vivified.dataplane.directory import PluginRecord, StaticDirectory
 from vivified.dataplane.settings import CoreSettings
@@ -64,7 +66,11 @@ def serve_target(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def serve_core(port: int, target_port: int) -> None:
+def serve_core(
+    port: int, target_port: int, audit_sink: str = "", audit_level: str = "basic"
+) -> None:
+    """The real core app; ``audit_sink`` (``VIVIFIED_AUDIT_SINK`` syntax) swaps the default
+    NullAuditor for the real chained auditor (bench/audit.py), plugins at ``audit_level``."""
     now = datetime.now(UTC)
 
     def manifest(pid: str, **extra: object) -> PluginManifest:
@@ -76,7 +82,7 @@ def serve_core(port: int, target_port: int) -> None:
                 "contracts": ["IdentityPlugin"],
                 "traits": ["handles_pii", "audit_required"],
                 "security": {"authentication_required": True, "data_classification": ["pii"]},
-                "compliance": {"audit_level": "basic"},
+                "compliance": {"audit_level": audit_level},
                 **extra,
             }
         )
@@ -100,8 +106,22 @@ def serve_core(port: int, target_port: int) -> None:
         ttl_seconds=3600,
         now=now,
     )
+    app = build_app(ctx)
+    if audit_sink:
+        from vivified.dataplane.audit.auditor import ChainAuditor  # noqa: PLC0415
+        from vivified.dataplane.audit.setup import AuditSettings, open_auditor  # noqa: PLC0415
+
+        async def audited(app: web.Application) -> AsyncIterator[None]:
+            env = {"VIVIFIED_AUDIT_SINK": audit_sink, "VIVIFIED_AUDIT_WRITER": f"bench-{port}"}
+            auditor = await open_auditor(AuditSettings.from_env(env), alert=LogAlert())
+            ctx.auditor = auditor
+            yield
+            if isinstance(auditor, ChainAuditor):
+                await auditor.close()
+
+        app.cleanup_ctx.append(audited)
     print(json.dumps({"token": token.token}), flush=True)  # the bench's own test credential
-    web.run_app(build_app(ctx), host="127.0.0.1", port=port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
 # -- load --------------------------------------------------------------------------------------
@@ -189,17 +209,34 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def run(args: argparse.Namespace) -> dict[str, object]:
-    target_port, core_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    me = [sys.executable, __file__]
-    target = subprocess.Popen([*me, "--serve-target", str(target_port)], env=env)
+ME = [sys.executable, __file__]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def start_target() -> tuple[subprocess.Popen[bytes], int]:
+    """The target plugin in its own process, and its port."""
+    port = free_port()
+    return subprocess.Popen([*ME, "--serve-target", str(port)], env=ENV), port
+
+
+def start_core(target_port: int, *extra: str) -> tuple[subprocess.Popen[bytes], int, str]:
+    """The real core app in its own process (``extra``: ``--audit-sink``/``--audit-level``),
+    its port and the caller's plugin token it minted."""
+    port = free_port()
     core = subprocess.Popen(
-        [*me, "--serve-core", str(core_port), str(target_port)], env=env, stdout=subprocess.PIPE
+        [*ME, "--serve-core", str(port), str(target_port), *extra],
+        env=ENV,
+        stdout=subprocess.PIPE,
     )
+    assert core.stdout is not None
+    token = json.loads(core.stdout.readline())["token"]
+    return core, port, token
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    target, target_port = start_target()
+    core, core_port, token = start_core(target_port)
     try:
-        assert core.stdout is not None
-        token = json.loads(core.stdout.readline())["token"]
         await wait_port(target_port)
         await wait_port(core_port)
         direct = f"http://127.0.0.1:{target_port}/api/users"
@@ -234,6 +271,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve-target", type=int)
     parser.add_argument("--serve-core", type=int, nargs=2)
+    parser.add_argument("--audit-sink", default="", help="with --serve-core: the real trail")
+    parser.add_argument("--audit-level", default="basic", help="with --serve-core")
     parser.add_argument("--rates", default="500,2000")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--closed", "--closed-seconds", type=float, default=5.0)
@@ -243,7 +282,8 @@ def main() -> None:
         serve_target(args.serve_target)
         return
     if args.serve_core:
-        serve_core(*args.serve_core)
+        port, target_port = args.serve_core
+        serve_core(port, target_port, audit_sink=args.audit_sink, audit_level=args.audit_level)
         return
     args.rates = [int(r) for r in args.rates.split(",")]
     results = asyncio.run(run(args))
