@@ -14,6 +14,7 @@ ledger) and ``kiosk`` (basic, not audit_required; calls ledger).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -200,7 +201,7 @@ def test_lane_decisions_and_lifecycle_changes_are_on_the_trail(
     namespace = trail["namespace"]
 
     # The operator lane, by a detailed plugin.
-    answered = call(core, tokens["scribe"], LOOKUP, "POST", json={"q": 1})
+    answered = call(core, tokens["scribe"], LOOKUP, "POST", content=b'{"q": 1}')
     assert answered.status_code == 204, answered.text
     # An egress refusal: scribe has no external_service.
     sock, head = _connect(core.proxy_port, f"{PARTNER}:443", tokens["scribe"])
@@ -235,7 +236,14 @@ def test_lane_decisions_and_lifecycle_changes_are_on_the_trail(
     assert invoke["lane"] == "operator"
     assert invoke["audit_level"] == "detailed"
     assert invoke["details"]["method"] == "POST"
-    assert "request_sha256" not in invoke["details"], "digests are for complete only"
+    assert invoke["details"]["request_bytes"] == len(b'{"q": 1}')
+    result = one(found, "invoke.result")
+    assert (result["writer"], result["outcome"]) == ("core-e2e", "allowed")
+    assert result["entity"] == invoke["entity"]
+    assert result["details"]["status"] == 204
+    assert result["details"]["response_bytes"] == 0
+    assert result["details"]["duration_ms"] >= 0
+    assert "request_sha256" not in result["details"], "digests are for complete only"
 
     egress = one(found, "egress.decision")
     assert (egress["outcome"], egress["reason"]) == ("refused", "trait_missing")
@@ -280,6 +288,10 @@ def test_lane_decisions_and_lifecycle_changes_are_on_the_trail(
     assert not [t for t in tokens.values() if t in everything]
 
 
+def body(plugin_id: str) -> bytes:
+    return json.dumps({"by": plugin_id}).encode()
+
+
 def sink_events(k8s: client.CoreV1Api, namespace: str, pod: str) -> list[str]:
     return [
         e.reason
@@ -297,7 +309,7 @@ def test_with_the_sink_down_complete_fails_closed_basic_is_held_and_nothing_is_l
     ledger: Recorder = trail["ledger"]
 
     def lookup(plugin_id: str) -> httpx.Response:
-        return call(core, tokens[plugin_id], LOOKUP, "POST", json={"by": plugin_id})
+        return call(core, tokens[plugin_id], LOOKUP, "POST", content=body(plugin_id))
 
     assert lookup("clinic").status_code == 204
     assert lookup("kiosk").status_code == 204
@@ -338,8 +350,13 @@ def test_with_the_sink_down_complete_fails_closed_basic_is_held_and_nothing_is_l
     found = records(nats.url, "--action", "invoke")
     kiosk = [r for r in found if r["agent"]["id"] == "kiosk"]
     clinic = [r for r in found if r["agent"]["id"] == "clinic"]
-    assert [r["outcome"] for r in kiosk] == ["allowed"] * 6, "1 before the outage + 5 held"
-    assert [r["outcome"] for r in clinic] == ["allowed"], "the 503 was never an allowed call"
+    assert [r["action"] for r in kiosk] == ["invoke"] * 6, "1 before the outage + 5 held"
+    assert all(r["outcome"] == "allowed" for r in kiosk)
+    # clinic: its one call before the outage (decision and result); the 503 left nothing.
+    assert [(r["action"], r["outcome"]) for r in clinic] == [
+        ("invoke", "allowed"),
+        ("invoke.result", "allowed"),
+    ]
     assert clinic[0]["audit_level"] == "complete"
-    assert clinic[0]["details"]["method"] == "POST"
+    assert clinic[1]["details"]["request_sha256"] == hashlib.sha256(body("clinic")).hexdigest()
     verified(nats.url, trail["public_key"])

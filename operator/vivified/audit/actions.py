@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 INVOKE: Final = "invoke"
+INVOKE_RESULT: Final = "invoke.result"
 EGRESS_DECISION: Final = "egress.decision"
 EGRESS_CLOSE: Final = "egress.close"
 EVENT_PUBLISH: Final = "event.publish"
@@ -31,6 +32,7 @@ LIFECYCLE_PREFIX: Final = "lifecycle."
 
 LANES: Final[dict[str, str]] = {
     INVOKE: "operator",
+    INVOKE_RESULT: "operator",
     EGRESS_DECISION: "proxy",
     EGRESS_CLOSE: "proxy",
     EVENT_PUBLISH: "event",

@@ -11,13 +11,16 @@
   ``max_request_bytes`` is a 413 before anything is sent, a declared response over
   ``max_response_bytes`` a 502, and one that grows past it mid-stream is cut off.
 * Timeouts: connect and total; a timeout is a 504, an unreachable target a 503. Never open.
+* A :class:`Tally` (for the audit trail) counts the bytes each way as they stream, and with
+  ``digests`` hashes them (SHA-256): the bodies are never buffered for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -126,6 +129,42 @@ def response_headers(upstream: aiohttp.ClientResponse) -> list[tuple[str, str]]:
 
 
 @dataclass
+class Tally:
+    """What passed through one forwarded call: sizes, and SHA-256 digests when asked."""
+
+    digests: bool = False
+    request_bytes: int = 0
+    response_bytes: int = 0
+    _request: hashlib._Hash | None = field(default=None, repr=False)
+    _response: hashlib._Hash | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.digests:
+            self._request, self._response = hashlib.sha256(), hashlib.sha256()
+
+    def sent(self, chunk: bytes) -> None:
+        self.request_bytes += len(chunk)
+        if self._request is not None:
+            self._request.update(chunk)
+
+    def received(self, chunk: bytes) -> None:
+        self.response_bytes += len(chunk)
+        if self._response is not None:
+            self._response.update(chunk)
+
+    def details(self) -> dict[str, object]:
+        """Audit details: sizes, and the digests (of empty bodies too) when asked."""
+        out: dict[str, object] = {
+            "request_bytes": self.request_bytes,
+            "response_bytes": self.response_bytes,
+        }
+        if self._request is not None and self._response is not None:
+            out["request_sha256"] = self._request.hexdigest()
+            out["response_sha256"] = self._response.hexdigest()
+        return out
+
+
+@dataclass
 class Forwarder:
     """Owns the pooled upstream session (created lazily in the running loop)."""
 
@@ -153,13 +192,15 @@ class Forwarder:
             await self._session.close()
             self._session = None
 
-    async def _body(self, request: web.Request) -> AsyncIterator[bytes]:
+    async def _body(self, request: web.Request, tally: Tally | None) -> AsyncIterator[bytes]:
         sent = 0
         limit = self.settings.max_request_bytes
         async for chunk in request.content.iter_chunked(CHUNK):
             sent += len(chunk)
             if sent > limit:
                 raise ForwardFailure(413, "body_too_large", f"request body over {limit} bytes")
+            if tally is not None:
+                tally.sent(chunk)
             yield chunk
 
     async def forward(
@@ -171,6 +212,7 @@ class Forwarder:
         call_token: str,
         caller: str,
         operation: str,
+        tally: Tally | None = None,
     ) -> web.StreamResponse:
         limit = self.settings.max_request_bytes
         if request.content_length is not None and request.content_length > limit:
@@ -183,7 +225,7 @@ class Forwarder:
         headers = request_headers(
             request.headers, call_token=call_token, caller=caller, operation=operation
         )
-        data = self._body(request) if request.body_exists else None
+        data = self._body(request, tally) if request.body_exists else None
         try:
             async with self.session().request(
                 request.method,
@@ -193,7 +235,7 @@ class Forwarder:
                 timeout=timeout,
                 allow_redirects=False,
             ) as upstream:
-                return await self._relay(request, upstream)
+                return await self._relay(request, upstream, tally)
         except ForwardFailure:
             raise
         except TimeoutError:
@@ -210,7 +252,7 @@ class Forwarder:
             ) from error
 
     async def _relay(
-        self, request: web.Request, upstream: aiohttp.ClientResponse
+        self, request: web.Request, upstream: aiohttp.ClientResponse, tally: Tally | None
     ) -> web.StreamResponse:
         limit = self.settings.max_response_bytes
         if upstream.content_length is not None and upstream.content_length > limit:
@@ -245,6 +287,8 @@ class Forwarder:
                 if request.transport is not None:
                     request.transport.close()
                 return response
+            if tally is not None:
+                tally.received(chunk)
             await response.write(chunk)
         await response.write_eof()
         return response

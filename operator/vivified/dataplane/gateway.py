@@ -6,6 +6,10 @@ request target (never a normalised one: ``..`` and ``%2F`` must be seen to be re
 decision (the lane's single ``auditor.record`` call site), then forward (``forward``) with a
 call token minted for the target. A refusal at any step answers problem+json with its
 ``reason``, counts it in ``vivified_core_decisions_total`` and never reaches the target.
+
+The decision is recorded *before* forwarding (that is how ``complete`` fails closed); at
+``detailed`` and ``complete`` an ``invoke.result`` record follows the answer with what only
+the exchange knows: status, sizes, duration and, at ``complete``, the bodies' SHA-256.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from vivified.dataplane.auth import AuthFailure, Caller
 from vivified.dataplane.call_tokens import CallTokenCache
 from vivified.dataplane.context import CONTEXT, CoreContext
 from vivified.dataplane.directory import PluginRecord
-from vivified.dataplane.forward import Forwarder, ForwardFailure
+from vivified.dataplane.forward import Forwarder, ForwardFailure, Tally
 from vivified.dataplane.problem import problem
 from vivified.manifest import AUDIT_LEVELS
 from vivified.policy.invoke import InvokeDecision, PathRefused, decide_invoke, fill_path
@@ -52,6 +56,7 @@ class _Call:
     #: The refusal's reason, once there is one (metrics label).
     reason: str = ""
     details: dict[str, object] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
 
 
 def _parse(raw_path: str) -> tuple[str, str, str, str]:
@@ -123,6 +128,10 @@ async def _refuse(ctx: CoreContext, call: _Call, decision: InvokeDecision) -> we
 
 async def _handle(request: web.Request, ctx: CoreContext, call: _Call) -> web.StreamResponse:
     call.details["method"] = request.method
+    # Request headers go to the record builder, which keeps only its allowlist (no credential).
+    call.details["headers"] = request.headers
+    if request.content_length is not None:
+        call.details["request_bytes"] = request.content_length
     try:
         call.caller = ctx.authenticator.authenticate(request.headers)
     except AuthFailure as failure:
@@ -161,14 +170,19 @@ async def _handle(request: web.Request, ctx: CoreContext, call: _Call) -> web.St
         operation=call.operation,
         now=ctx.clock(),
     )
+    level, required = _audit_terms(call)
+    detailed = AUDIT_LEVELS.index(level) >= AUDIT_LEVELS.index("detailed")
+    tally = Tally(digests=level == "complete") if detailed else None
+    response: web.StreamResponse
     try:
-        return await request.app[FORWARDER].forward(
+        response = await request.app[FORWARDER].forward(
             request,
             call.target,
             call.path,
             call_token=call_token,
             caller=call.caller.plugin_id,
             operation=call.operation,
+            tally=tally,
         )
     except ForwardFailure as failure:
         logger.info(
@@ -178,7 +192,36 @@ async def _handle(request: web.Request, ctx: CoreContext, call: _Call) -> web.St
             failure.reason,
         )
         call.reason = failure.reason
-        return problem(failure.status, failure.reason, failure.message)
+        response = problem(failure.status, failure.reason, failure.message)
+    if tally is not None:
+        await _result(ctx, call, response.status, tally, (level, required))
+    return response
+
+
+async def _result(
+    ctx: CoreContext, call: _Call, status: int, tally: Tally, terms: tuple[str, bool]
+) -> None:
+    """The ``invoke.result`` record. The answer is out already: an outage cannot refuse it any
+    more, so a record that cannot be kept is counted (by the auditor) and logged."""
+    entry = AuditEntry(
+        action="invoke.result",
+        agent=call.caller.plugin_id if call.caller is not None else "anonymous",
+        outcome="error" if call.reason else "allowed",
+        reason=call.reason,
+        entity={"target": call.target_id, "operation": call.operation},
+        details={
+            "method": call.details.get("method", ""),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - call.started) * 1000, 3),
+            **tally.details(),
+        },
+        audit_level=terms[0],
+        audit_required=terms[1],
+    )
+    try:
+        await ctx.auditor.record(entry)
+    except AuditUnavailable as exc:
+        logger.warning("invoke.result of %s→%s not recorded: %s", entry.agent, call.target_id, exc)
 
 
 async def invoke(request: web.Request) -> web.StreamResponse:
