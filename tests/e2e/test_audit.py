@@ -1,7 +1,7 @@
 """The operator's lifecycle changes land in the audit trail, and `vivified audit` reads them.
 
-The lane records (operator-lane call, egress refusal, published event) join this test once
-the core's lanes are on main; here the operator writes a file trail with signed checkpoints.
+Here the operator writes a file trail with signed checkpoints; the lanes' records, read back
+from a JetStream trail, are in test_audit_lanes.py.
 """
 
 from __future__ import annotations
@@ -67,6 +67,15 @@ def test_disable_and_enable_are_audited_and_the_trail_verifies(
     assert actions.index("lifecycle.enabled") < disabled < len(actions) - 1
     assert actions[-1] == "lifecycle.enabled"
     assert actions.count("lifecycle.token_minted") == 2
+
+    # Deleted: one record with the plugin's uid and the id of the token revoked with it.
+    uid = cluster.plugin(namespace, "audited")["metadata"]["uid"]  # type: ignore[index]
+    cluster.delete_plugin(namespace, "audited")
+    wait_for("deleted audited", lambda: "lifecycle.deleted" in lifecycle(trail, "audited"))
+    query = audit("query", "--file", str(trail), "--action", "lifecycle.deleted", "-o", "json")
+    (deleted,) = json.loads(query.stdout)
+    assert (deleted["entity"]["plugin"], deleted["entity"]["uid"]) == ("audited", uid)
+    assert deleted["entity"]["revoked_jti"]
 
     records = json.loads(audit("query", "--file", str(trail), "-o", "json").stdout)
     assert {r["writer"] for r in records} == {"op-e2e"}
