@@ -117,6 +117,16 @@ async def lane_cost(args: argparse.Namespace, nats_url: str) -> dict[str, Any]:
                     )
                     runs[mode].append(row)
                     print("lane", mode, json.dumps(row), flush=True)
+            # Proof that the audited core really wrote its trail (and the other did not).
+            for mode, (_, port, _) in cores.items():
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                    text = await response.text()
+                written = [
+                    line.split()[-1]
+                    for line in text.splitlines()
+                    if line.startswith("vivified_audit_records_written_total ")
+                ]
+                runs[mode][-1]["records_written"] = int(written[0]) if written else 0
     finally:
         for proc in (*(core for core, _, _ in cores.values()), target):
             proc.terminate()
@@ -129,6 +139,7 @@ async def lane_cost(args: argparse.Namespace, nats_url: str) -> dict[str, Any]:
             "p50_ms": round(statistics.median(r["p50_ms"] for r in rows), 3),
             "p99_ms": round(statistics.median(r["p99_ms"] for r in rows), 3),
             "errors": sum(int(r["errors"]) for r in rows),
+            "audit_records_written": rows[-1]["records_written"],
         }
     off, on = result["off"], result["detailed"]
     result["throughput_ratio"] = round(on["closed_rps"] / off["closed_rps"], 3)
