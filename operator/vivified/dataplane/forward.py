@@ -266,6 +266,8 @@ class Forwarder:
             # A small answer of known size (the usual API reply) goes out in one write, not a
             # header write, a chunk write and an end write.
             body = await upstream.content.readexactly(upstream.content_length)
+            if tally is not None:
+                tally.received(body)
             return web.Response(
                 status=upstream.status,
                 reason=upstream.reason,
