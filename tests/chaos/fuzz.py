@@ -83,8 +83,15 @@ paths = st.one_of(
     st.builds(lambda a, b: f"{a}/{b}", st.sampled_from(["a", "b", "..", "%2e%2e", ""]), _segment),
 )
 methods = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+#: Framing headers are the HTTP client's to write (aiohttp's test client refuses a bad
+#: Content-Length before sending); raw framing is fuzzed over a socket in fuzz_proxy.py.
+_FRAMING = frozenset({"content-length", "transfer-encoding", "host"})
 extra_headers = st.dictionaries(
-    st.text(alphabet=string.ascii_letters + "-", min_size=1, max_size=20), _header_value, max_size=4
+    st.text(alphabet=string.ascii_letters + "-", min_size=1, max_size=20).filter(
+        lambda name: name.lower() not in _FRAMING
+    ),
+    _header_value,
+    max_size=4,
 )
 
 
