@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from audit_support import SwitchableSink
 from events_support import (
     Subscriber,
     World,
@@ -26,8 +27,6 @@ from vivified.audit.hook import MemoryAuditor
 from vivified.dataplane import events
 from vivified.dataplane.app import build_app
 from vivified.dataplane.audit.auditor import ChainAuditor
-from vivified.dataplane.audit.file import FileSink
-from vivified.dataplane.audit.sink import SinkUnavailable
 from vivified.dataplane.directory import StaticDirectory
 from vivified.dataplane.events import EventLane, EventLaneSettings
 from vivified.dataplane.events.stream import owned_consumers
@@ -417,21 +416,6 @@ async def test_subscriber_deleted_while_events_pending(make_env: EnvFactory) -> 
         assert (await env.publish(user_created(n))).status == 201
     await until(lambda: len(env.subscribers["accounting"].received) == 5)
     assert env.subscribers["gone"].received == []
-
-
-class SwitchableSink(FileSink):
-    """A real chained file trail that can be switched off (the outage)."""
-
-    down = False
-
-    async def append(self, records: Sequence[Mapping[str, object]], payload: bytes) -> None:
-        if self.down:
-            raise SinkUnavailable("switched off")
-        await super().append(records, payload)
-
-    async def ping(self) -> None:
-        if self.down:
-            raise SinkUnavailable("switched off")
 
 
 def _basic(raw: dict[str, Any]) -> dict[str, Any]:

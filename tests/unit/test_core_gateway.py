@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.audit_support import SwitchableSink
 from tests.unit.core_fakes import NOW, World, manifest
 
 from vivified import tokens
@@ -19,8 +20,6 @@ from vivified.audit.hook import AuditEntry, AuditUnavailable
 from vivified.dataplane import forward
 from vivified.dataplane.app import build_app
 from vivified.dataplane.audit.auditor import ChainAuditor
-from vivified.dataplane.audit.file import FileSink
-from vivified.dataplane.audit.sink import SinkUnavailable
 from vivified.dataplane.settings import CoreSettings
 from vivified.manifest import PluginManifest
 
@@ -309,21 +308,6 @@ async def test_a_call_is_audited_at_the_stricter_of_caller_and_target(
     await lane.client.get("/v1/invoke/q/health", headers=world.bearer(caller))
     entry = world.auditor.entries[-1]
     assert (entry.audit_level, entry.audit_required) == expected, reason
-
-
-class SwitchableSink(FileSink):
-    """A real file trail that can be switched off (the outage), like a NATS that went away."""
-
-    down = False
-
-    async def append(self, records: Sequence[Mapping[str, object]], payload: bytes) -> None:
-        if self.down:
-            raise SinkUnavailable("switched off")
-        await super().append(records, payload)
-
-    async def ping(self) -> None:
-        if self.down:
-            raise SinkUnavailable("switched off")
 
 
 async def test_a_basic_call_passes_an_outage_a_required_one_does_not(
