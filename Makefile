@@ -37,7 +37,7 @@ crds: install ## Regenerate crds/ from the pydantic models
 	vivified crd > crds/vivified.dev_vivifiedplugins.yaml
 
 test: lint typecheck ui-browser ## Everything CI runs: lint, types, unit, integration and e2e tests
-	pytest tests sdk/python/tests
+	pytest --durations=15 tests sdk/python/tests
 
 demo: install cluster-up ## The main job end to end on the local cluster, narrated
 	hack/demo.sh
