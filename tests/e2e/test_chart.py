@@ -543,6 +543,7 @@ def test_core_rbac_reads_plugins_writes_only_leases_and_never_secrets(release: R
         ):
             assert not core_can_i(tools, *check, "-n", namespace), check
     assert core_can_i(tools, "watch", "configmaps", "-n", RELEASE_NS)
+    assert core_can_i(tools, "create", "events", "-n", RELEASE_NS), "the audit outage alert"
     assert not core_can_i(tools, "patch", "configmaps", "-n", RELEASE_NS)
     assert not core_can_i(tools, "get", "secrets", "-n", RELEASE_NS)
     assert not core_can_i(tools, "list", "secrets", "-n", RELEASE_NS)

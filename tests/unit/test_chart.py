@@ -140,6 +140,7 @@ IDENTITY_RULES = expand(
     ("", "configmaps", "vivified-jwks", "get,patch"),
     ("", "configmaps", "vivified-revoked-tokens", "get,patch"),
     ("", "configmaps", "*", "create"),
+    ("", "events", "*", "create"),  # the signing key's lifecycle Events (audit key_rotated)
 )
 
 
@@ -631,7 +632,9 @@ def test_the_core_rbac_is_read_only_plus_leases_and_no_secrets(helm: Path) -> No
     cluster = only(docs, "ClusterRole")
     assert rules_of(cluster) == CORE_PLUGIN_RULES
     identity = only(docs, "Role", "vivified-core-identity")
-    assert rules_of(identity) == expand(("", "configmaps", "*", "list,watch"))
+    assert rules_of(identity) == expand(
+        ("", "configmaps", "*", "list,watch"), ("", "events", "*", "create")
+    )
     for doc in docs:
         if doc["kind"] in ("Role", "ClusterRole"):
             assert not [r for r in rules_of(doc) if r[1] == "secrets"]
