@@ -11,7 +11,8 @@ Two halves:
 
 The invariants (issue 13):
 
-1. every VivifiedPlugin is in the phase its spec implies (``expected_phase``);
+1. every VivifiedPlugin is in the phase its spec implies (``expected_phase``), written for its
+   current generation (``status.observedGeneration``);
 2. no orphaned child: every object labelled ``vivified.dev/plugin`` is owned by a live plugin;
 3. no plugin without its children (``required_kinds``);
 4. at most one valid token per plugin (exactly one for an enabled one, none for a disabled one);
@@ -54,6 +55,10 @@ class Plugin:
     enabled: bool
     phase: str | None
     deleting: bool = False
+    #: ``metadata.generation`` and the ``status.observedGeneration`` the phase was written for:
+    #: a phase that describes an older spec has not converged yet.
+    generation: int = 0
+    observed_generation: int | None = 0
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,11 @@ def check(snapshot: Snapshot, earlier: Sequence[Snapshot] = ()) -> list[str]:
         want = expected_phase(plugin)
         if plugin.phase != want:
             problems.append(f"{plugin.namespace}/{plugin.name}: phase {plugin.phase}, want {want}")
+        elif plugin.observed_generation != plugin.generation:
+            problems.append(
+                f"{plugin.namespace}/{plugin.name}: status is for generation "
+                f"{plugin.observed_generation}, the spec is at {plugin.generation}"
+            )
         kinds = {
             c.kind
             for c in snapshot.children
@@ -225,6 +235,10 @@ def snapshot_from(
             enabled=bool((item.get("spec") or {}).get("enabled", True)),
             phase=(item.get("status") or {}).get("phase"),
             deleting=bool(item["metadata"].get("deletionTimestamp")),
+            generation=int(item["metadata"].get("generation") or 0),
+            observed_generation=(item.get("status") or {}).get(
+                "observedGeneration", int(item["metadata"].get("generation") or 0)
+            ),
         )
         for item in plugins
     ]

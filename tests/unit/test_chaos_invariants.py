@@ -55,6 +55,14 @@ BROKEN = [
         ["ns/a: phase Pending, want Active"],
     ),
     (
+        "the phase still describes the spec before an edit (the reconcile has not run yet)",
+        dataclasses.replace(
+            H,
+            plugins=(dataclasses.replace(A, generation=3, observed_generation=2), OFF),
+        ),
+        ["ns/a: status is for generation 2, the spec is at 3"],
+    ),
+    (
         "a disabled plugin must not stay Active",
         dataclasses.replace(H, plugins=(A, dataclasses.replace(OFF, phase="Active"))),
         ["ns/off: phase Active, want Disabled"],
