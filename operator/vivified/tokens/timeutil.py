@@ -1,45 +1,16 @@
-"""Timestamps: timezone-aware UTC in, RFC 3339 (``2025-01-31T12:00:00Z``) out."""
+"""Timestamps for tokens: the SDK's functions (``vivified_sdk.timestamps``), one implementation.
+
+Re-exported here so the token modules import from inside their own package.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from vivified_sdk.timestamps import (
+    format_rfc3339,
+    from_epoch,
+    parse_rfc3339,
+    require_aware,
+    to_epoch,
+)
 
 __all__ = ["format_rfc3339", "from_epoch", "parse_rfc3339", "require_aware", "to_epoch"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def require_aware(value: datetime, name: str = "now") -> datetime:
-    """Return ``value`` in UTC; naive datetimes are refused (they hide clock bugs)."""
-    if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (use datetime.now(UTC))")
-    return value.astimezone(UTC)
-
-
-def format_rfc3339(value: datetime) -> str:
-    """RFC 3339 in UTC with second precision and a ``Z`` suffix."""
-    return require_aware(value, "timestamp").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp with ``Z`` or an explicit offset; returns UTC."""
-    if not isinstance(text, str):
-        raise ValueError(f"expected an RFC 3339 timestamp string, got {type(text).__name__}")
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}") from None
-    if value.tzinfo is None:
-        raise ValueError(f"timestamp has no timezone: {text!r}")
-    return value.astimezone(UTC)
-
-
-def to_epoch(value: datetime) -> int:
-    """Whole seconds since the epoch (fractions are truncated)."""
-    return (require_aware(value, "timestamp") - _EPOCH) // timedelta(seconds=1)
-
-
-def from_epoch(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)

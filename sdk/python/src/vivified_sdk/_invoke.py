@@ -27,8 +27,8 @@ from ._env import optional
 from ._errors import TokenInvalid
 from ._refresh import Refresher, Refreshing
 from ._sources import JwksSource, JwksUrl, polled_parts
-from ._time import from_epoch, require_aware, to_epoch
 from ._token import UnknownKey, bearer_token, check_token_shape, subject_for, unverified_kid
+from .timestamps import from_epoch, require_aware, to_epoch
 
 __all__ = [
     "CALL_TOKEN_TYPE",

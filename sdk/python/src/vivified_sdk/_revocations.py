@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from . import contract
-from ._time import parse_rfc3339
+from .timestamps import parse_rfc3339
 
 __all__ = ["RevocationListError", "parse_revocations", "revoked_jtis"]
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from . import contract as c
 from ._errors import TokenInvalid
 from ._strict_json import StrictJSONError, loads_strict
-from ._time import MAX_EPOCH, from_epoch, require_aware, to_epoch
+from .timestamps import MAX_EPOCH, from_epoch, require_aware, to_epoch
 
 __all__ = [
     "MAX_TOKEN_LENGTH",

@@ -1,10 +1,21 @@
-"""Timestamps: timezone-aware UTC only (naive datetimes hide clock bugs)."""
+"""Timestamps: timezone-aware UTC in, RFC 3339 (``2025-01-31T12:00:00Z``) out.
+
+Public like ``contract``: the operator's token code uses the same functions, so a plugin and
+the platform can never disagree on how a claim's time is read (naive datetimes hide clock bugs).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_EPOCH", "from_epoch", "parse_rfc3339", "require_aware", "to_epoch"]
+__all__ = [
+    "MAX_EPOCH",
+    "format_rfc3339",
+    "from_epoch",
+    "parse_rfc3339",
+    "require_aware",
+    "to_epoch",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: 9999-12-31T23:59:59Z: larger claims cannot be a datetime, so they are refused.
@@ -27,6 +38,11 @@ def to_epoch(value: datetime) -> int:
 
 def from_epoch(seconds: int) -> datetime:
     return _EPOCH + timedelta(seconds=seconds)
+
+
+def format_rfc3339(value: datetime) -> str:
+    """RFC 3339 in UTC with second precision and a ``Z`` suffix."""
+    return require_aware(value, "timestamp").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_rfc3339(text: str) -> datetime:
