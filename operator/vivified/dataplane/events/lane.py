@@ -36,10 +36,6 @@ from vivified.event_types import EventTypeRegistry, registry_from_env
 
 log = logging.getLogger(__name__)
 
-#: JetStream's page size for consumer listings, and a bound on how many pages are read.
-_LIST_PAGE = 256
-_MAX_CONSUMERS = 100_000
-
 ResolveUrl = Callable[[PluginRecord], str]
 """Base URL of a subscriber, no trailing '/'."""
 
@@ -197,16 +193,6 @@ class EventLane:
                 self._missing_since.pop(durable, None)
                 log.info("deleted consumer %s (subscription gone)", durable)
 
-    async def _consumer_infos(self) -> list[Any]:
-        """Every consumer of the event stream (the server lists ``_LIST_PAGE`` per request)."""
-        infos: list[Any] = []
-        while len(infos) < _MAX_CONSUMERS:
-            page = await self.js.consumers_info(self.settings.stream, offset=len(infos))
-            infos.extend(page)
-            if len(page) < _LIST_PAGE:
-                break
-        return infos
-
     async def status_report(self) -> dict[str, object]:
         """Every subscriber's counts in one document (``GET /v1/events/status``, the
         operator's): one consumer listing and one dead-letter stream summary, whatever the
@@ -218,7 +204,7 @@ class EventLane:
             if record.manifest.events and record.manifest.events.subscribes
         }
         pending = dict.fromkeys(subscribed, 0)
-        for info in await self._consumer_infos():
+        for info in await stream.consumer_infos(self.js, self.settings):
             parsed = names.parse_consumer_name(info.name or "")
             if parsed is None or parsed[0] not in subscribed:
                 continue

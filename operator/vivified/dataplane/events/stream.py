@@ -8,7 +8,7 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerInfo, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from vivified.dataplane.events import names
@@ -135,6 +135,24 @@ async def ensure_consumer(
     return durable
 
 
+#: JetStream lists at most this many consumers per request; pages follow by offset.
+LIST_PAGE = 256
+#: A bound on the listing, so a server that ignored the offset could not loop us forever.
+MAX_CONSUMERS = 100_000
+
+
+async def consumer_infos(js: JetStreamContext, s: EventLaneSettings) -> list[ConsumerInfo]:
+    """Every consumer of the event stream, page by page (one page holds only 256)."""
+    infos: list[ConsumerInfo] = []
+    while len(infos) < MAX_CONSUMERS:
+        page = await js.consumers_info(s.stream, offset=len(infos))
+        infos.extend(page)
+        if len(page) < LIST_PAGE:
+            break
+    return infos
+
+
 async def owned_consumers(js: JetStreamContext, s: EventLaneSettings) -> list[str]:
-    infos = await js.consumers_info(s.stream)
+    """The durable consumers this lane created (by name), however many there are."""
+    infos = await consumer_infos(js, s)
     return [i.name for i in infos if i.name and names.parse_consumer_name(i.name) is not None]
