@@ -60,6 +60,17 @@ class WorkloadFacts:
     desired_replicas: int = 0
     ready_replicas: int = 0
     available: bool = False
+    """The rollout of the current spec is complete (``kubectl rollout status``)."""
+    serving: bool = False
+    """At least the desired number of replicas is available, old or new: during a rolling
+    update (``maxUnavailable: 0``) the previous pods keep serving until the new ones are
+    ready, so an edit does not take the plugin out of its lanes."""
+    updated_replicas: int = 0
+
+    @property
+    def up(self) -> bool:
+        """The plugin can take traffic: rolled out, or still served by its previous pods."""
+        return self.exists and (self.available or self.serving)
 
 
 @dataclass(frozen=True)
@@ -141,7 +152,7 @@ def _phase(facts: PluginFacts) -> Phase:
         return Phase.DISABLED
     if facts.block_on_dependencies and not facts.dependencies.ready:
         return Phase.PENDING
-    if not (facts.workload.exists and facts.workload.available):
+    if not facts.workload.up:
         return Phase.PENDING
     return Phase.ACTIVE
 
@@ -173,6 +184,15 @@ def _conditions(facts: PluginFacts, phase: Phase) -> list[dict[str, str]]:
             False,
             "WorkloadNotAvailable",
             f"{w.ready_replicas}/{w.desired_replicas} replicas ready",
+        )
+    elif not facts.workload.available:
+        w = facts.workload
+        ready = _condition(
+            "Ready",
+            True,
+            "Active",
+            f"plugin is active; rollout in progress ({w.updated_replicas}/"
+            f"{w.desired_replicas} replicas updated, the previous ones serve meanwhile)",
         )
     else:
         ready = _condition("Ready", True, "Active", "plugin is active")
@@ -208,11 +228,14 @@ def _conditions(facts: PluginFacts, phase: Phase) -> list[dict[str, str]]:
     else:
         token = _condition("TokenIssued", False, "NotIssued", "no token issued")
     w = facts.workload
+    replicas = f"{w.ready_replicas}/{w.desired_replicas} replicas ready"
+    if w.up and not w.available:
+        replicas += f", rolling out ({w.updated_replicas}/{w.desired_replicas} updated)"
     available = _condition(
         "Available",
-        w.exists and w.available,
-        "MinimumReplicasAvailable" if w.exists and w.available else "NotAvailable",
-        f"{w.ready_replicas}/{w.desired_replicas} replicas ready" if w.exists else "no Deployment",
+        w.up,
+        "MinimumReplicasAvailable" if w.up else "NotAvailable",
+        replicas if w.exists else "no Deployment",
     )
     if phase is Phase.INVALID and not facts.kept_last_valid_workload:
         egress = _condition("EgressEnforced", None, "NotEvaluated", "manifest is invalid")

@@ -158,3 +158,33 @@ def test_previous_status_junk_does_not_break_derivation() -> None:
     assert status["phase"] == "Pending"
     status = derive_status(PluginFacts(generation=1), {"conditions": [1, None, {}]}, NOW)
     assert len(status["conditions"]) == len(CONDITION_TYPES)
+
+
+ROLLING = WorkloadFacts(
+    exists=True,
+    desired_replicas=1,
+    ready_replicas=1,
+    available=False,
+    serving=True,
+    updated_replicas=0,
+)
+
+
+def test_an_edit_rolling_out_keeps_the_plugin_active_while_the_old_pod_serves() -> None:
+    # A manifest edit rolls the Deployment (maxUnavailable 0): the previous pod serves until the
+    # new one is ready. Pending here would refuse the plugin's lanes (egress, calls) meanwhile.
+    status = derive_status(PluginFacts(generation=2, workload=ROLLING, token=TOKEN), {}, NOW)
+    assert status["phase"] == "Active"
+    ready = condition(status, "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Active")
+    assert "rollout in progress (0/1 replicas updated" in ready["message"]
+    available = condition(status, "Available")
+    assert (available["status"], available["reason"]) == ("True", "MinimumReplicasAvailable")
+    assert "rolling out (0/1 updated)" in available["message"]
+
+
+def test_a_rollout_with_nothing_serving_is_pending() -> None:
+    down = WorkloadFacts(exists=True, desired_replicas=1, ready_replicas=0, updated_replicas=1)
+    status = derive_status(PluginFacts(generation=2, workload=down, token=TOKEN), {}, NOW)
+    assert status["phase"] == "Pending"
+    assert condition(status, "Available")["status"] == "False"

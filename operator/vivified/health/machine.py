@@ -249,7 +249,7 @@ def readiness_check(workload: WorkloadFacts | None) -> ProbeResult | None:
     """Health from the Deployment for plugins that declare no check; None = nothing known."""
     if workload is None or not workload.exists or workload.desired_replicas == 0:
         return None
-    if workload.available:
+    if workload.up:
         return ProbeResult(ok=True)
     return ProbeResult(
         ok=False,

@@ -93,8 +93,14 @@ def workload_facts(deployment: Mapping[str, Any] | None) -> WorkloadFacts:
         deployment.get("metadata", {}).get("generation", 0)
     )
     available = observed and ready >= desired and updated >= desired
+    serving = desired > 0 and int(status.get("availableReplicas", 0)) >= desired
     return WorkloadFacts(
-        exists=True, desired_replicas=desired, ready_replicas=ready, available=available
+        exists=True,
+        desired_replicas=desired,
+        ready_replicas=ready,
+        available=available,
+        serving=serving,
+        updated_replicas=updated,
     )
 
 
