@@ -9,11 +9,12 @@ N VivifiedPlugins at once and waits until every one reports phase Active. The ra
 operator/floor is the overhead of validation, tokens, status and the watch round trips. The
 operator's peak RSS (VmHWM) is read from /proc. Not a test: it prints numbers.
 
-Writes are counted from the test cluster's audit log (``.cluster/logs/audit.log``), so kopf's
-requests count too: per new plugin until all are Active, against the floor of one write per child
-plus the token Secret and one status write; and per plugin during one idle resync after that
-(``VIVIFIED_RESYNC_SECONDS``, short here), which should be zero. Probes are off
-(``overrides`` mode): kwok's pods serve nothing, and health writes would blur the count.
+Writes are counted from the test cluster's audit log (``logs/audit.log`` next to
+``--kubeconfig``), so kopf's requests count too: per new plugin until all are Active, against
+the floor of one write per child plus the token Secret and one status write; and per plugin
+during one idle resync after that (``VIVIFIED_RESYNC_SECONDS``, short here), which should be
+zero. Probes are off (``overrides`` mode): kwok's pods serve nothing, and health writes would
+blur the count.
 ``--runs N`` repeats the operator run (fresh namespace, fresh operator) to show it converges
 every time; the floor runs once.
 """
@@ -130,19 +131,27 @@ async def floor(kube: Kube, n: int, namespace: str) -> float:
 
 AGENTS = ("vivified-operator", "kopf")
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
-AUDIT_LOG = REPO / ".cluster" / "logs" / "audit.log"
 
 
-def audit_offset() -> int:
-    return AUDIT_LOG.stat().st_size if AUDIT_LOG.exists() else 0
+def audit_log(state: Path) -> Path:
+    """The test cluster's audit log; without it every write count would read as zero."""
+    path = state / "logs" / "audit.log"
+    if not path.exists():
+        raise SystemExit(f"no audit log at {path}: is --kubeconfig the test cluster's?")
+    return path
 
 
-def audited_writes(offset: int, namespace: str) -> dict[str, int]:
+def audit_offset(state: Path) -> int:
+    return audit_log(state).stat().st_size
+
+
+def audited_writes(state: Path, offset: int, namespace: str) -> dict[str, int]:
     """The operator's and kopf's writes in ``namespace`` since ``offset``, by resource."""
     found: dict[str, int] = {}
-    if not AUDIT_LOG.exists() or AUDIT_LOG.stat().st_size < offset:
+    path = audit_log(state)
+    if path.stat().st_size < offset:
         return {"audit-log-rotated": 1}
-    with AUDIT_LOG.open("rb") as stream:
+    with path.open("rb") as stream:
         stream.seek(offset)
         for line in stream:
             try:
@@ -187,7 +196,8 @@ async def operator_run(
         "VIVIFIED_PROBE_MODE": "overrides",
         "VIVIFIED_RESYNC_SECONDS": str(resync_seconds),
     }
-    log_path = REPO / ".cluster" / "bench-operator.log"
+    state = Path(kubeconfig).resolve().parent
+    log_path = state / "bench-operator.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "vivified", "operator", "--namespace", namespace],
@@ -199,9 +209,9 @@ async def operator_run(
     try:
         while b"caches synced" not in log_path.read_bytes():
             if process.poll() is not None:
-                raise RuntimeError("operator exited; see .cluster/bench-operator.log")
+                raise RuntimeError(f"operator exited; see {log_path}")
             await asyncio.sleep(0.2)
-        offset = audit_offset()
+        offset = audit_offset(state)
         start = time.monotonic()
         await gather_limited(
             [
@@ -220,15 +230,15 @@ async def operator_run(
         )
         elapsed = time.monotonic() - start
         await asyncio.sleep(2.0)  # let the last status writes land in the log
-        converge_writes = audited_writes(offset, namespace)
+        converge_writes = audited_writes(state, offset, namespace)
         # One idle resync: wait for the next "resync" line, then for its reconciles to finish.
-        idle_offset = audit_offset()
+        idle_offset = audit_offset(state)
         seen = log_path.read_bytes().count(b"resync:")
         deadline = time.monotonic() + resync_seconds * 3 + 30
         while log_path.read_bytes().count(b"resync:") <= seen and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         await asyncio.sleep(max(5.0, n / 100))
-        idle_writes = audited_writes(idle_offset, namespace)
+        idle_writes = audited_writes(state, idle_offset, namespace)
         return {
             "seconds": elapsed,
             "rss": peak_rss_mib(process.pid),
