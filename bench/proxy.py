@@ -111,10 +111,10 @@ async def run_proxy(config: dict[str, Any]) -> None:
 #: The bulk endpoints move bytes with sendfile(2) and recv_into a reused buffer (both paths
 #: alike): they share this one Python process, and with stream reads and writes their own CPU,
 #: not the path under test, limited a transfer (about 0.8 s per GiB).
-ZEROS = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the bench
-ZEROS.write(b"\0" * (16 * 1024 * 1024))
-ZEROS.flush()
 ZEROS_BYTES = 16 * 1024 * 1024
+ZEROS = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the bench
+ZEROS.write(b"\0" * ZEROS_BYTES)
+ZEROS.flush()
 RECV_BYTES = 4 * 1024 * 1024
 
 
@@ -133,16 +133,20 @@ async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
+def connect_request(upstream_port: int, token: str) -> bytes:
+    target = f"{HOST}:{upstream_port}"
+    return (
+        f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+        f"Proxy-Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
 async def open_tunnel(
     proxy_port: int, upstream_port: int, token: str
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, float]:
     t0 = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
-    target = f"{HOST}:{upstream_port}"
-    writer.write(
-        f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
-        f"Proxy-Authorization: Bearer {token}\r\n\r\n".encode()
-    )
+    writer.write(connect_request(upstream_port, token))
     head = await reader.readuntil(b"\r\n\r\n")
     elapsed = time.perf_counter() - t0
     if not head.startswith(b"HTTP/1.1 200"):
@@ -177,12 +181,7 @@ async def direct(upstream_port: int, size: int) -> int:
 async def tunnelled(proxy_port: int, upstream_port: int, token: str, size: int) -> int:
     loop = asyncio.get_running_loop()
     sock = await _connect(proxy_port)
-    target = f"{HOST}:{upstream_port}"
-    await loop.sock_sendall(
-        sock,
-        f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
-        f"Proxy-Authorization: Bearer {token}\r\n\r\n".encode(),
-    )
+    await loop.sock_sendall(sock, connect_request(upstream_port, token))
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = await loop.sock_recv(sock, 4096)
