@@ -17,6 +17,11 @@ Updates that leave ``spec`` untouched are always admitted, and so is anything al
 deleted. Those are metadata writes — kopf adding or removing its finalizer and annotations, a
 user adding a label — and blocking them would make a plugin that became invalid under a
 stricter policy impossible to delete or annotate.
+
+The mutating webhook asks :func:`finalizer_mutation` which finalizers a new plugin should be
+created with: the operator's own, so that kopf does not spend one more API write per plugin
+adding it after creation (issue 17's write budget). It only ever adds, never on UPDATE, and
+answers "nothing to change" when the finalizer is already there.
 """
 
 from __future__ import annotations
@@ -149,3 +154,20 @@ def review(
 def denial_message(violations: Sequence[Violation]) -> str:
     """``field: message; field: message`` — what ``kubectl apply`` shows the user."""
     return "; ".join(f"{v.field}: {v.message}" for v in violations)
+
+
+def finalizer_mutation(
+    metadata: Mapping[str, Any] | None, finalizer: str, *, operation: str = "CREATE"
+) -> list[str] | None:
+    """The finalizer list a new object should carry, or ``None`` when nothing must change.
+
+    Only CREATE is mutated: an update or a delete must never get a finalizer put back (that
+    would block a deletion the user asked for). Existing finalizers are kept, in order.
+    """
+    if operation != "CREATE":
+        return None
+    raw = metadata.get("finalizers") if isinstance(metadata, Mapping) else None
+    present = [f for f in raw if isinstance(f, str)] if isinstance(raw, list) else []
+    if finalizer in present:
+        return None
+    return [*present, finalizer]

@@ -34,7 +34,8 @@ def is_older(candidate: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
     return same and old is not None and new is not None and old < new
 
 
-#: kopf's own bookkeeping: a copy of the whole spec as JSON (and handler progress).
+#: kopf's former diff base, a copy of the whole spec as JSON: operators before issue 17's
+#: write budget stored it on every plugin, and plugins created by them still carry it.
 _KOPF_ANNOTATIONS = ("vivified.dev/last-handled-configuration",)
 
 

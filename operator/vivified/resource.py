@@ -28,6 +28,9 @@ SINGULAR = "vivifiedplugin"
 SHORT_NAMES = ["vp", "vplugin"]
 CATEGORIES = ["vivified"]
 CRD_NAME = f"{PLURAL}.{GROUP}"
+#: The operator's finalizer: added at admission by the mutating webhook (or by kopf, when the
+#: webhook is not installed), removed by clean-up once the plugin's token is revoked.
+FINALIZER = f"{GROUP}/finalizer"
 
 DEFAULT_PORT = 8000
 MAX_REPLICAS = 20

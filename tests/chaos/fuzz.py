@@ -41,7 +41,7 @@ from vivified.dataplane.proxy import http as proxy_http
 from vivified.manifest import PluginManifest
 from vivified.policy.events import DEFAULT_MAX_EVENT_BYTES
 from vivified.registry import PluginRegistry
-from vivified.shell.webhook import SheddingWebhookServer, register_admission
+from vivified.shell.webhook import WEBHOOK_ID, SheddingWebhookServer, register_admission
 from vivified_sdk import contract, loads_strict
 
 HEARTBEAT = "/v1/heartbeat"
@@ -507,7 +507,7 @@ def admission_handler() -> Any:
             self.policy = None
 
     register_admission(registry, cast(Any, _Runtime()))
-    (handler,) = registry._webhooks.get_all_handlers()
+    (handler,) = [h for h in registry._webhooks.get_all_handlers() if h.id == WEBHOOK_ID]
     return handler.fn
 
 

@@ -12,12 +12,14 @@ import yaml
 from vivified.admission import (
     decide,
     denial_message,
+    finalizer_mutation,
     identity_violations,
     needs_review,
     review,
 )
 from vivified.policy import validate_spec
 from vivified.registry import PluginRegistry
+from vivified.resource import FINALIZER
 from vivified.violations import Violation
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
@@ -182,3 +184,38 @@ def test_denial_message_format() -> None:
         denial_message([Violation("a.b", "bad"), Violation("c[0]", "worse")])
         == "a.b: bad; c[0]: worse"
     )
+
+
+FINALIZER_CASES = [
+    # (reason, operation, metadata, expected finalizers or None for "no change")
+    ("a new plugin gets ours", "CREATE", {"name": "p"}, [FINALIZER]),
+    ("a null list is like none", "CREATE", {"finalizers": None}, [FINALIZER]),
+    (
+        "others are kept, in order",
+        "CREATE",
+        {"finalizers": ["a/x", "b/y"]},
+        ["a/x", "b/y", FINALIZER],
+    ),
+    ("already there: nothing to change", "CREATE", {"finalizers": ["a/x", FINALIZER]}, None),
+    ("an update never gets one put back", "UPDATE", {"finalizers": []}, None),
+    ("a delete is never mutated", "DELETE", {}, None),
+    ("hostile: not a list", "CREATE", {"finalizers": "vivified.dev/finalizer"}, [FINALIZER]),
+    (
+        "hostile: non-strings dropped",
+        "CREATE",
+        {"finalizers": [1, None, "a/x"]},
+        ["a/x", FINALIZER],
+    ),
+    ("hostile: metadata not a mapping", "CREATE", None, [FINALIZER]),
+]
+
+
+@pytest.mark.parametrize(
+    ("operation", "metadata", "expected"),
+    [case[1:] for case in FINALIZER_CASES],
+    ids=[case[0] for case in FINALIZER_CASES],
+)
+def test_finalizer_mutation(
+    operation: str, metadata: dict[str, Any] | None, expected: list[str] | None
+) -> None:
+    assert finalizer_mutation(metadata, FINALIZER, operation=operation) == expected

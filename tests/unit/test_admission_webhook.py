@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import jsonpatch  # kopf's own dependency
 import kopf
 import pytest
 import yaml
@@ -19,6 +20,7 @@ from vivified.policy import PolicyConfig
 from vivified.registry import PluginRegistry
 from vivified.settings import SettingsError
 from vivified.shell.webhook import (
+    FINALIZER_WEBHOOK_ID,
     WEBHOOK_ID,
     WebhookSettings,
     configure_admission,
@@ -104,15 +106,18 @@ def test_configure_admission_registers_the_handler_and_leaves_the_configuration_
     assert configure_admission(settings, registry, FakeRuntime(), webhook)
     assert isinstance(settings.admission.server, kopf.WebhookServer)
     assert settings.admission.managed is None
-    (handler,) = registry._webhooks.get_all_handlers()
-    assert handler.id == WEBHOOK_ID
-    assert sorted(handler.operations or []) == ["CREATE", "UPDATE"]
-    assert handler.selector is not None
-    assert (handler.selector.group, handler.selector.version, handler.selector.any_name) == (
-        "vivified.dev",
-        "v1alpha1",
-        "vivifiedplugins",
-    )
+    handlers: dict[str, Any] = {h.id: h for h in registry._webhooks.get_all_handlers()}
+    assert sorted(handlers) == sorted([WEBHOOK_ID, FINALIZER_WEBHOOK_ID])
+    assert sorted(handlers[WEBHOOK_ID].operations or []) == ["CREATE", "UPDATE"]
+    assert handlers[FINALIZER_WEBHOOK_ID].operations == ["CREATE"]
+    assert getattr(handlers[FINALIZER_WEBHOOK_ID].reason, "value", None) == "mutating"
+    for handler in handlers.values():
+        assert handler.selector is not None
+        assert (handler.selector.group, handler.selector.version, handler.selector.any_name) == (
+            "vivified.dev",
+            "v1alpha1",
+            "vivifiedplugins",
+        )
 
 
 def test_configure_admission_without_a_port_registers_nothing() -> None:
@@ -124,9 +129,7 @@ def test_configure_admission_without_a_port_registers_nothing() -> None:
 
 
 async def call_handler(runtime: FakeRuntime, body: dict[str, Any], **kwargs: Any) -> list[str]:
-    registry = kopf.OperatorRegistry()
-    register_admission(registry, runtime)
-    (handler,) = registry._webhooks.get_all_handlers()
+    handler = registered(runtime, WEBHOOK_ID)
     warnings: list[str] = []
     outcome = handler.fn(
         body=raw_body(body),
@@ -137,6 +140,43 @@ async def call_handler(runtime: FakeRuntime, body: dict[str, Any], **kwargs: Any
     assert inspect.isawaitable(outcome)  # async: runs on the loop next to the index
     await outcome
     return warnings
+
+
+def registered(runtime: FakeRuntime, handler_id: str) -> Any:
+    registry = kopf.OperatorRegistry()
+    register_admission(registry, runtime)
+    (handler,) = [h for h in registry._webhooks.get_all_handlers() if h.id == handler_id]
+    return handler
+
+
+async def finalizer_patch(body: dict[str, Any], operation: str = "CREATE") -> Any:
+    """The JSON patch the API server would get from ``add-finalizer`` for ``body``."""
+    handler = registered(FakeRuntime(), FINALIZER_WEBHOOK_ID)
+    patch = kopf.Patch(body=raw_body(body))
+    await handler.fn(body=raw_body(body), patch=patch, operation=operation)
+    return patch.as_json_patch()
+
+
+async def test_a_new_plugin_gets_the_finalizer_as_a_json_patch() -> None:
+    body = example("user-management.yaml")
+    assert await finalizer_patch(body) == [
+        {"op": "add", "path": "/metadata/finalizers", "value": ["vivified.dev/finalizer"]}
+    ]
+
+
+async def test_other_finalizers_are_kept_and_ours_is_not_added_twice() -> None:
+    body = example("user-management.yaml")
+    body["metadata"]["finalizers"] = ["example.com/keep"]
+    patched = jsonpatch.apply_patch(body, await finalizer_patch(body))
+    assert patched["metadata"]["finalizers"] == ["example.com/keep", "vivified.dev/finalizer"]
+    assert patched["spec"] == body["spec"]
+    body["metadata"]["finalizers"] = ["example.com/keep", "vivified.dev/finalizer"]
+    assert await finalizer_patch(body) == []
+
+
+async def test_an_update_is_never_mutated() -> None:
+    body = example("user-management.yaml")
+    assert await finalizer_patch(body, operation="UPDATE") == []
 
 
 def raw_body(body: dict[str, Any]) -> kopf.Body:

@@ -21,11 +21,11 @@ from vivified.audit.record import build_body
 from vivified.dataplane.audit import operator as operator_audit
 from vivified.dataplane.audit.auditor import ChainAuditor
 from vivified.dataplane.audit.file import iter_lines
+from vivified.resource import FINALIZER
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
 from vivified.shell.handlers import build_registry
 from vivified.shell.kube import KubeError
-from vivified.shell.reconciler import FINALIZER
 from vivified.shell.runtime import Runtime
 
 PLUGIN: dict[str, Any] = {

@@ -13,7 +13,7 @@ from kopf._cogs.structs.references import Insights, NamespaceName
 from kopf._core.reactor.observation import revise_namespaces
 from tests.fake_operator import NAMESPACE, FakeOperator, plugin_body
 
-from vivified.shell.reconciler import FINALIZER
+from vivified.resource import FINALIZER
 from vivified.shell.runtime import CHILD_KINDS
 
 

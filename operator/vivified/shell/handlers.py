@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 RESOURCE = (GROUP, VERSION, PLURAL)
 #: Handlers that only feed the index and the queue: their per-event "succeeded" lines say
 #: nothing (the reconcile logs what it did), so they are demoted to DEBUG.
-QUIET_HANDLERS = ("observe", "enqueue", "namespace-deletion")
+QUIET_HANDLERS = ("observe", "namespace-deletion")
 
 
 class _QuietRoutineHandlers(logging.Filter):
@@ -80,15 +80,10 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             elif is_terminating(body):
                 runtime.namespace_terminating(name)
 
-    @kopf.on.resume(*RESOURCE, registry=registry, id="enqueue")
-    @kopf.on.create(*RESOURCE, registry=registry, id="enqueue")
-    @kopf.on.update(*RESOURCE, registry=registry, id="enqueue")
-    async def changed(body: kopf.Body, **_: Any) -> None:
-        # The work happens in the queue; this only makes sure the key is there.
-        key = (body.metadata.namespace or "", body.metadata.name or "")
-        runtime.enqueue_all(runtime.registry.upsert(key, dict(body)))
-        runtime.queue.add(key)
-
+    # No on.create/on.update/on.resume: ``observe`` already indexes and queues every event,
+    # and each of those handlers made kopf write its progress and diff base to the plugin.
+    # on.delete is what makes kopf keep the finalizer (when the mutating webhook did not add
+    # it at creation) and call clean-up on deletion.
     @kopf.on.delete(*RESOURCE, registry=registry, id="revoke-token")
     async def deleted(body: kopf.Body, **_: Any) -> None:
         key = (body.metadata.namespace or "", body.metadata.name or "")

@@ -14,9 +14,9 @@ from typing import TextIO
 import kopf
 
 from vivified.dataplane import logsafe
+from vivified.resource import FINALIZER
 from vivified.settings import OperatorSettings, SettingsError, settings_by_section
 from vivified.shell.handlers import build_registry
-from vivified.shell.reconciler import FINALIZER
 from vivified.shell.runtime import Runtime
 from vivified.shell.startup import StartupError, check_namespace, in_cluster, probe_settings
 from vivified.shell.webhook import WebhookSettings, configure_admission
@@ -24,14 +24,30 @@ from vivified.shell.webhook import WebhookSettings, configure_admission
 PREFIX = "vivified.dev"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps no "last handled configuration" of a plugin.
+
+    kopf stores one (an annotation write per plugin, per spec change) only to compute the
+    ``old``/``new``/``diff`` of its change handlers. The operator has none: every watch event
+    feeds the level-based queue (``on.event``), and the only change handler left is
+    ``on.delete``, which reads nothing but the body. So nothing is stored and nothing fetched;
+    kopf then sees each event as a creation with no creation handlers, and writes nothing.
+    """
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def kopf_settings() -> kopf.OperatorSettings:
     """kopf's bookkeeping lives under our own prefix, and only warnings become Events."""
     settings = kopf.OperatorSettings()
     settings.persistence.finalizer = FINALIZER
+    # Progress is stored only while the on.delete handler runs (a deletion in progress).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

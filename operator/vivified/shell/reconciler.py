@@ -41,7 +41,7 @@ from vivified.render import (
     read_token_secret_state,
     render_token_secret,
 )
-from vivified.resource import PluginSpec
+from vivified.resource import FINALIZER, PluginSpec
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
 from vivified.shell.identity import Identity
@@ -65,8 +65,6 @@ logger = logging.getLogger(__name__)
 CLAIMS_ANNOTATION = "vivified.dev/token-claims-hash"
 MANIFEST_CACHE_SIZE = 256
 DELETIONS_REMEMBERED = 4096
-#: The finalizer kopf adds (shell.main sets kopf's finalizer name to it) and clean-up removes.
-FINALIZER = "vivified.dev/finalizer"
 
 
 def claims_fingerprint(manifest: PluginManifest) -> str:
