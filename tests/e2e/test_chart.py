@@ -349,6 +349,16 @@ def test_a_valid_plugin_becomes_active_under_the_charts_rbac(release: Release) -
     )
     listing = tools.k("get", "vp", "-n", PLUGINS_NS)
     assert "Active" in listing
+    # The chart's mutating webhook put the finalizer on at creation: kubectl's own apply owns
+    # it, and the operator never wrote to the plugin itself, only to its status.
+    plugin = json.loads(tools.k("get", "vp/user-management", "-n", PLUGINS_NS, "-o", "json"))
+    assert plugin["metadata"]["finalizers"] == ["vivified.dev/finalizer"]
+    writers = {
+        entry["manager"]
+        for entry in plugin["metadata"]["managedFields"]
+        if entry.get("subresource") != "status"
+    }
+    assert writers == {"kubectl-client-side-apply"}, plugin["metadata"]["managedFields"]
     # The operator created its identity in the release namespace, as the ServiceAccount.
     core = client.CoreV1Api(release.api)
     assert core.read_namespaced_secret("vivified-signing-key", RELEASE_NS).data

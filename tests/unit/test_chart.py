@@ -351,6 +351,7 @@ def test_local_mode_renders_everything_but_the_deployment(helm: Path) -> None:
         "Role",
         "RoleBinding",
         "RoleBinding",
+        "MutatingWebhookConfiguration",
         "Secret",
         "ServiceAccount",
         "ValidatingWebhookConfiguration",
@@ -458,6 +459,46 @@ def test_the_webhook_calls_the_operators_handler(helm: Path) -> None:
     assert "namespaceSelector" not in hook
 
 
+def finalizer_hook_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (hook,) = only(docs, "MutatingWebhookConfiguration")["webhooks"]
+    return dict(hook)
+
+
+def test_the_finalizer_webhook_mutates_creates_only_and_never_blocks(helm: Path) -> None:
+    docs = render(helm)
+    hook = finalizer_hook_of(docs)
+    assert hook["name"] == "add-finalizer.vivified.dev"
+    # Ignore: with the operator down a plugin is still created (kopf adds the finalizer later).
+    assert (hook["failurePolicy"], hook["reinvocationPolicy"], hook["sideEffects"]) == (
+        "Ignore",
+        "Never",
+        "None",
+    )
+    assert hook["timeoutSeconds"] == 2
+    assert [r["operations"] for r in hook["rules"]] == [["CREATE"]]
+    assert hook["rules"][0]["resources"] == ["vivifiedplugins"]
+    (service,) = webhook_services(docs)
+    assert hook["clientConfig"]["service"] == {
+        "name": service["metadata"]["name"],
+        "namespace": NAMESPACE,
+        "port": 443,
+        "path": "/add-finalizer",
+    }
+    # The same server and CA as the validating webhook.
+    assert hook["clientConfig"]["caBundle"] == webhook_of(docs)["clientConfig"]["caBundle"]
+    assert "vivified.dev/finalizer" in hook["matchConditions"][0]["expression"]
+
+
+def test_the_finalizer_webhook_follows_a_local_url_and_can_be_turned_off(helm: Path) -> None:
+    url = {"url": "https://127.0.0.1:9555/validate-plugin"}
+    hook = finalizer_hook_of(render(helm, {"watchNamespaces": ["p"], "webhook": url}))
+    assert hook["clientConfig"]["url"] == "https://127.0.0.1:9555/add-finalizer"
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["p"]
+    off = render(helm, {"webhook": {"finalizer": {"enabled": False}}})
+    assert "MutatingWebhookConfiguration" not in kinds(off)
+    assert "ValidatingWebhookConfiguration" in kinds(off)
+
+
 def load_cert(data: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(base64.b64decode(data))
 
@@ -541,7 +582,11 @@ def test_cert_manager_cannot_serve_a_loopback_url(helm: Path) -> None:
 
 def test_without_the_webhook_nothing_of_it_is_rendered(helm: Path) -> None:
     docs = render(helm, {"webhook": {"enabled": False}})
-    assert not {"Secret", "ValidatingWebhookConfiguration"} & set(kinds(docs))
+    assert not {
+        "Secret",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    } & set(kinds(docs))
     assert not webhook_services(docs)
     (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert not [e for e in container["env"] if e["name"].startswith("VIVIFIED_WEBHOOK_")]
