@@ -1,7 +1,7 @@
 """Benchmark: what the audit trail costs: record throughput, added latency, lane throughput.
 
     python bench/audit.py [--records 5000] [--concurrency 32] [--rate 500] [--duration 10]
-                          [--closed-seconds 5] [--rounds 3]
+                          [--closed-seconds 5] [--rounds 3] [--lane-only] [--gc-freeze]
 
 1. Sink throughput and latency: ``ChainAuditor.record()`` of ``detailed`` entries into the
    file sink and into JetStream (a real nats-server on loopback, file storage), one caller
@@ -11,7 +11,11 @@
    forwarding), started twice in the same run: plugins at ``detailed`` with the real chained
    auditor on JetStream, and the same with auditing off (``NullAuditor``). Measured
    alternately ``--rounds`` times with gateway.py's load generator: open loop at ``--rate``
-   (p50/p99 from the scheduled time) and closed loop with ``--concurrency`` workers (req/s).
+   (p50/p99 from the scheduled time) and closed loop with ``--concurrency`` workers (req/s
+   of answers with status 200). Measuring starts once the audited core's trail is up (its
+   sink connects in the background; until then an ``audit_required`` call answers 503).
+   Each core reports its garbage collector's pauses; ``--gc-freeze`` freezes both cores'
+   start-up objects (``gc.freeze()``).
 
 Numbers, not pass/fail. The goal is <= 10 % throughput cost and <= 1 ms added p99.
 """
@@ -90,13 +94,34 @@ async def sink_bench(auditor: ChainAuditor, records: int, concurrency: int) -> d
     }
 
 
-async def lane_cost(args: argparse.Namespace, nats_url: str) -> dict[str, Any]:
+async def ready(session: aiohttp.ClientSession, url: str, auth: dict[str, str]) -> None:
+    """Wait until a lane call answers 200: the audited core's sink connects in the
+    background, and its ``audit_required`` calls answer 503 until then."""
+    for _ in range(300):
+        async with session.get(f"{url}/ready", headers=auth) as response:
+            if response.status == 200:
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} never answered 200 (is the trail up?)")
+
+
+async def lane_cost(args: argparse.Namespace, nats_url: str, work: Path) -> dict[str, Any]:
     """Audit detailed (real sink) vs audit off, through the real core, alternating."""
     target, target_port = gateway.start_target()
     level = ("--audit-level", "detailed")
+    freeze = ("--gc-freeze",) if args.gc_freeze else ()
+    stats = {mode: work / f"gc-{mode}.json" for mode in ("off", "detailed")}
     cores = {
-        "off": gateway.start_core(target_port, *level),
-        "detailed": gateway.start_core(target_port, *level, "--audit-sink", nats_url),
+        "off": gateway.start_core(target_port, *level, *freeze, "--gc-stats", str(stats["off"])),
+        "detailed": gateway.start_core(
+            target_port,
+            *level,
+            *freeze,
+            "--gc-stats",
+            str(stats["detailed"]),
+            "--audit-sink",
+            nats_url,
+        ),
     }
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in cores}
     try:
@@ -105,6 +130,9 @@ async def lane_cost(args: argparse.Namespace, nats_url: str) -> dict[str, Any]:
             await gateway.wait_port(port)
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as session:
+            for _, port, token in cores.values():
+                url = f"http://127.0.0.1:{port}/v1/invoke/b/user_info"
+                await ready(session, url, {"Authorization": f"Bearer {token}"})
             for round_ in range(args.rounds):
                 for mode, (_, port, token) in cores.items():
                     url = f"http://127.0.0.1:{port}/v1/invoke/b/user_info"
@@ -112,9 +140,11 @@ async def lane_cost(args: argparse.Namespace, nats_url: str) -> dict[str, Any]:
                     if round_ == 0:
                         await gateway.open_loop(session, url, auth, 200, 1.0)  # warm-up
                     row = await gateway.open_loop(session, url, auth, args.rate, args.duration)
+                    failed: list[int] = []
                     row["closed_rps"] = await gateway.closed_loop(
-                        session, url, auth, args.concurrency, args.closed
+                        session, url, auth, args.concurrency, args.closed, failed=failed
                     )
+                    row["errors"] += failed[0]
                     runs[mode].append(row)
                     print("lane", mode, json.dumps(row), flush=True)
             # Proof that the audited core really wrote its trail (and the other did not).
@@ -140,6 +170,7 @@ async def lane_cost(args: argparse.Namespace, nats_url: str) -> dict[str, Any]:
             "p99_ms": round(statistics.median(r["p99_ms"] for r in rows), 3),
             "errors": sum(int(r["errors"]) for r in rows),
             "audit_records_written": rows[-1]["records_written"],
+            "gc": json.loads(stats[mode].read_text()) if stats[mode].exists() else None,
         }
     off, on = result["off"], result["detailed"]
     result["throughput_ratio"] = round(on["closed_rps"] / off["closed_rps"], 3)
@@ -153,9 +184,9 @@ async def main(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="vivified-audit-bench-"))
     server = NatsServer(nats_server_binary(), work / "nats")
     server.start()
-    results: dict[str, Any] = {"sinks": {}}
+    results: dict[str, Any] = {"sinks": {}, "code": str(REPO)}
     try:
-        for name in ("file", "jetstream"):
+        for name in () if args.lane_only else ("file", "jetstream"):
             for concurrency in (1, args.concurrency):
                 if name == "file":
                     sink: Any = FileSink(work / f"trail-{concurrency}.jsonl")
@@ -167,7 +198,7 @@ async def main(args: argparse.Namespace) -> None:
                 await auditor.close()
                 results["sinks"].setdefault(name, []).append(row)
                 print(name, row, flush=True)
-        results["lane"] = await lane_cost(args, server.url)
+        results["lane"] = await lane_cost(args, server.url, work)
     finally:
         server.stop()
     print(json.dumps(results, indent=2))
@@ -181,4 +212,6 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=10.0, help="open-loop seconds")
     parser.add_argument("--closed", "--closed-seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--lane-only", action="store_true", help="skip the sink benchmarks")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() in both cores")
     asyncio.run(main(parser.parse_args()))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -66,11 +67,63 @@ def serve_target(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+class CollectorPauses:
+    """Times every garbage collection of the core process (is a p99 outlier the collector?)."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self._started) * 1e3)
+
+    def summary(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            f"gen{gen}": {
+                "count": len(ms),
+                "total_ms": round(sum(ms), 1),
+                "max_ms": round(max(ms, default=0.0), 2),
+                "over_5ms": sum(1 for m in ms if m > 5),
+            }
+            for gen, ms in self.pauses.items()
+        }
+        out["frozen_objects"] = gc.get_freeze_count()
+        return out
+
+
+def watch_collector(app: web.Application, stats_file: Path, freeze: bool) -> None:
+    """Write the collector's pauses to ``stats_file`` at shutdown; ``freeze``: after start-up,
+    move every live object out of the collector's reach (``gc.freeze()``), so a full
+    collection no longer walks the app's long-lived objects."""
+    pauses = CollectorPauses()
+
+    async def started(app: web.Application) -> None:
+        if freeze:
+            gc.freeze()
+        gc.callbacks.append(pauses.callback)
+
+    async def stopped(app: web.Application) -> None:
+        stats_file.write_text(json.dumps(pauses.summary()))
+
+    app.on_startup.append(started)
+    app.on_shutdown.append(stopped)
+
+
 def serve_core(
-    port: int, target_port: int, audit_sink: str = "", audit_level: str = "basic"
+    port: int,
+    target_port: int,
+    *,
+    audit_sink: str = "",
+    audit_level: str = "basic",
+    gc_stats: str = "",
+    gc_freeze: bool = False,
 ) -> None:
     """The real core app; ``audit_sink`` (``VIVIFIED_AUDIT_SINK`` syntax) swaps the default
-    NullAuditor for the real chained auditor (bench/audit.py), plugins at ``audit_level``."""
+    NullAuditor for the real chained auditor (bench/audit.py), plugins at ``audit_level``;
+    ``gc_stats`` writes this process's collector pauses there at exit."""
     now = datetime.now(UTC)
 
     def manifest(pid: str, **extra: object) -> PluginManifest:
@@ -120,6 +173,8 @@ def serve_core(
                 await auditor.close()
 
         app.cleanup_ctx.append(audited)
+    if gc_stats:
+        watch_collector(app, Path(gc_stats), gc_freeze)
     print(json.dumps({"token": token.token}), flush=True)  # the bench's own test credential
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
@@ -172,22 +227,35 @@ async def open_loop(
 
 
 async def closed_loop(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str], workers: int, seconds: float
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    workers: int,
+    seconds: float,
+    *,
+    failed: list[int] | None = None,
 ) -> float:
-    done = 0
+    """Answers of status 200 per second (a 503 is not throughput); ``failed`` gets the
+    count of the others."""
+    done = errors = 0
     stop = time.perf_counter() + seconds
 
     async def worker(w: int) -> None:
-        nonlocal done
+        nonlocal done, errors
         i = 0
         while time.perf_counter() < stop:
             async with session.get(f"{url}/{w}-{i}", headers=headers) as response:
                 await response.read()
-            done += 1
+            if response.status == 200:
+                done += 1
+            else:
+                errors += 1
             i += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(workers)))
+    if failed is not None:
+        failed.append(errors)
     return done / (time.perf_counter() - started)
 
 
@@ -210,7 +278,8 @@ def peak_rss_mib(pid: int) -> float:
 
 
 ME = [sys.executable, __file__]
-ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+# The core imports the code of this tree (bench/audit.py runs a copy of an older tree too).
+ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'operator'}{os.pathsep}{REPO}"}
 
 
 def start_target() -> tuple[subprocess.Popen[bytes], int]:
@@ -273,6 +342,8 @@ def main() -> None:
     parser.add_argument("--serve-core", type=int, nargs=2)
     parser.add_argument("--audit-sink", default="", help="with --serve-core: the real trail")
     parser.add_argument("--audit-level", default="basic", help="with --serve-core")
+    parser.add_argument("--gc-stats", default="", help="with --serve-core: write GC pauses")
+    parser.add_argument("--gc-freeze", action="store_true", help="with --serve-core")
     parser.add_argument("--rates", default="500,2000")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--closed", "--closed-seconds", type=float, default=5.0)
@@ -283,7 +354,14 @@ def main() -> None:
         return
     if args.serve_core:
         port, target_port = args.serve_core
-        serve_core(port, target_port, audit_sink=args.audit_sink, audit_level=args.audit_level)
+        serve_core(
+            port,
+            target_port,
+            audit_sink=args.audit_sink,
+            audit_level=args.audit_level,
+            gc_stats=args.gc_stats,
+            gc_freeze=args.gc_freeze,
+        )
         return
     args.rates = [int(r) for r in args.rates.split(",")]
     results = asyncio.run(run(args))

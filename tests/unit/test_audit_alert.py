@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from tests.proxy_ground import LoopbackCA
 from tests.unit.core_fakes import World
 
 from vivified.audit import NullAuditor
@@ -14,6 +16,7 @@ from vivified.dataplane.app import build_app
 from vivified.dataplane.audit.alert import EventAlert, in_cluster_poster, kube_poster
 from vivified.dataplane.audit.auditor import ChainAuditor
 from vivified.dataplane.audit.file import FileSink
+from vivified.dataplane.audit.jetstream import connect_options
 from vivified.dataplane.audit.metrics import AuditMetrics
 from vivified.dataplane.audit.setup import AuditSettings, AuditSettingsError, open_auditor
 
@@ -63,8 +66,25 @@ def test_settings_from_env() -> None:
     assert settings.stream.url == "nats://nats:4222"
     assert settings.stream.replicas == 3
     assert settings.stream.max_age_days >= 6 * 365.25
+    assert "user_credentials" not in connect_options(settings.stream)
     with pytest.raises(AuditSettingsError):
         AuditSettings.from_env({"VIVIFIED_AUDIT_REPLICAS": "2"})
+
+
+def test_the_trail_authenticates_to_the_event_lanes_nats_like_the_lane(tmp_path: Path) -> None:
+    """One NATS, one way in: the lane's credentials file and CA bundle serve the trail too."""
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(LoopbackCA.create(["nats"]).ca_pem)
+    settings = AuditSettings.from_env(
+        {
+            "VIVIFIED_AUDIT_SINK": "tls://nats:4222",
+            "VIVIFIED_NATS_CREDS": "/etc/vivified/nats/creds/nats.creds",
+            "VIVIFIED_NATS_TLS_CA": str(ca),
+        }
+    )
+    options = connect_options(settings.stream)
+    assert options["user_credentials"] == "/etc/vivified/nats/creds/nats.creds"
+    assert isinstance(options["tls"], ssl.SSLContext)
     with pytest.raises(AuditSettingsError):
         AuditSettings.from_env({"VIVIFIED_AUDIT_MAX_AGE_DAYS": "0"})
 

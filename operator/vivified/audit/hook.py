@@ -37,6 +37,10 @@ class AuditEntry:
     audit_required: bool = False
     """The acting plugin declares ``audit_required``: a sink outage fails its requests closed."""
     purpose_of_use: str | None = None
+    after_answer: bool = False
+    """The request was answered already (``invoke.result``): the record joins the chain in
+    order but does not hold the caller for a round trip to the sink, and an outage cannot
+    refuse it any more (it is held, or counted lost when the backlog is full)."""
 
 
 class AuditUnavailable(Exception):  # noqa: N818 - reads as a state, like TokenInvalid

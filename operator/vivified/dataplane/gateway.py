@@ -8,8 +8,9 @@ call token minted for the target. A refusal at any step answers problem+json wit
 ``reason``, counts it in ``vivified_core_decisions_total`` and never reaches the target.
 
 The decision is recorded *before* forwarding (that is how ``complete`` fails closed); at
-``detailed`` and ``complete`` an ``invoke.result`` record follows the answer with what only
-the exchange knows: status, sizes, duration and, at ``complete``, the bodies' SHA-256.
+``detailed`` and ``complete`` an ``invoke.result`` record follows with what only the exchange
+knows: status, sizes, duration and, at ``complete``, the bodies' SHA-256. It is queued
+``after_answer``: the answer does not wait for a second round trip to the trail.
 """
 
 from __future__ import annotations
@@ -201,8 +202,8 @@ async def _handle(request: web.Request, ctx: CoreContext, call: _Call) -> web.St
 async def _result(
     ctx: CoreContext, call: _Call, status: int, tally: Tally, terms: tuple[str, bool]
 ) -> None:
-    """The ``invoke.result`` record. The answer is out already: an outage cannot refuse it any
-    more, so a record that cannot be kept is counted (by the auditor) and logged."""
+    """The ``invoke.result`` record, queued without waiting for the sink (``after_answer``):
+    the decision is stored already and an outage cannot refuse the answer any more."""
     entry = AuditEntry(
         action="invoke.result",
         agent=call.caller.plugin_id if call.caller is not None else "anonymous",
@@ -217,6 +218,7 @@ async def _result(
         },
         audit_level=terms[0],
         audit_required=terms[1],
+        after_answer=True,
     )
     try:
         await ctx.auditor.record(entry)

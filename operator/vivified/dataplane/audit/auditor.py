@@ -6,6 +6,11 @@ counts this). Concurrent callers are group-committed: one writer task seals what
 queued, in order, and stores it as one batch (one JetStream message, one file append), so
 the sink's round trip is paid per batch, not per record, and a batch is stored whole or not.
 
+An entry marked ``after_answer`` (the ``invoke.result`` of a call whose decision is stored)
+is queued in chain order and ``record()`` returns at once: it rides the next batch, or is
+written after ``linger`` seconds. A call then waits for one round trip, not two. The price:
+a crash loses the result records of the last few milliseconds, never a decision.
+
 When the sink fails, entries that must be kept (``complete`` or ``audit_required``) raise
 :class:`AuditUnavailable` (their lane answers 503); the others are held in memory, in order
 and unsealed, and written when a background probe finds the sink back. A full backlog refuses
@@ -49,6 +54,9 @@ class _Pending:
     body: dict[str, object]
     required: bool
     done: asyncio.Future[None] | None = field(default=None)
+    """The caller waiting for the sink; None when nobody waits (after the answer, held)."""
+    answered: bool = False
+    """An ``after_answer`` record still queued: nobody can be refused for it any more."""
 
 
 class ChainAuditor:
@@ -68,6 +76,7 @@ class ChainAuditor:
         retry_seconds: float = 1.0,
         max_batch: int = 256,
         max_batch_bytes: int = 512 * 1024,
+        linger: float = 0.005,
         alert: OutageAlert | None = None,
         metrics: AuditMetrics | None = None,
     ) -> None:
@@ -83,6 +92,9 @@ class ChainAuditor:
         self._retry_seconds = retry_seconds
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
+        self._linger_seconds = linger
+        self._linger: asyncio.TimerHandle | None = None
+        self._waiting = 0
         self._alert = alert or LogAlert()
         self._io = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -92,6 +104,7 @@ class ChainAuditor:
         self._down_reason: str | None = None
         self._checkpointed = -1
         self._closing = False
+        self._writer_gone = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -123,13 +136,17 @@ class ChainAuditor:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._writer_gone = True
+        self._cancel_linger()
         async with self._io:
+            self._route_queue()
             if self._backlog:
                 await self._probe()
                 await self._flush_backlog()
             if self._down_reason is None:
                 await self._checkpoint()
         if self._backlog:
+            self.metrics.records_lost_total += len(self._backlog)
             logger.error("audit: %d held records not written at shutdown", len(self._backlog))
         await self.sink.close()
 
@@ -139,72 +156,137 @@ class ChainAuditor:
         if body is None:
             self.metrics.records_skipped_total += 1
             return
+        if entry.after_answer:
+            self._queue_after_answer(_Pending(body, False, answered=True))
+            return
         pending = _Pending(body, must_persist(entry))
-        if self._down_reason is not None or self._closing:
+        if self._down_reason is not None or self._writer_gone:
             self._route_queue()
-            self._route(pending)
+            refused = self._hold(pending)
+            if refused is not None:
+                raise AuditUnavailable(refused)
             return
         pending.done = asyncio.get_running_loop().create_future()
         self._queue.append(pending)
+        self._waiting += 1
         self._wake.set()
         await pending.done
 
+    def _queue_after_answer(self, pending: _Pending) -> None:
+        """Queue an answered call's record behind the others; the next batch (or the linger
+        timer) writes it. Nothing waits, so the queue is bounded like the backlog."""
+        self.metrics.records_after_answer_total += 1
+        if self._down_reason is not None or self._writer_gone:
+            self._route_queue()
+            self._settle(pending, self._hold(pending))
+            return
+        if len(self._queue) >= self._backlog_limit:
+            self._settle(pending, REASON_BACKPRESSURE)
+            return
+        self._queue.append(pending)
+        self.metrics.pending += 1
+        if self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(
+                self._linger_seconds, self._lingered
+            )
+
+    def _lingered(self) -> None:
+        self._linger = None
+        self._wake.set()
+
+    def _cancel_linger(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+
     # -- routing during an outage (synchronous: no await, so order is kept) ----------------
 
-    def _route(self, pending: _Pending) -> None:
-        """During an outage: refuse what must be stored, hold the rest (or push back)."""
-        try:
-            if pending.required:
-                self.metrics.refused_unavailable_total += 1
-                raise AuditUnavailable(REASON_UNAVAILABLE)
-            if len(self._backlog) >= self._backlog_limit:
+    def _hold(self, pending: _Pending) -> str | None:
+        """During an outage: keep ``pending`` for later, or say why not (it must be stored
+        now: ``audit_unavailable``; the backlog is full: ``audit_backlog_full``)."""
+        if pending.required:
+            self.metrics.refused_unavailable_total += 1
+            return REASON_UNAVAILABLE
+        if len(self._backlog) >= self._backlog_limit:
+            if not pending.answered:
                 self.metrics.refused_backpressure_total += 1
-                raise AuditUnavailable(REASON_BACKPRESSURE)
-            self._backlog.append(_Pending(pending.body, False))
-            self.metrics.records_held_total += 1
-            self.metrics.backlog = len(self._backlog)
-        except AuditUnavailable as exc:
-            if pending.done is None:
-                raise
-            pending.done.set_exception(exc)
+            return REASON_BACKPRESSURE
+        self._backlog.append(_Pending(pending.body, False))
+        self.metrics.records_held_total += 1
+        self.metrics.backlog = len(self._backlog)
+        return None
+
+    def _settle(self, pending: _Pending, refused: str | None) -> None:
+        """Tell the caller waiting for ``pending`` how it ended. Nobody waits for an answered
+        call's record (it is counted lost if refused), nor for a cancelled caller's."""
+        if pending.answered:
+            if refused is not None:
+                self.metrics.records_lost_total += 1
+                logger.error("audit: an answered call's record was not kept: %s", refused)
             return
-        if pending.done is not None:
+        if pending.done is None or pending.done.done():
+            return
+        if refused is None:
             pending.done.set_result(None)
+        else:
+            pending.done.set_exception(AuditUnavailable(refused))
 
     def _route_queue(self) -> None:
         while self._queue:
             self._route(self._queue.popleft())
 
+    def _route(self, pending: _Pending) -> None:
+        """Take ``pending`` off the queue into the outage's hands (held or refused)."""
+        if pending.answered:
+            self.metrics.pending -= 1
+        elif pending.done is not None:
+            self._waiting -= 1
+        self._settle(pending, self._hold(pending))
+
     # -- the writer ---------------------------------------------------------------------------
 
+    def _due(self) -> bool:
+        """Write the queue now: a caller waits, the linger is over, or we are closing."""
+        return bool(self._queue) and (self._waiting > 0 or self._linger is None or self._closing)
+
     async def _writer_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            async with self._io:
-                while self._queue or (self._backlog and self._down_reason is None):
-                    if self._down_reason is not None:
-                        self._route_queue()
-                        break
-                    if self._backlog:
-                        await self._flush_backlog()
-                        continue
-                    await self._write_batch(self._queue, self._take(self._queue))
-            if self._closing and not self._queue:
-                return
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                async with self._io:
+                    while self._due() or (self._backlog and self._down_reason is None):
+                        if self._down_reason is not None:
+                            self._route_queue()
+                            break
+                        if self._backlog:
+                            await self._flush_backlog()
+                            continue
+                        await self._write_batch(self._queue)
+                if self._closing and not self._queue:
+                    return
+        finally:
+            self._writer_gone = True
 
     def _take(self, source: deque[_Pending]) -> list[_Pending]:
+        """Pop the next batch off ``source``: once popped, nobody else can route or write it
+        (a close() or an outage during the write used to write it a second time)."""
         batch: list[_Pending] = []
         size = 0
-        for pending in source:
-            if len(batch) >= self._max_batch or size >= self._max_batch_bytes:
-                break
+        while source and len(batch) < self._max_batch and size < self._max_batch_bytes:
+            pending = source.popleft()
+            if source is self._queue:
+                if pending.answered:
+                    self.metrics.pending -= 1
+                elif pending.done is not None:
+                    self._waiting -= 1
             batch.append(pending)
             size += 512  # a typical record; the exact size is known only once sealed
         return batch
 
-    async def _write_batch(self, source: deque[_Pending], batch: list[_Pending]) -> bool:
-        """Seal and store ``batch`` (the head of ``source``); route it on failure."""
+    async def _write_batch(self, source: deque[_Pending]) -> bool:
+        """Seal and store the next batch of ``source``; route it on failure."""
+        batch = self._take(source)
         try:
             await self._resume()
             if self._head is None:  # pragma: no cover - _resume sets it or raises
@@ -221,15 +303,19 @@ class ChainAuditor:
         except SinkUnavailable as exc:
             # The batch may have landed after all: re-read the head before the next write.
             self._head = None
-            await self._went_down(str(exc))
-            if source is self._queue:
+            newly = self._mark_down(str(exc))
+            if source is self._queue:  # in order: the batch, then what queued behind it
+                for pending in batch:
+                    self._settle(pending, self._hold(pending))
                 self._route_queue()
+            else:
+                source.extendleft(reversed(batch))
+            if newly:
+                await self._alert.outage_started(self._down_reason or "sink unavailable")
             return False
         self._head = head
-        for _ in batch:
-            done = source.popleft().done
-            if done is not None and not done.done():
-                done.set_result(None)
+        for pending in batch:
+            self._settle(pending, None)
         self.metrics.records_written_total += len(batch)
         self.metrics.backlog = len(self._backlog)
         if head.seq - self._checkpointed >= self._checkpoint_every:
@@ -239,7 +325,7 @@ class ChainAuditor:
     async def _flush_backlog(self) -> None:
         held = len(self._backlog)
         while self._backlog and self._down_reason is None:
-            if not await self._write_batch(self._backlog, self._take(self._backlog)):
+            if not await self._write_batch(self._backlog):
                 return
         if held:
             await self._alert.outage_ended(held)
@@ -259,12 +345,19 @@ class ChainAuditor:
             if self._checkpointed < 0:
                 self._checkpointed = self._head.seq
 
+    def _mark_down(self, reason: str) -> bool:
+        """Enter an outage (synchronously, so nothing queues behind a failed batch); True if
+        it is a new one."""
+        if self._down_reason is not None:
+            return False
+        self._down_reason = reason or "sink unavailable"
+        self.metrics.outages_total += 1
+        self.metrics.sink_up = 0
+        return True
+
     async def _went_down(self, reason: str) -> None:
-        if self._down_reason is None:
-            self._down_reason = reason or "sink unavailable"
-            self.metrics.outages_total += 1
-            self.metrics.sink_up = 0
-            await self._alert.outage_started(self._down_reason)
+        if self._mark_down(reason):
+            await self._alert.outage_started(self._down_reason or "sink unavailable")
 
     async def _probe(self) -> bool:
         """During an outage: mark the sink up again once it answers; True if it is up."""

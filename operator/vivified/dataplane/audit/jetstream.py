@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -55,6 +56,10 @@ class StreamSettings:
     replicas: int = 1
     max_age_days: float = SIX_YEARS_DAYS
     timeout: float = 1.0
+    credentials: str | None = None
+    """A NATS credentials file (the event lane's ``VIVIFIED_NATS_CREDS``: the same server)."""
+    tls_ca: str | None = None
+    """A CA bundle to verify the server with (the event lane's ``VIVIFIED_NATS_TLS_CA``)."""
 
     def records_subject(self, writer: str) -> str:
         return f"{self.prefix}.records.{writer_token(writer)}"
@@ -86,8 +91,9 @@ async def _quiet(error: Exception) -> None:
 
 
 def connect_options(settings: StreamSettings) -> dict[str, Any]:
-    """Keep reconnecting in the background (the auditor holds records meanwhile), quietly."""
-    return {
+    """Keep reconnecting in the background (the auditor holds records meanwhile), quietly;
+    authenticate and verify the server like the event lane does."""
+    options: dict[str, Any] = {
         "servers": [settings.url],
         "connect_timeout": max(settings.timeout, 1.0),
         "allow_reconnect": True,
@@ -96,6 +102,11 @@ def connect_options(settings: StreamSettings) -> dict[str, Any]:
         "name": "vivified-audit",
         "error_cb": _quiet,
     }
+    if settings.credentials:
+        options["user_credentials"] = settings.credentials
+    if settings.tls_ca:
+        options["tls"] = ssl.create_default_context(cafile=settings.tls_ca)
+    return options
 
 
 async def ensure_streams(js: JetStreamContext, settings: StreamSettings) -> None:

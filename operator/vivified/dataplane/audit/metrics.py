@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 
 @dataclass
 class AuditMetrics:
-    """What happened to entries; every entry lands in exactly one of the first five."""
+    """What happened to entries: written, skipped, held (then written) or refused (503)."""
 
     records_written_total: int = 0
     """Records the sink confirmed."""
@@ -23,11 +23,18 @@ class AuditMetrics:
     """Entries that had to be stored but could not: their requests failed closed (503)."""
     refused_backpressure_total: int = 0
     """Entries refused because the outage backlog was full (back-pressure, never a drop)."""
+    records_after_answer_total: int = 0
+    """Records of answered calls (``invoke.result``) queued without holding the answer."""
+    records_lost_total: int = 0
+    """Records accepted but never stored: an answered call's record refused by a full backlog,
+    or records still held at shutdown with the sink down. Zero unless something is wrong."""
     outages_total: int = 0
     checkpoints_total: int = 0
     checkpoint_failures_total: int = 0
     backlog: int = 0
     """Records held now (a gauge)."""
+    pending: int = 0
+    """Records of answered calls queued for the next batch now (a gauge)."""
     sink_up: int = 1
     """1 while the sink confirms writes, 0 during an outage (a gauge)."""
 

@@ -4,7 +4,9 @@
 ``nats://`` URL (the JetStream trail). ``VIVIFIED_AUDIT_WRITER`` names this process's chain
 (default: the pod's hostname, prefixed with the role); ``VIVIFIED_AUDIT_KEY_FILE`` is the
 Ed25519 checkpoint key (a mounted Secret); ``VIVIFIED_AUDIT_REPLICAS``,
-``VIVIFIED_AUDIT_MAX_AGE_DAYS`` and ``VIVIFIED_AUDIT_STREAM`` shape the stream.
+``VIVIFIED_AUDIT_MAX_AGE_DAYS`` and ``VIVIFIED_AUDIT_STREAM`` shape the stream. The trail
+lives on the event lane's NATS, so it uses that lane's ``VIVIFIED_NATS_CREDS`` and
+``VIVIFIED_NATS_TLS_CA`` too.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class AuditSettings:
             ),
             replicas=replicas,
             max_age_days=max_age,
+            credentials=env.get("VIVIFIED_NATS_CREDS") or None,
+            tls_ca=env.get("VIVIFIED_NATS_TLS_CA") or None,
         )
         return cls(sink, _writer_id(role, env), Path(key) if key else None, stream)
 
