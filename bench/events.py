@@ -11,11 +11,16 @@ A publisher POSTs UserCreated events to /v1/events with
 receive time. Reported: publish->delivery latency p50/p99/max and sustained events/s (events
 over first send to last delivery), for each ``--in-flight`` setting (1 = strict per-type
 order; 64 = 64 concurrent deliveries, order kept per CloudEvents subject only). Then the
-engine's floor from one nats-py client: publish with acks (same concurrency) and a pull
-consumer acknowledging each message. ``--rate``: a paced lane run (in-flight 1) at that rate
-(default 1,000/s, the goal), whose latency is the lane's own, not a burst's queueing.
+engine's floor from one nats-py client, before and after the lane runs: publish with acks
+(same concurrency) and a pull consumer acknowledging each message. ``--rate``: a paced lane
+run (in-flight 1) at that rate (default 1,000/s, the goal), whose latency is the lane's own,
+not a burst's queueing.
 Every lane run reports the core's CPU per event (its process CPU time over the events: a
-number that holds on a loaded machine, unlike events/s). Not a test.
+number that holds on a loaded machine, unlike events/s). ``--compare DIR --rounds N``: the
+core of another checkout (``git archive`` of the base branch) runs the same lane runs,
+alternating with this one, and the summary gives after/before ratios. The core audits into a
+MemoryAuditor (tests/events_support.py), as the lane's integration tests do: the lane's own
+cost, without the audit trail's (bench/audit.py measures that). Not a test.
 """
 
 from __future__ import annotations
@@ -51,8 +56,10 @@ PROFILE = os.environ.get("BENCH_CORE_PROFILE", "")
 UVLOOP = os.environ.get("BENCH_CORE_UVLOOP", "")
 
 
-def _core_env(in_flight: int, rate: float) -> dict[str, str]:
+def _core_env(in_flight: int, rate: float, tree: Path) -> dict[str, str]:
     env = dict(os.environ)
+    if tree != REPO:  # another checkout's core (--compare): its package before the installed one
+        env["PYTHONPATH"] = f"{tree / 'operator'}:{tree / 'sdk' / 'python' / 'src'}"
     if PROFILE:
         env["EVENTS_CORE_PROFILE"] = f"{PROFILE}.{in_flight}.{rate:g}"
     if UVLOOP:
@@ -163,7 +170,7 @@ def start_nats(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def lane_run(  # noqa: PLR0915 - one linear script of a run
-    url: str, n: int, concurrency: int, in_flight: int, rate: float = 0.0
+    url: str, n: int, concurrency: int, in_flight: int, rate: float = 0.0, *, tree: Path = REPO
 ) -> dict[str, Any]:
     sent: dict[str, float] = {}
     # The subscriber is its own process (as in a cluster): sharing the publisher's event loop
@@ -200,10 +207,10 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
     core = subprocess.Popen(  # the core is its own process, as in a cluster
         [
             sys.executable,
-            str(REPO / "tests" / "events_core.py"),
+            str(tree / "tests" / "events_core.py"),
             str(config_file),
         ],
-        env=_core_env(in_flight, rate),
+        env=_core_env(in_flight, rate, tree),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -283,11 +290,12 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
     }
 
 
-async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
+async def raw_run(url: str, n: int, concurrency: int, name: str = "RAW") -> dict[str, Any]:
     nc = await nats.connect(url)
     js = nc.jetstream()
-    await js.add_stream(name="RAW", subjects=["raw.>"])
-    psub = await js.pull_subscribe("raw.x", durable="raw", stream="RAW")
+    subject = name.lower() + ".x"
+    await js.add_stream(name=name, subjects=[name.lower() + ".>"])
+    psub = await js.pull_subscribe(subject, durable="raw", stream=name)
     sent: dict[int, float] = {}
     lat: list[float] = []
     sem = asyncio.Semaphore(concurrency)
@@ -296,7 +304,7 @@ async def raw_run(url: str, n: int, concurrency: int) -> dict[str, Any]:
     async def publish(i: int) -> None:
         async with sem:
             sent[i] = time.perf_counter()
-            await js.publish("raw.x", payload.encode(), headers={"Nats-Msg-Id": str(i)})
+            await js.publish(subject, payload.encode(), headers={"Nats-Msg-Id": str(i)})
 
     async def consume() -> None:
         got = 0
@@ -345,6 +353,27 @@ def serve_subscriber(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+def _ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """after / before per run kind, from the medians over the rounds."""
+    out: dict[str, Any] = {}
+    for kind in dict.fromkeys(r["run"] for r in runs):
+        by = {
+            code: [r for r in runs if r["run"] == kind and r["code"] == code]
+            for code in ("before", "after")
+        }
+        if not by["before"] or not by["after"]:
+            continue
+
+        def med(code: str, key: str, by: dict[str, list[dict[str, Any]]] = by) -> float:
+            return float(statistics.median(r[key] for r in by[code]))
+
+        out[kind] = {
+            key: round(med("after", key) / med("before", key), 3)
+            for key in ("core_cpu_ms_per_event", "events_per_s", "p99_ms")
+        }
+    return out
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
@@ -353,28 +382,50 @@ async def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="paced run (the goal: 1,000/s, p99 <= 50 ms)"
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout (e.g. `git archive` of the base): its core runs too, alternating",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="alternations with --compare")
     args = parser.parse_args()
+    trees = [("before", args.compare.resolve()), ("after", REPO)] if args.compare else [("", REPO)]
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="vivified-bench-events-"))
     proc, url = start_nats(tmp)
+    runs: list[dict[str, Any]] = []
     try:
-        results = [await lane_run(url, args.events, args.concurrency, f) for f in args.in_flight]
-        paced = await lane_run(url, args.events, args.concurrency, 1, args.rate)
-        results.append(await raw_run(url, args.events, args.concurrency))
+        raw = await raw_run(url, args.events, args.concurrency)
+        for _ in range(args.rounds if args.compare else 1):
+            for code, tree in trees:
+                for f in args.in_flight:
+                    r = await lane_run(url, args.events, args.concurrency, f, tree=tree)
+                    runs.append({"code": code, **r})
+                    print(json.dumps(runs[-1]), flush=True)
+                r = await lane_run(url, args.events, args.concurrency, 1, args.rate, tree=tree)
+                runs.append({"code": code, **r})
+                print(json.dumps(runs[-1]), flush=True)
+        raw_after = await raw_run(url, args.events, args.concurrency, "RAW2")
     finally:
         proc.terminate()
         proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    for r in [*results, paced]:
+    for r in (raw, raw_after):
         print(json.dumps(r))
-    raw = results[-1]
-    lane_best = max(r["events_per_s"] for r in results[:-1])
+    floor = max(raw["events_per_s"], raw_after["events_per_s"])
+    mine = [r for r in runs if r["code"] in ("", "after")]
+    paced = [r for r in mine if "paced" in r["run"]]
+    lane_best = max(r["events_per_s"] for r in mine if "burst" in r["run"])
     print(
         json.dumps(
             {
-                "lane_vs_raw_throughput": round(lane_best / raw["events_per_s"], 3),
-                # Met only if the paced run kept up with the offered rate within 5 %.
-                "goal_met": paced["events_per_s"] >= 0.95 * args.rate and paced["p99_ms"] <= 50,
+                "raw_jetstream_events_per_s": floor,
+                "lane_vs_raw_throughput": round(lane_best / floor, 3),
+                # Met only if every paced run kept up with the offered rate within 5 %.
+                "goal_met": all(
+                    p["events_per_s"] >= 0.95 * args.rate and p["p99_ms"] <= 50 for p in paced
+                ),
+                "after_vs_before": _ratios(runs) if args.compare else None,
                 "load_avg_1m_before_after": [
                     round(load_before[0], 2),
                     round(os.getloadavg()[0], 2),

@@ -6,7 +6,8 @@ installation's own types (the chart's ``events.types`` value, mounted as a YAML 
 so a type's classification cannot be quietly downgraded (e.g. ``UserCreated`` to public).
 
 Schemas are JSON Schema 2020-12, checked when the registry loads (a broken schema is a
-configuration error, not a runtime refusal) and evaluated with the ``jsonschema`` library.
+configuration error, not a runtime refusal) and evaluated with the ``jsonschema`` library
+(behind a compiled check that answers the common "valid" at once: ``vivified.schema_fast``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from vivified import manifest as m
+from vivified.schema_fast import Check, compile_check
 
 ENV_EVENT_TYPES_FILE = "VIVIFIED_EVENT_TYPES_FILE"
 _TYPE_RE = re.compile(m.EVENT_TYPE_PATTERN)
@@ -43,11 +45,14 @@ class EventType:
     description: str = ""
     packaged: bool = True
     _validator: Draft202012Validator = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    #: The compiled check in front of ``_validator`` (vivified.schema_fast), None = none.
+    _fast: Check | None = field(repr=False, compare=False, default=None)
 
     def data_errors(self, data: object, limit: int = 5) -> list[str]:
         """Why ``data`` does not match the schema (``path: message``), empty when it does."""
-        if self._validator.is_valid(data):  # the common case, without collecting errors
-            return []
+        fast = self._fast
+        if fast(data) if fast is not None else self._validator.is_valid(data):
+            return []  # the common case, without collecting errors
         out: list[str] = []
         for err in sorted(self._validator.iter_errors(data), key=lambda e: list(e.path)):
             where = "data" + "".join(
@@ -135,6 +140,7 @@ def parse_types(raw: object, source: str, *, packaged: bool) -> dict[str, EventT
             description=description if isinstance(description, str) else "",
             packaged=packaged,
             _validator=Draft202012Validator(schema, format_checker=_FORMATS),
+            _fast=compile_check(schema),
         )
     if problems:
         raise EventTypeError("; ".join(problems))

@@ -5,8 +5,7 @@ events behind it keep their order. Against a real nats-server: tests/integration
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -20,6 +19,7 @@ from vivified.audit.record import must_persist
 from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.events.delivery import SUBJECT_HEADER, DeliveryWorker, Outcome, identify
 from vivified.dataplane.events.metrics import EventMetrics
+from vivified.dataplane.events.post import Answer
 from vivified.dataplane.events.settings import EventLaneSettings
 from vivified.dataplane.events.tokens import DeliveryTokens
 from vivified.event_types import packaged_registry
@@ -99,15 +99,10 @@ class FakeHttp:
         self.status = status
         self.posts = 0
 
-    @asynccontextmanager
-    async def post(self, url: str, **kw: Any) -> AsyncIterator[Any]:
+    async def post(self, url: str, body: bytes, headers: Any, *, timeout: float) -> Answer:
         self.posts += 1
         self.log.append("post")
-
-        async def read() -> bytes:
-            return b""
-
-        yield SimpleNamespace(status=self.status, read=read)
+        return Answer(self.status, "")
 
 
 class Lane:

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING
 
-import aiohttp
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JsError
@@ -98,7 +97,6 @@ class DeliveryWorker:
         self._terms: dict[str, tuple[PluginRecord | None, PluginRecord | None, str, bool]] = {}
         self._url_of: PluginRecord | None = None
         self._events_url = ""
-        self._timeout = aiohttp.ClientTimeout(total=lane.settings.delivery_timeout_seconds)
         self._slots = asyncio.Semaphore(max(1, lane.settings.max_in_flight))
         self._tasks: set[asyncio.Task[None]] = set()
         #: Per ordering key: the outcome of the last event dispatched with that key.
@@ -342,16 +340,12 @@ class DeliveryWorker:
             "Authorization": f"Bearer {token}",
             contract.EVENT_ATTEMPT_HEADER: str(attempt),
         }
-        try:
-            async with lane.http.post(
-                url, data=data, headers=headers, timeout=self._timeout
-            ) as resp:
-                await resp.read()
-                return resp.status, f"HTTP {resp.status}"
-        except TimeoutError:
-            return 0, "timed out"
-        except aiohttp.ClientError as exc:
-            return 0, f"{type(exc).__name__}"
+        answer = await lane.http.post(
+            url, data, headers, timeout=lane.settings.delivery_timeout_seconds
+        )
+        if answer.status:
+            return answer.status, f"HTTP {answer.status}"
+        return 0, answer.error
 
     async def _dead_letter(self, msg: Msg, attempts: int, error: str) -> None:
         lane = self.lane

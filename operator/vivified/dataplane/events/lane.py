@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
@@ -29,6 +28,7 @@ from vivified.dataplane.directory import PluginRecord
 from vivified.dataplane.events import names, stream
 from vivified.dataplane.events.delivery import DeliveryWorker
 from vivified.dataplane.events.metrics import EventMetrics
+from vivified.dataplane.events.post import DeliveryClient
 from vivified.dataplane.events.settings import EventLaneSettings
 from vivified.dataplane.events.tokens import DeliveryTokens
 from vivified.dataplane.forward import upstream_address
@@ -70,7 +70,7 @@ class EventLane:
         self._missing_since: dict[str, float] = {}
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._http: DeliveryClient | None = None
         self._supervisor: asyncio.Task[None] | None = None
         #: Short audit writes started by workers (kept referenced until done).
         self.background: set[asyncio.Task[None]] = set()
@@ -87,7 +87,7 @@ class EventLane:
         return self._nc
 
     @property
-    def http(self) -> aiohttp.ClientSession:
+    def http(self) -> DeliveryClient:
         assert self._http is not None, "EventLane.start() first"  # noqa: S101
         return self._http
 
@@ -99,7 +99,7 @@ class EventLane:
     async def start(self) -> None:
         """Start connecting in the background: a core whose NATS is not up yet still serves
         its other lanes, and answers publishes 503 ``engine_unavailable`` until it is."""
-        self._http = aiohttp.ClientSession()
+        self._http = DeliveryClient()
         self._supervisor = asyncio.create_task(self._run(), name="events-lane")
 
     async def _connect(self) -> None:
