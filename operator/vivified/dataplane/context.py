@@ -56,13 +56,15 @@ class CoreContext:
     heartbeats: HeartbeatSink = field(default_factory=NullHeartbeats)
     #: Readiness beyond the trust documents (the watches have listed once).
     synced: Callable[[], bool] = lambda: True
+    #: Lanes' own readiness (the event lane: connected to JetStream, or its grace is over).
+    ready_checks: list[Callable[[], bool]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.authenticator = Authenticator(self.trust, self.directory, self.settings, self.clock)
 
     @property
     def ready(self) -> bool:
-        return self.trust.ready and self.synced()
+        return self.trust.ready and self.synced() and all(check() for check in self.ready_checks)
 
 
 CONTEXT: web.AppKey[CoreContext] = web.AppKey("vivified_core_context", CoreContext)

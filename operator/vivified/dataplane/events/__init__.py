@@ -57,6 +57,7 @@ def lane(
     def setup(app: web.Application, ctx: CoreContext) -> None:
         running = EventLane(ctx, settings, registry=registry, resolve_url=resolve_url)
         app[LANE_KEY] = running
+        ctx.ready_checks.append(running.ready_for_traffic)
 
         async def publish(request: web.Request) -> web.Response:
             return await handle_publish(running, request)

@@ -75,6 +75,7 @@ class EventLane:
         #: Short audit writes started by workers (kept referenced until done).
         self.background: set[asyncio.Task[None]] = set()
         self.started = asyncio.Event()
+        self._started_at: float | None = None
 
     @property
     def js(self) -> JetStreamContext:
@@ -96,9 +97,18 @@ class EventLane:
         """Connected to JetStream with the streams in place (publishes answer 503 before)."""
         return self.started.is_set()
 
+    def ready_for_traffic(self) -> bool:
+        """The core's readiness share: connected once, or still not after the grace (then
+        the other lanes serve and publishes answer 503; a later outage does not flip it)."""
+        if self.ready:
+            return True
+        since = self._started_at
+        return since is not None and time.monotonic() - since >= self.settings.ready_grace_seconds
+
     async def start(self) -> None:
         """Start connecting in the background: a core whose NATS is not up yet still serves
         its other lanes, and answers publishes 503 ``engine_unavailable`` until it is."""
+        self._started_at = time.monotonic()
         self._http = DeliveryClient()
         self._supervisor = asyncio.create_task(self._run(), name="events-lane")
 

@@ -52,6 +52,9 @@ class EventLaneSettings:
     orphan_grace_seconds: float = 600.0
     #: How often the delivery supervisor re-reads the directory.
     reconcile_seconds: float = 2.0
+    #: ``/readyz`` waits this long at most for the first JetStream connection: a replica is
+    #: not sent publishes it would refuse, yet a NATS down for all keeps no lane down for long.
+    ready_grace_seconds: float = 30.0
 
     @property
     def pull_batch(self) -> int:
@@ -87,6 +90,7 @@ class EventLaneSettings:
             ack_wait_seconds=num("ACK_WAIT_SECONDS", d.ack_wait_seconds),
             orphan_grace_seconds=num("ORPHAN_GRACE_SECONDS", d.orphan_grace_seconds),
             reconcile_seconds=num("RECONCILE_SECONDS", d.reconcile_seconds),
+            ready_grace_seconds=num("READY_GRACE_SECONDS", d.ready_grace_seconds),
         )
 
 
