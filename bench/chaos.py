@@ -16,7 +16,11 @@ Faults (``--only``, comma-separated names; default all):
   ones revoked) and the operator killed 0.3 s later; no old token may stay unrevoked;
 * ``apiserver`` / ``etcd``: SIGKILL kube-apiserver / etcd after ``--kill-at`` of the burst
   (``hack/cluster/cluster.py restart``), started again ``--down`` s later; the operator is not
-  restarted (it must ride the outage out); "converge" counts from the moment it serves again.
+  restarted (it must ride the outage out); "converge" counts from the moment it serves again;
+* ``failover``: two replicas in a kopf peering (``--lifetime`` s keep-alives); SIGKILL the
+  leader after ``--kill-at`` of the burst; "when" says the takeover time (kill → the standby's
+  ``leading peering`` line); 409s, writes by a replica that was not leading, and a rejoined
+  replica taking the lead back count as violations (tests/chaos/failover.py).
 Not a test.
 """
 
@@ -37,7 +41,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "operator"))
 
+import yaml  # noqa: E402
 from kubernetes import client, config  # noqa: E402
+from tests.chaos import failover  # noqa: E402
 from tests.chaos.harness import (  # noqa: E402
     ControlPlane,
     Operator,
@@ -45,8 +51,13 @@ from tests.chaos.harness import (  # noqa: E402
     converge,
     persistently,
 )
-from tests.e2e.conftest import OPERATOR_NAMESPACE, delete_plugins, strip_finalizers  # noqa: E402
-from tests.e2e.kube import Cluster, plugin_body  # noqa: E402
+from tests.e2e.conftest import (  # noqa: E402
+    CRD_FILE,
+    OPERATOR_NAMESPACE,
+    delete_plugins,
+    strip_finalizers,
+)
+from tests.e2e.kube import Cluster, plugin_body, wait_for  # noqa: E402
 
 
 def fresh_namespace(core: client.CoreV1Api, prefix: str) -> str:
@@ -157,6 +168,53 @@ def control_plane_restart(
         cleanup(api, op, namespace)
 
 
+def failover_row(api: client.ApiClient, kubeconfig: Path, args: argparse.Namespace) -> Outcome:
+    """kill -9 the leader of two peered replicas mid-burst (tests/chaos/failover.py)."""
+    namespace = fresh_namespace(client.CoreV1Api(api), "chaos-failover")
+    a, b = failover.replica_pair(
+        kubeconfig, OPERATOR_NAMESPACE, namespace, Path(tempfile.mkdtemp()), args.lifetime
+    )
+    kill_at = int(args.plugins * args.kill_at)
+    try:
+        got = failover.run(
+            api, kubeconfig, OPERATOR_NAMESPACE, namespace, (a, b),
+            plugins=args.plugins, kill_at=kill_at, timeout=args.timeout,
+        )  # fmt: skip
+    finally:
+        cleanup(api, b if b.alive else a, namespace)
+        a.stop()
+    took = f"{got.takeover_seconds:.1f}s" if got.takeover_seconds is not None else "never"
+    problems = [*got.violations, *(f"409: {c}" for c in got.conflicts)]
+    problems += [f"written while standing by: {w}" for w in got.writes_while_standing_by]
+    problems += ["the rejoined replica took the lead back"] * got.rejoined_took_the_lead
+    problems += ["the new leader exited"] * got.standby_exited
+    return Outcome(
+        "kill-9 leader (HA)",
+        f"plugin {kill_at} of {args.plugins}, takeover {took}",
+        got.converge_seconds,
+        tuple(problems),
+    )
+
+
+def prepare_ground(api: client.ApiClient) -> None:
+    """The CRD and the operator's namespace, as the e2e fixtures make them (a fresh cluster)."""
+    ext = client.ApiextensionsV1Api(api)
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    with contextlib.suppress(client.ApiException):
+        ext.create_custom_resource_definition(crd)
+    with contextlib.suppress(client.ApiException):
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": OPERATOR_NAMESPACE}})
+    name = crd["metadata"]["name"]
+    wait_for(
+        "CRD Established",
+        lambda: any(
+            c.type == "Established" and c.status == "True"
+            for c in ext.read_custom_resource_definition(name).status.conditions or []
+        ),
+        timeout=30,
+    )
+
+
 def cleanup(api: client.ApiClient, op: Operator, namespace: str) -> None:
     custom = client.CustomObjectsApi(api)
     if op.process is not None and op.process.poll() is None:
@@ -174,7 +232,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--kill-at", type=float, default=0.5)
     parser.add_argument("--down", type=float, default=2.0, help="seconds a component is down")
-    parser.add_argument("--only", default="burst,disable,remint,apiserver,etcd")
+    parser.add_argument("--lifetime", type=int, default=30, help="failover: peering keep-alive s")
+    parser.add_argument("--only", default="burst,disable,remint,apiserver,etcd,failover")
     parser.add_argument("--kubeconfig", type=Path, default=REPO / ".cluster" / "kubeconfig")
     args = parser.parse_args()
     api = config.new_client_from_config(str(args.kubeconfig))
@@ -184,11 +243,13 @@ def main() -> None:
         "remint": lambda: mid_remint(api, args.kubeconfig, args.disable_plugins, args.timeout),
         "apiserver": lambda: control_plane_restart(api, args.kubeconfig, "kube-apiserver", args),
         "etcd": lambda: control_plane_restart(api, args.kubeconfig, "etcd", args),
+        "failover": lambda: failover_row(api, args.kubeconfig, args),
     }
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := sorted(set(names) - set(faults)):
         parser.error(f"unknown fault(s) {unknown}; choose from {', '.join(faults)}")
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    prepare_ground(api)
     rows = [faults[name]() for name in names]
     print(f"{'fault':<18} {'when':<34} {'converge':>10} {'violations':>10}")
     for row in rows:

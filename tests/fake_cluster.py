@@ -50,6 +50,11 @@ class FakeCluster:
     after_write: list[WriteHook] = field(default_factory=list)
     #: Called before an apply is stored: a hook that raises fails the write with nothing stored.
     before_apply: list[WriteHook] = field(default_factory=list)
+    #: Called before a write with a resourceVersion precondition is checked: a hook may change
+    #: the stored object (another writer got there first) to make the precondition fail.
+    before_update: list[WriteHook] = field(default_factory=list)
+    #: 409s answered to a stale resourceVersion (writers that raced).
+    conflicts: int = 0
     terminating: set[str] = field(default_factory=set)
     version: int = 100
     #: ``watch`` streams the events of its kind and namespace until cancelled (off: it ends at
@@ -143,14 +148,19 @@ class FakeCluster:
             raise KubeError(404, "NotFound", path)
         namespace, name = parts[-3] if KINDS[kind].namespaced else "", parts[-1]
         self._write(method, kind, namespace, name)
+        live = self.objects.get((kind, namespace, name))
+        expected = (body.get("metadata") or {}).get("resourceVersion")
+        if live is not None and expected is not None:
+            for hook in list(self.before_update):
+                hook(self, kind, live)
+            live = self.objects.get((kind, namespace, name))
+        if live is not None and expected not in (None, live["metadata"]["resourceVersion"]):
+            self.conflicts += 1
+            raise KubeError(409, "Conflict", f"{path}: the object has been modified")
         if method == "PUT":
             return self.put(kind, copy.deepcopy(body))
-        live = self.objects.get((kind, namespace, name))
         if live is None:
             raise KubeError(404, "NotFound", path)
-        expected = (body.get("metadata") or {}).get("resourceVersion")
-        if expected is not None and expected != live["metadata"]["resourceVersion"]:
-            raise KubeError(409, "Conflict", f"{path}: the object has been modified")
         merged = _merge(copy.deepcopy(live), body)
         if merged["metadata"].get("deletionTimestamp") and not merged["metadata"].get("finalizers"):
             await self.delete(kind, namespace, name)

@@ -477,8 +477,11 @@ class OperatorSettings(BaseSettings):
     """kopf peering object name; empty = standalone (one operator). The chart sets it when
     ``peering.enabled``."""
     peering_priority: Count = _in("peering", 0)
-    """This replica's peering priority; 0 = a random one per process (equal priorities make
-    kopf pause every replica)."""
+    """This replica's peering priority; 0 = from its start time, so the oldest replica leads
+    and a restarted one stands by (equal priorities make kopf pause every replica)."""
+    peering_lifetime_seconds: Positive = _in("peering", 30)
+    """Seconds a replica's peering keep-alive stays valid: a killed leader is replaced within
+    about this long (keep-alives are sent 5-10 s more often)."""
 
     # -- webhook: the admission webhook ----------------------------------------------------------
     webhook_port: Port = _in("webhook", 0)

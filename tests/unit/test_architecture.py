@@ -23,6 +23,7 @@ PURE = (
     "vivified.manifest",
     "vivified.names",
     "vivified.objects",
+    "vivified.peering",
     "vivified.plan",
     "vivified.policy",
     "vivified.registry",

@@ -11,6 +11,7 @@ from vivified.tokens import (
     RevocationList,
     RevocationListError,
     format_rfc3339,
+    merge_revocations,
     parse_rfc3339,
     prune_revocations,
     revocations_from_configmap_data,
@@ -125,3 +126,33 @@ def test_rfc3339_helpers() -> None:
     assert format_rfc3339(datetime(2025, 1, 2, 3, 4, 5, 999, tzinfo=UTC)) == "2025-01-02T03:04:05Z"
     assert parse_rfc3339("2025-01-02T03:04:05Z") == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert parse_rfc3339("2025-01-02T05:04:05+02:00") == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _listed(**expiry_hours: int) -> RevocationList:
+    return RevocationList({jti: NOW + h * HOUR for jti, h in expiry_hours.items()})
+
+
+@pytest.mark.parametrize(
+    ("reason", "lists", "expected"),
+    [
+        ("nothing to merge is the empty list", (), {}),
+        ("one list is itself", (_listed(a=1),), {"a": 1}),
+        (
+            "a standby's stale memory must not drop what the stored list gained",
+            (_listed(a=1), _listed(a=1, b=2)),
+            {"a": 1, "b": 2},
+        ),
+        (
+            "the stored list must not drop what memory holds (a write that raced)",
+            (_listed(a=1, c=3), _listed(b=2)),
+            {"a": 1, "b": 2, "c": 3},
+        ),
+        ("the later expiry wins, whichever list holds it", (_listed(a=3), _listed(a=1)), {"a": 3}),
+        ("and in the other order", (_listed(a=1), _listed(a=3)), {"a": 3}),
+    ],
+)
+def test_merge_revocations(
+    reason: str, lists: tuple[RevocationList, ...], expected: dict[str, int]
+) -> None:
+    merged = merge_revocations(*lists)
+    assert {jti: (exp - NOW) // HOUR for jti, exp in merged.items()} == expected, reason

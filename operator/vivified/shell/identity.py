@@ -27,9 +27,12 @@ from vivified.render import (
 )
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
-from vivified.shell.kube import KubeApi, KubeError
+from vivified.shell.kube import KINDS, KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
+
+#: Read-merge-write rounds of one revocation before its 409 is raised (the reconcile retries).
+REVOKE_ATTEMPTS = 5
 
 
 def _decode(data: Mapping[str, str] | None) -> dict[str, str]:
@@ -151,16 +154,48 @@ class Identity:
             await self._kube.apply(desired, field_manager=self._settings.field_manager)
 
     async def revoke(self, jti: str, expires_at: datetime) -> None:
-        """List ``jti`` as revoked until it expires, and publish the list."""
+        """List ``jti`` as revoked until it expires, and publish the list.
+
+        Read, merge, write with the read's resourceVersion: the stored list may hold jtis this
+        replica never saw (another replica revoked them before it died), and memory alone would
+        drop them. A 409 means someone wrote in between: read and merge again.
+        """
         async with self._lock:
-            updated = tokens.prune_revocations(
-                tokens.revoke(self._revocations, jti, expires_at), self._clock()
-            )
-            if updated == self._revocations:
+            for attempt in range(1, REVOKE_ATTEMPTS + 1):
+                try:
+                    wrote = await self._merge_and_write(jti, expires_at)
+                except KubeError as error:
+                    if error.status != 409 or attempt == REVOKE_ATTEMPTS:
+                        raise
+                    logger.info("revocation list changed under us (409); merging again")
+                    continue
+                if wrote:
+                    logger.info("revoked token %s", jti)
                 return
-            await self._publish(render_revocations_configmap(updated, self._settings))
+
+    async def _merge_and_write(self, jti: str, expires_at: datetime) -> bool:
+        """One read-merge-write round; False when the stored list already had it all."""
+        ns, name = self._settings.operator_namespace, self._settings.revocations_configmap
+        live = await self._kube.get("ConfigMap", ns, name)
+        stored = tokens.revocations_from_configmap_data((live or {}).get("data"))
+        merged = tokens.merge_revocations(self._revocations, stored)
+        updated = tokens.prune_revocations(tokens.revoke(merged, jti, expires_at), self._clock())
+        if live is not None and updated == stored:
             self._revocations = updated
-            logger.info("revoked token %s", jti)
+            return False
+        desired = stamped(render_revocations_configmap(updated, self._settings))
+        if live is None:
+            await self._kube.create(desired)  # 409 AlreadyExists: another writer was first
+        else:
+            desired["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            await self._kube.request(
+                "PUT",
+                KINDS["ConfigMap"].path(ns, name),
+                params={"fieldManager": self._settings.field_manager},
+                body=desired,
+            )
+        self._revocations = updated
+        return True
 
     def mint(self, manifest: Any) -> tokens.MintedToken:
         s = self._settings

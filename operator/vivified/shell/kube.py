@@ -193,9 +193,11 @@ class Kube:
         self.writes: Counter[str] = Counter()
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None) -> Kube:
+    def from_environment(
+        cls, kubeconfig: str | None = None, *, user_agent: str = "vivified-operator"
+    ) -> Kube:
         """In-cluster service account when present, else ``$KUBECONFIG`` / ``kubeconfig``."""
-        return cls(creds.load(kubeconfig))
+        return cls(creds.load(kubeconfig), user_agent=user_agent)
 
     async def close(self) -> None:
         await self._http.aclose()

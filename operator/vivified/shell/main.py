@@ -6,17 +6,21 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
+import socket
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TextIO
 
 import kopf
+from kopf._core.engines.peering import Identity as KopfIdentity
 
+from vivified import peering as ha
 from vivified.dataplane import logsafe
 from vivified.resource import FINALIZER
 from vivified.settings import OperatorSettings, SettingsError, settings_by_section
 from vivified.shell.handlers import build_registry
+from vivified.shell.leadership import Leadership, step_down
 from vivified.shell.runtime import Runtime
 from vivified.shell.startup import StartupError, check_namespace, in_cluster, probe_settings
 from vivified.shell.webhook import WebhookSettings, configure_admission
@@ -54,19 +58,26 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-def peering(settings: OperatorSettings) -> tuple[str | None, int]:
-    """kopf peering for HA: a peering name turns it on; each replica needs its own priority.
+def peering(settings: OperatorSettings, started_at: datetime) -> tuple[str | None, int]:
+    """kopf peering for HA: a peering name turns it on; unset priority means oldest wins.
 
-    Equal priorities make every replica pause (each sees an equal peer), so without an explicit
-    ``VIVIFIED_PEERING_PRIORITY`` a random one is drawn.
+    Equal priorities make kopf pause every replica, and random ones let a restarted replica
+    take the lead back from the one that took over; a start-time priority does neither.
     """
     name = settings.peering_name or None
-    priority = settings.peering_priority or secrets.randbelow(2**31 - 2) + 1
+    priority = settings.peering_priority or ha.priority_for(started_at)
     return name, priority
 
 
 def peering_from_env(environ: Mapping[str, str]) -> tuple[str | None, int]:
-    return peering(OperatorSettings.from_env(environ))
+    return peering(OperatorSettings.from_env(environ), datetime.now(UTC))
+
+
+def replica_identity(environ: Mapping[str, str], started_at: datetime) -> str:
+    """This replica's name in the peering (kopf's ``POD_ID``, else host, pid, start)."""
+    if environ.get("POD_ID"):
+        return environ["POD_ID"]
+    return f"{socket.gethostname()}/{os.getpid()}/{started_at:%Y%m%dT%H%M%S}"
 
 
 async def operate(
@@ -81,7 +92,12 @@ async def operate(
         os.environ,
         inside=in_cluster(os.environ),
     )
-    runtime = Runtime(settings=settings, namespaces=namespaces)
+    started_at = datetime.now(UTC)
+    peering_name, priority = peering(settings, started_at)
+    me = replica_identity(os.environ, started_at)
+    # Its own user agent per replica: the audit log then tells the replicas' writes apart.
+    agent = f"vivified-operator/{me}" if peering_name else "vivified-operator"
+    runtime = Runtime(settings=settings, namespaces=namespaces, user_agent=agent)
     try:
         await check_namespace(runtime.kube, settings)
     except BaseException:
@@ -89,19 +105,41 @@ async def operate(
         raise
     registry = build_registry(runtime)
     settings_ = kopf_settings()
+    settings_.peering.lifetime = settings.peering_lifetime_seconds
     # Admission webhook (issue 5, shell/webhook.py): served when VIVIFIED_WEBHOOK_PORT is set.
     configure_admission(settings_, registry, runtime, WebhookSettings.from_settings(settings))
-    peering_name, priority = peering(settings)
-    await kopf.operator(
-        registry=registry,
-        settings=settings_,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness_endpoint,
-        standalone=peering_name is None,
-        peering_name=peering_name,
-        priority=priority,
-    )
+    leadership = None
+    if peering_name is not None:
+
+        async def demoted(reason: str) -> None:
+            await step_down(reason, runtime.stop)
+
+        leadership = Leadership(
+            runtime.kube,
+            name=peering_name,
+            me=me,
+            priority=priority,
+            namespaces=list(namespaces) or [None],
+            clock=lambda: datetime.now(UTC),
+            on_lead=runtime.lead,
+            on_demoted=demoted,
+        )
+        leadership.start()
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=settings_,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=liveness_endpoint,
+            standalone=peering_name is None,
+            peering_name=peering_name,
+            priority=priority,
+            identity=KopfIdentity(me),
+        )
+    finally:
+        if leadership is not None:
+            await leadership.stop()
 
 
 def print_settings(environ: Mapping[str, str], out: TextIO) -> None:
@@ -114,7 +152,7 @@ def print_settings(environ: Mapping[str, str], out: TextIO) -> None:
     if not settings.peering_name:
         sections["peering"]["VIVIFIED_PEERING_NAME"] = "(standalone)"
     if not settings.peering_priority:
-        sections["peering"]["VIVIFIED_PEERING_PRIORITY"] = "(random)"
+        sections["peering"]["VIVIFIED_PEERING_PRIORITY"] = "(from the start time: oldest wins)"
     if not settings.webhook_port:
         sections["webhook"]["VIVIFIED_WEBHOOK_PORT"] = "0 (off)"
     for section, values in sections.items():

@@ -50,9 +50,10 @@ class Runtime:
     policy: PolicyConfig | None = None
     registry: PluginRegistry = field(default_factory=PluginRegistry)
     identity_refresh_seconds: float = 3600.0
+    user_agent: str = "vivified-operator"
 
     def __post_init__(self) -> None:
-        self.kube = Kube.from_environment(self.kubeconfig)
+        self.kube = Kube.from_environment(self.kubeconfig, user_agent=self.user_agent)
         self.queue: WorkQueue[PluginKey] = WorkQueue(self._reconcile, workers=self.workers)
         self.informer = Informer(
             self.kube,
@@ -162,6 +163,14 @@ class Runtime:
             else None
         )
         logger.info("operator caches synced; reconciling")
+
+    async def lead(self) -> None:
+        """This replica now leads: re-read the key ring and revocations that the previous
+        leader may have changed while this one stood by (it mints and revokes from them)."""
+        try:
+            await self.identity.load()
+        except Exception:
+            logger.exception("re-reading the identity on taking the lead failed")
 
     async def _refresh_identity(self) -> None:
         """Rotate the signing key when due and drop expired public keys from the JWKS."""

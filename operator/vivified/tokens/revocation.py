@@ -25,6 +25,7 @@ __all__ = [
     "REVOCATIONS_CONFIGMAP_KEY",
     "RevocationList",
     "RevocationListError",
+    "merge_revocations",
     "prune_revocations",
     "revocations_from_configmap_data",
     "revocations_to_configmap_data",
@@ -82,6 +83,20 @@ def revoke(revocations: RevocationList, jti: str, expires_at: datetime) -> Revoc
     if current is not None and current >= expires_at:
         return revocations
     return RevocationList({**revocations.entries, jti: expires_at})
+
+
+def merge_revocations(*lists: RevocationList) -> RevocationList:
+    """Every jti of every list, the latest expiry winning.
+
+    Two replicas (or a replica and its own stale memory) each hold a list; writing either one
+    alone would drop the other's revocations, so a writer merges with what is stored first.
+    """
+    merged: dict[str, datetime] = {}
+    for revocations in lists:
+        for jti, expires_at in revocations.entries.items():
+            if jti not in merged or merged[jti] < expires_at:
+                merged[jti] = expires_at
+    return RevocationList(merged)
 
 
 def prune_revocations(
