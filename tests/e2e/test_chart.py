@@ -351,7 +351,11 @@ def test_a_valid_plugin_becomes_active_under_the_charts_rbac(release: Release) -
     assert "Active" in listing
     # The chart's mutating webhook put the finalizer on at creation: kubectl's own apply owns
     # it, and the operator never wrote to the plugin itself, only to its status.
-    plugin = json.loads(tools.k("get", "vp/user-management", "-n", PLUGINS_NS, "-o", "json"))
+    plugin = json.loads(
+        tools.k(
+            "get", "vp/user-management", "-n", PLUGINS_NS, "-o", "json", "--show-managed-fields"
+        )
+    )
     assert plugin["metadata"]["finalizers"] == ["vivified.dev/finalizer"]
     writers = {
         entry["manager"]
