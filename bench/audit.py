@@ -14,7 +14,9 @@
    (p50/p99 from the scheduled time) and closed loop with ``--concurrency`` workers (req/s
    of answers with status 200). Measuring starts once the audited core's trail is up (its
    sink connects in the background; until then an ``audit_required`` call answers 503).
-   Each core reports its garbage collector's pauses; ``--gc-freeze`` freezes both cores'
+   During the closed loop, the CPU time per call of the core and of nats-server is read from
+   /proc (a busy machine skews req/s; it skews CPU per call much less). Each core reports
+   its garbage collector's pauses; ``--gc-freeze`` freezes both cores'
    start-up objects (``gc.freeze()``).
 
 Numbers, not pass/fail. The goal is <= 10 % throughput cost and <= 1 ms added p99.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -94,6 +97,12 @@ async def sink_bench(auditor: ChainAuditor, records: int, concurrency: int) -> d
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def ready(session: aiohttp.ClientSession, url: str, auth: dict[str, str]) -> None:
     """Wait until a lane call answers 200: the audited core's sink connects in the
     background, and its ``audit_required`` calls answer 503 until then."""
@@ -105,7 +114,9 @@ async def ready(session: aiohttp.ClientSession, url: str, auth: dict[str, str]) 
     raise RuntimeError(f"{url} never answered 200 (is the trail up?)")
 
 
-async def lane_cost(args: argparse.Namespace, nats_url: str, work: Path) -> dict[str, Any]:
+async def lane_cost(
+    args: argparse.Namespace, nats_url: str, nats_pid: int, work: Path
+) -> dict[str, Any]:
     """Audit detailed (real sink) vs audit off, through the real core, alternating."""
     target, target_port = gateway.start_target()
     level = ("--audit-level", "detailed")
@@ -141,8 +152,17 @@ async def lane_cost(args: argparse.Namespace, nats_url: str, work: Path) -> dict
                         await gateway.open_loop(session, url, auth, 200, 1.0)  # warm-up
                     row = await gateway.open_loop(session, url, auth, args.rate, args.duration)
                     failed: list[int] = []
+                    pids = (cores[mode][0].pid, nats_pid)
+                    cpu = [cpu_seconds(pid) for pid in pids]
+                    started = time.perf_counter()
                     row["closed_rps"] = await gateway.closed_loop(
                         session, url, auth, args.concurrency, args.closed, failed=failed
+                    )
+                    calls = row["closed_rps"] * (time.perf_counter() - started)
+                    # CPU per call, robust to a busy machine (throughput is not).
+                    row["core_cpu_us"], row["nats_cpu_us"] = (
+                        (cpu_seconds(pid) - before) / calls * 1e6
+                        for pid, before in zip(pids, cpu, strict=True)
                     )
                     row["errors"] += failed[0]
                     runs[mode].append(row)
@@ -169,6 +189,8 @@ async def lane_cost(args: argparse.Namespace, nats_url: str, work: Path) -> dict
             "p50_ms": round(statistics.median(r["p50_ms"] for r in rows), 3),
             "p99_ms": round(statistics.median(r["p99_ms"] for r in rows), 3),
             "errors": sum(int(r["errors"]) for r in rows),
+            "core_cpu_us_per_call": round(statistics.median(r["core_cpu_us"] for r in rows)),
+            "nats_cpu_us_per_call": round(statistics.median(r["nats_cpu_us"] for r in rows)),
             "audit_records_written": rows[-1]["records_written"],
             "gc": json.loads(stats[mode].read_text()) if stats[mode].exists() else None,
         }
@@ -177,6 +199,7 @@ async def lane_cost(args: argparse.Namespace, nats_url: str, work: Path) -> dict
     result["throughput_cost_pct"] = round(100 * (1 - on["closed_rps"] / off["closed_rps"]), 1)
     result["added_p50_ms"] = round(on["p50_ms"] - off["p50_ms"], 3)
     result["added_p99_ms"] = round(on["p99_ms"] - off["p99_ms"], 3)
+    result["added_core_cpu_us_per_call"] = on["core_cpu_us_per_call"] - off["core_cpu_us_per_call"]
     return result
 
 
@@ -198,7 +221,8 @@ async def main(args: argparse.Namespace) -> None:
                 await auditor.close()
                 results["sinks"].setdefault(name, []).append(row)
                 print(name, row, flush=True)
-        results["lane"] = await lane_cost(args, server.url, work)
+        assert server._proc is not None  # started above
+        results["lane"] = await lane_cost(args, server.url, server._proc.pid, work)
     finally:
         server.stop()
     print(json.dumps(results, indent=2))

@@ -101,7 +101,8 @@ def watch_collector(app: web.Application, stats_file: Path, freeze: bool) -> Non
     pauses = CollectorPauses()
 
     async def started(app: web.Application) -> None:
-        if freeze:
+        if freeze:  # what `vivified core` does (freeze_startup_heap)
+            gc.collect()
             gc.freeze()
         gc.callbacks.append(pauses.callback)
 

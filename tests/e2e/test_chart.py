@@ -624,8 +624,9 @@ def test_the_service_account_token_is_what_the_api_server_sees(release: Release)
             "rbac": {"create": False},
             "serviceAccount": {"create": False, "name": "x"},
         },
+        {"events": {"enabled": True}},  # the audit trail on: its key Secret, env and mounts
     ],
-    ids=["defaults", "namespaced-ha", "local-mode", "minimal"],
+    ids=["defaults", "namespaced-ha", "local-mode", "minimal", "audited"],
 )
 def test_every_rendered_template_passes_server_side_dry_run(
     release: Release, values: dict[str, Any], tmp_path: Path

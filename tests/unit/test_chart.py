@@ -740,7 +740,10 @@ def test_the_operator_polls_the_cores_operator_routes_and_the_core_reads_no_new_
     assert "VIVIFIED_EVENTS_STATUS_SECONDS" not in no_core, "nobody to ask"
     for values in (None, {"events": {"enabled": True}}):
         deployment = only(render(helm, values, core=True), "Deployment", "vivified-core")
+        # With the event lane the audit trail is on: its checkpoint key (test_chart_audit.py).
+        audit = {"rel-vivified-audit-key"} if values else set()
         assert _secrets_of(deployment["spec"]["template"]["spec"]) == {
             "vivified-core-key",
             "vivified-ui-session",
+            *audit,
         }

@@ -89,3 +89,112 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "webhook.url (local mode) cannot be combined with webhook.certManager.enabled: cert-manager issues certificates for the Service name only" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The event lane's NATS (the audit trail is a stream on it too). */}}
+{{- define "vivified.natsUrl" -}}
+{{- $nats := .Values.events.nats -}}
+{{- ternary (printf "nats://%s-nats.%s.svc:4222" (include "vivified.fullname" .) .Release.Namespace) $nats.url (eq $nats.mode "single") -}}
+{{- end -}}
+
+{{/* The audit trail (docs/audit.md): "true" when on. auto = on when the event lane's NATS is
+     configured; true without it fails the render, saying why. */}}
+{{- define "vivified.auditOn" -}}
+{{- $mode := toString .Values.audit.enabled -}}
+{{- if and (eq $mode "true") (not .Values.events.enabled) -}}
+{{- fail "audit.enabled=true needs NATS: the trail is a JetStream stream on the event lane's server (set events.enabled=true, or audit.enabled=false to run without a trail; docs/audit.md)" -}}
+{{- end -}}
+{{- if or (eq $mode "true") (and (eq $mode "auto") .Values.events.enabled) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "vivified.auditKeySecret" -}}
+{{- default (printf "%s-audit-key" (include "vivified.fullname" .)) .Values.audit.checkpointKey.existingSecret -}}
+{{- end -}}
+
+{{/* The trail's environment for a container; dict "ctx" $ "role" "core"|"operator". Each pod
+     writes its own chain, named after the pod (downward API). The operator also gets the
+     event lane's NATS credentials and CA (the core has them from the lane's ConfigMap). */}}
+{{- define "vivified.auditEnv" -}}
+{{- $ := .ctx -}}
+{{- $nats := $.Values.events.nats -}}
+{{- if include "vivified.auditOn" $ }}
+- name: VIVIFIED_AUDIT_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: VIVIFIED_AUDIT_WRITER
+  value: {{ printf "%s-$(VIVIFIED_AUDIT_POD_NAME)" .role | quote }}
+- name: VIVIFIED_AUDIT_SINK
+  value: {{ include "vivified.natsUrl" $ | quote }}
+- name: VIVIFIED_AUDIT_KEY_FILE
+  value: /etc/vivified/audit-key/key.pem
+- name: VIVIFIED_AUDIT_MAX_AGE_DAYS
+  value: {{ $.Values.audit.maxAgeDays | int | toString | quote }}
+- name: VIVIFIED_AUDIT_REPLICAS
+  value: {{ $.Values.events.replicas | int | toString | quote }}
+{{- if and (eq .role "operator") $nats.credentialsSecret }}
+- name: VIVIFIED_NATS_CREDS
+  value: /etc/vivified/nats/creds/nats.creds
+{{- end }}
+{{- if and (eq .role "operator") $nats.tlsCaSecret }}
+- name: VIVIFIED_NATS_TLS_CA
+  value: /etc/vivified/nats/tls/ca.crt
+{{- end }}
+{{- else }}
+- name: VIVIFIED_AUDIT_SINK
+  value: "none"
+{{- end }}
+{{- end -}}
+
+{{/* The key's mount (read-only); dict "ctx" $ "nats" true also mounts the NATS credentials
+     and CA (the operator: the core mounts them for its event lane). */}}
+{{- define "vivified.auditMounts" -}}
+{{- $ := .ctx -}}
+{{- if include "vivified.auditOn" $ }}
+- name: audit-key
+  mountPath: /etc/vivified/audit-key
+  readOnly: true
+{{- if and .nats $.Values.events.nats.credentialsSecret }}
+- name: nats-creds
+  mountPath: /etc/vivified/nats/creds
+  readOnly: true
+{{- end }}
+{{- if and .nats $.Values.events.nats.tlsCaSecret }}
+- name: nats-tls
+  mountPath: /etc/vivified/nats/tls
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* 0440 with the pod's fsGroup, like the other keys: Secret files are owned by root, so the
+     non-root process reads them through its group; nobody else can. */}}
+{{- define "vivified.auditVolumes" -}}
+{{- $ := .ctx -}}
+{{- $nats := $.Values.events.nats -}}
+{{- if include "vivified.auditOn" $ }}
+- name: audit-key
+  secret:
+    secretName: {{ include "vivified.auditKeySecret" $ }}
+    defaultMode: 0440
+    items:
+      - key: key.pem
+        path: key.pem
+{{- if and .nats $nats.credentialsSecret }}
+- name: nats-creds
+  secret:
+    secretName: {{ $nats.credentialsSecret }}
+    defaultMode: 0440
+    items:
+      - key: nats.creds
+        path: nats.creds
+{{- end }}
+{{- if and .nats $nats.tlsCaSecret }}
+- name: nats-tls
+  secret:
+    secretName: {{ $nats.tlsCaSecret }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- end }}
+{{- end -}}

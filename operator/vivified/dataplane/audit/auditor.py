@@ -333,8 +333,10 @@ class ChainAuditor:
     # -- sink state ---------------------------------------------------------------------------
 
     async def _with_timeout(self, awaitable: Awaitable[T]) -> T:
+        """``asyncio.timeout``, not ``wait_for``: no task per write (3.11 wraps each one)."""
         try:
-            return await asyncio.wait_for(awaitable, self._append_timeout)
+            async with asyncio.timeout(self._append_timeout):
+                return await awaitable
         except TimeoutError as exc:
             raise SinkUnavailable(f"no answer within {self._append_timeout}s") from exc
 
