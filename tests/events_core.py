@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import signal
@@ -51,6 +52,7 @@ def main() -> None:
         resolve_url=lambda r: urls[r.plugin_id],
     )
     app = build_app(ctx, [lane])
+    app.on_startup.append(_freeze_startup_heap)
     if os.environ.get("EVENTS_CORE_PROFILE"):  # the benchmark's breakdown (bench/events.py)
         _profile_on_signals(os.environ["EVENTS_CORE_PROFILE"])
     if os.environ.get("EVENTS_CORE_UVLOOP"):
@@ -58,6 +60,13 @@ def main() -> None:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     web.run_app(app, host="127.0.0.1", port=config["port"], access_log=None, print=None)
+
+
+async def _freeze_startup_heap(_: web.Application) -> None:
+    """As ``vivified core`` does once started: full collections then skip start-up's objects
+    (one took 14.8 ms in the middle of a paced event run)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _profile_on_signals(out: str) -> None:

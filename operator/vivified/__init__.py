@@ -12,7 +12,7 @@ Layers, and what may import what (``tests/unit/test_architecture.py`` enforces t
                  dependencies, registry, diff, objects, plan, health, schedule, admission,
                  settings, crd, workqueue, audit/, violations, peering (who leads an HA
                  peering), event_types (the event-type registry: packaged YAML + the
-                 installation's file).  No I/O library
+                 installation's file), schema_fast (its compiled validity check).  No I/O library
                  (sockets, HTTP, kopf, kubernetes, subprocess); decisions take their inputs,
                  clock included, as arguments.  Never imports shell/, dataplane/ or the CLI.
 

@@ -30,6 +30,7 @@ PURE = (
     "vivified.render",
     "vivified.resource",
     "vivified.schedule",
+    "vivified.schema_fast",
     "vivified.settings",
     "vivified.status",
     "vivified.tokens",

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from tests.unit.test_chart import RenderError, only, render
 
+from vivified.dataplane.events.settings import EventLaneSettings
 from vivified.event_types import packaged_registry
 
 
@@ -76,4 +77,71 @@ def test_external_cluster_with_credentials_and_tls(helm: Path) -> None:
 )
 def test_bad_event_values_are_refused(helm: Path, values: dict[str, object], match: str) -> None:
     with pytest.raises(RenderError, match=match):
+        render(helm, {"events": {"enabled": True, **values}})
+
+
+#: Chart value (under events.) -> the core's setting it feeds.
+TUNABLES = {
+    "maxAttempts": "max_attempts",
+    "delivery.timeoutSeconds": "delivery_timeout_seconds",
+    "delivery.backoffInitialSeconds": "backoff_initial_seconds",
+    "delivery.backoffMaxSeconds": "backoff_max_seconds",
+    "delivery.maxInFlight": "max_in_flight",
+    "delivery.prefetch": "prefetch",
+    "stream.maxAgeSeconds": "max_age_seconds",
+    "stream.duplicateWindowSeconds": "duplicate_window_seconds",
+    "stream.maxEventBytes": "max_event_bytes",
+}
+
+
+def _events_config(helm: Path, values: dict[str, Any] | None = None) -> dict[str, str]:
+    events = {"enabled": True, **(values or {})}
+    data: dict[str, str] = only(
+        render(helm, {"events": events}), "ConfigMap", "rel-vivified-events"
+    )["data"]
+    return data
+
+
+def test_the_chart_defaults_are_the_cores_defaults(helm: Path) -> None:
+    """Left alone, the chart changes nothing: every tunable it renders equals the default the
+    core would use without it."""
+    rendered = EventLaneSettings.from_env(_events_config(helm))
+    defaults = EventLaneSettings()
+    for value, setting in TUNABLES.items():
+        assert getattr(rendered, setting) == getattr(defaults, setting), value
+
+
+def test_the_tunables_reach_the_core(helm: Path) -> None:
+    values = {
+        "maxAttempts": 9,
+        "delivery": {
+            "timeoutSeconds": 2.5,
+            "backoffInitialSeconds": 0.1,
+            "backoffMaxSeconds": 5,
+            "maxInFlight": 16,
+            "prefetch": 256,
+        },
+        "stream": {"maxAgeSeconds": 86400, "duplicateWindowSeconds": 30, "maxEventBytes": 262144},
+    }
+    s = EventLaneSettings.from_env(_events_config(helm, values))
+    assert (s.max_attempts, s.delivery_timeout_seconds, s.backoff_initial_seconds) == (9, 2.5, 0.1)
+    assert (s.backoff_max_seconds, s.max_in_flight, s.prefetch) == (5, 16, 256)
+    assert (s.max_age_seconds, s.duplicate_window_seconds, s.max_event_bytes) == (86400, 30, 262144)
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"delivery": {"timeoutSeconds": 60}}, "timeoutSeconds"),  # past the ack wait
+        ({"delivery": {"maxInFlight": 0}}, "maxInFlight"),
+        ({"delivery": {"prefetch": 1.5}}, "prefetch"),
+        ({"delivery": {"retries": 3}}, "retries"),
+        ({"stream": {"maxEventBytes": 2 * 1024 * 1024}}, "maxEventBytes"),
+        ({"stream": {"maxAgeSeconds": 1}}, "maxAgeSeconds"),
+    ],
+)
+def test_tunables_out_of_bounds_are_refused(
+    helm: Path, values: dict[str, object], field: str
+) -> None:
+    with pytest.raises(RenderError, match=field):
         render(helm, {"events": {"enabled": True, **values}})

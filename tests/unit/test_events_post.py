@@ -167,15 +167,36 @@ async def test_garbage_is_a_malformed_response() -> None:
     assert answer.error.startswith("malformed response")
 
 
-async def test_a_hanging_subscriber_times_out() -> None:
+async def test_a_hanging_subscriber_times_out_and_its_connection_is_closed() -> None:
+    hung_up = asyncio.Event()
+
     async def hang(r: asyncio.StreamReader, w: asyncio.StreamWriter, _: int) -> None:
-        await r.read()
+        await r.read()  # returns at EOF: the client closed the connection
+        hung_up.set()
 
     client = DeliveryClient()
     async with serving(hang) as server:
         answer = await client.post(server.url, b"x", HEADERS, timeout=0.2)
-    await client.close()
+        await asyncio.wait_for(hung_up.wait(), 5)  # not left open for the next POST, or ever
     assert (answer.status, answer.error) == (0, "timed out")
+
+
+async def test_a_cancelled_post_closes_its_connection() -> None:
+    """A worker stopped mid-delivery (its subscriber was removed) leaves nothing open."""
+    hung_up = asyncio.Event()
+
+    async def hang(r: asyncio.StreamReader, w: asyncio.StreamWriter, _: int) -> None:
+        await r.read()
+        hung_up.set()
+
+    client = DeliveryClient()
+    async with serving(hang) as server:
+        task = asyncio.create_task(client.post(server.url, b"x", HEADERS, timeout=30))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(hung_up.wait(), 5)
 
 
 async def test_a_body_that_never_ends_times_out_too() -> None:

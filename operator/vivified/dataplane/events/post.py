@@ -119,6 +119,9 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
         try:
             return await waiter
+        except BaseException:  # failed, timed out or cancelled mid-exchange: never reused, and
+            self._close()  # closed now (a hanging subscriber must not keep it open for ever)
+            raise
         finally:
             self._waiter = None
 
