@@ -17,6 +17,11 @@ Faults (``--only``, comma-separated names; default all):
 * ``apiserver`` / ``etcd``: SIGKILL kube-apiserver / etcd after ``--kill-at`` of the burst
   (``hack/cluster/cluster.py restart``), started again ``--down`` s later; the operator is not
   restarted (it must ride the outage out); "converge" counts from the moment it serves again.
+* ``nats`` / ``core`` / ``nats-wiped`` (not in the default list; tests/chaos/lanes.py): two
+  core replicas on a real nats-server; SIGKILL nats-server during ``--events`` publishes, or
+  ``core-0`` during as many calls, tunnels and publishes each; invariants 8-10 (no acknowledged
+  event lost, the trail verifies, errors only in flight at the fault). ``nats-wiped`` deletes
+  the JetStream store on restart: broken on purpose, its violations must not be zero.
 Not a test.
 """
 
@@ -45,6 +50,7 @@ from tests.chaos.harness import (  # noqa: E402
     converge,
     persistently,
 )
+from tests.chaos.lanes import LANE_ROWS, lane_row  # noqa: E402
 from tests.e2e.conftest import OPERATOR_NAMESPACE, delete_plugins, strip_finalizers  # noqa: E402
 from tests.e2e.kube import Cluster, plugin_body  # noqa: E402
 
@@ -175,6 +181,7 @@ def main() -> None:
     parser.add_argument("--kill-at", type=float, default=0.5)
     parser.add_argument("--down", type=float, default=2.0, help="seconds a component is down")
     parser.add_argument("--only", default="burst,disable,remint,apiserver,etcd")
+    parser.add_argument("--events", type=int, default=2000, help="publishes of the lane rows")
     parser.add_argument("--kubeconfig", type=Path, default=REPO / ".cluster" / "kubeconfig")
     args = parser.parse_args()
     api = config.new_client_from_config(str(args.kubeconfig))
@@ -185,6 +192,10 @@ def main() -> None:
         "apiserver": lambda: control_plane_restart(api, args.kubeconfig, "kube-apiserver", args),
         "etcd": lambda: control_plane_restart(api, args.kubeconfig, "etcd", args),
     }
+    for row in LANE_ROWS:
+        faults[row] = functools.partial(
+            lane_row, api, args.kubeconfig, row, args.events, args.timeout
+        )
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := sorted(set(names) - set(faults)):
         parser.error(f"unknown fault(s) {unknown}; choose from {', '.join(faults)}")
