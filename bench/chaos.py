@@ -41,6 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO / "tests"))  # the helpers tests/e2e imports as top-level modules
 
 from kubernetes import client, config  # noqa: E402
 from tests.chaos.harness import (  # noqa: E402
