@@ -490,8 +490,11 @@ def lane_row(
     besides), the fault a third of the way in."""
     with lane_ground(api, kubeconfig) as ground:
         if name == "core":
-            return core_killed(ground, 3 * events, deliver_timeout=timeout)
-        if name == "nats":
-            return nats_killed(ground, events, deliver_timeout=timeout)
-        outcome = nats_killed(ground, min(events, 300), wipe=True)
-        return Outcome(f"{outcome.fault} (broken)", *dataclasses.astuple(outcome)[1:])
+            outcome = core_killed(ground, 3 * events, deliver_timeout=timeout)
+        elif name == "nats":
+            outcome = nats_killed(ground, events, deliver_timeout=timeout)
+        else:
+            wiped = nats_killed(ground, min(events, 300), wipe=True)
+            outcome = Outcome(f"{wiped.fault} (broken)", *dataclasses.astuple(wiped)[1:])
+    print(f"{name}: {outcome}", flush=True)  # a row is kept even if a later one overruns
+    return outcome
