@@ -496,5 +496,7 @@ def lane_row(
         else:
             wiped = nats_killed(ground, min(events, 300), wipe=True)
             outcome = Outcome(f"{wiped.fault} (broken)", *dataclasses.astuple(wiped)[1:])
-    print(f"{name}: {outcome}", flush=True)  # a row is kept even if a later one overruns
+    shown = "; ".join(outcome.violations[:5])  # a row is kept even if a later one overruns
+    print(f"{name}: {outcome.fault}, {outcome.when}, converge {outcome.converge_seconds}, "
+          f"{len(outcome.violations)} violations {shown}", flush=True)  # fmt: skip
     return outcome
