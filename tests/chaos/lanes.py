@@ -230,8 +230,12 @@ def lane_ground(
             (work / "audit.pub").read_bytes(), operator,
         )  # fmt: skip
         wait_for("the lanes serve", lambda: _lanes_serve(ground), timeout=60, interval=0.3)
+        beating = threading.Event()
+        threading.Thread(target=_heartbeats, args=(ground, beating), daemon=True).start()
         yield ground
     finally:
+        with contextlib.suppress(NameError):
+            beating.set()
         cores.stop()
         custom = client.CustomObjectsApi(api)
         if operator.alive:
@@ -244,6 +248,21 @@ def lane_ground(
         nats.stop()
         target.shutdown()
         echo.shutdown()
+
+
+def _heartbeats(ground: LaneGround, stop: threading.Event, every: float = 2.0) -> None:
+    """Both plugins report healthy, as real ones do: without heartbeats the operator marks a
+    custom-health plugin unhealthy after a while, and the core refuses calls to it."""
+    while not stop.wait(every):
+        for token in ground.tokens.values():
+            with contextlib.suppress(ConnectionError, httpx.HTTPError):
+                httpx.post(
+                    f"{ground.cores.url(ground.cores.pick())}/v1/heartbeat",
+                    json={"status": "healthy"},
+                    headers={"Authorization": f"Bearer {token}", "Connection": "close"},
+                    timeout=5,
+                    trust_env=False,
+                )
 
 
 def _lanes_serve(ground: LaneGround) -> bool:
