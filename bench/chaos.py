@@ -21,6 +21,11 @@ Faults (``--only``, comma-separated names; default all):
   leader after ``--kill-at`` of the burst; "when" says the takeover time (kill → the standby's
   ``leading peering`` line); 409s, writes by a replica that was not leading, and a rejoined
   replica taking the lead back count as violations (tests/chaos/failover.py).
+* ``nats`` / ``core`` / ``nats-wiped`` (not in the default list; tests/chaos/lanes.py): two
+  core replicas on a real nats-server; SIGKILL nats-server during ``--events`` publishes, or
+  ``core-0`` during as many calls, tunnels and publishes each; invariants 8-10 (no acknowledged
+  event lost, the trail verifies, errors only in flight at the fault). ``nats-wiped`` deletes
+  the JetStream store on restart: broken on purpose, its violations must not be zero.
 Not a test.
 """
 
@@ -40,6 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO / "tests"))  # the helpers tests/e2e imports as top-level modules
 
 import yaml  # noqa: E402
 from kubernetes import client, config  # noqa: E402
@@ -51,6 +57,7 @@ from tests.chaos.harness import (  # noqa: E402
     converge,
     persistently,
 )
+from tests.chaos.lanes import LANE_ROWS, lane_row  # noqa: E402
 from tests.e2e.conftest import (  # noqa: E402
     CRD_FILE,
     OPERATOR_NAMESPACE,
@@ -234,6 +241,7 @@ def main() -> None:
     parser.add_argument("--down", type=float, default=2.0, help="seconds a component is down")
     parser.add_argument("--lifetime", type=int, default=30, help="failover: peering keep-alive s")
     parser.add_argument("--only", default="burst,disable,remint,apiserver,etcd,failover")
+    parser.add_argument("--events", type=int, default=2000, help="publishes of the lane rows")
     parser.add_argument("--kubeconfig", type=Path, default=REPO / ".cluster" / "kubeconfig")
     args = parser.parse_args()
     api = config.new_client_from_config(str(args.kubeconfig))
@@ -245,6 +253,10 @@ def main() -> None:
         "etcd": lambda: control_plane_restart(api, args.kubeconfig, "etcd", args),
         "failover": lambda: failover_row(api, args.kubeconfig, args),
     }
+    for row in LANE_ROWS:
+        faults[row] = functools.partial(
+            lane_row, api, args.kubeconfig, row, args.events, args.timeout
+        )
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     if unknown := sorted(set(names) - set(faults)):
         parser.error(f"unknown fault(s) {unknown}; choose from {', '.join(faults)}")

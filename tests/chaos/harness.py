@@ -223,3 +223,139 @@ class Restart(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.timing
+
+
+# --- the data plane: core replicas and nats-server (issue 13, lanes) -------------------------
+
+
+@dataclass
+class CoreReplicas:
+    """``vivified core`` replicas (``core-0``, ``core-1``) as processes on one API server and
+    one NATS, each its own audit writer, behind an idealised Service: ``pick`` round-robins
+    over the replicas in ``serving``, which a replica joins once its ``/readyz`` answers 200
+    and leaves the moment it is killed (a real Service lags; a client then sees more errors,
+    which invariant 10 would report as outside the fault). ENV is what every replica shares
+    (kubeconfig, namespaces, NATS, address map, keys); ports stay fixed across restarts."""
+
+    env: dict[str, str]
+    log_dir: Path
+    names: tuple[str, ...] = ("core-0", "core-1")
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    proxy_ports: dict[str, int] = field(default_factory=dict)
+    serving: list[str] = field(default_factory=list)
+    starts: dict[str, int] = field(default_factory=dict)
+    _turn: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def log(self, name: str) -> Path:
+        return self.log_dir / f"{name}-{self.starts.get(name, 0)}.log"
+
+    def spawn(self, name: str) -> None:
+        """Start NAME's process (not yet serving: ``wait_ready`` adds it)."""
+        self.ports.setdefault(name, _free_port())
+        self.proxy_ports.setdefault(name, _free_port())
+        self.starts[name] = self.starts.get(name, 0) + 1
+        env = {
+            **self.env,
+            "VIVIFIED_AUDIT_WRITER": name,
+            "VIVIFIED_CORE_POD_NAME": name,
+            "VIVIFIED_PROXY_PORT": str(self.proxy_ports[name]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with self.log(name).open("wb") as sink:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "vivified", "core", "--port", str(self.ports[name])],
+                env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO,
+            )  # fmt: skip
+
+    def ready(self, name: str) -> bool:
+        import httpx  # noqa: PLC0415
+
+        process = self.processes[name]
+        if process.poll() is not None:
+            raise AssertionError(f"{name} exited: {self.log(name).read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url(name)}/readyz", timeout=1, trust_env=False).is_success
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, name: str, timeout: float = 120.0) -> float:
+        """Until NAME's /readyz answers 200, then it serves; returns the seconds waited."""
+        started = time.monotonic()
+        while not self.ready(name):
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"{name} not ready: {self.log(name).read_text()[-3000:]}")
+            time.sleep(0.1)
+        with self._lock:
+            if name not in self.serving:
+                self.serving.append(name)
+        return time.monotonic() - started
+
+    def start(self, *names: str, timeout: float = 120.0) -> None:
+        """Spawn NAMES (default all) at once, then wait until each is ready."""
+        for name in names or self.names:
+            self.spawn(name)
+        for name in names or self.names:
+            self.wait_ready(name, timeout)
+
+    def pick(self) -> str:
+        """The replica the Service sends the next request to."""
+        with self._lock:
+            if not self.serving:
+                raise ConnectionError("no core replica is serving")
+            self._turn += 1
+            return self.serving[self._turn % len(self.serving)]
+
+    def kill9(self, name: str) -> float:
+        """Out of the endpoints, then SIGKILL; returns the moment (``time.monotonic()``)."""
+        with self._lock:
+            if name in self.serving:
+                self.serving.remove(name)
+            at = time.monotonic()
+        process = self.processes.get(name)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        return at
+
+    def stop(self) -> None:
+        with self._lock:
+            self.serving.clear()
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def kill9_nats(nats: Any, down_seconds: float = 0.0, *, wipe: bool = False) -> tuple[float, float]:
+    """SIGKILL a ``tests.nats_support.NatsServer`` and start it again on the same port and
+    JetStream store after DOWN_SECONDS; returns (killed, serving again) as monotonic times.
+    WIPE deletes the store before the start: the deliberately broken setup (``nats-wiped``)
+    whose lost events and trail the checker must report."""
+    import shutil  # noqa: PLC0415
+
+    killed = time.monotonic()
+    nats.stop(kill=True)
+    if wipe:
+        shutil.rmtree(nats.store / "js", ignore_errors=True)
+    time.sleep(down_seconds)
+    nats.start()
+    return killed, time.monotonic()

@@ -69,6 +69,7 @@ def check_errors(requests: Sequence[Request], faults: Sequence[Fault]) -> list[s
         if r.ok:
             key = (r.kind, r.key)
             succeeded[key] = max(succeeded.get(key, r.started), r.started)
+    unretried: dict[tuple[str, str], Request] = {}
     for r in requests:
         if r.ok:
             continue
@@ -76,7 +77,10 @@ def check_errors(requests: Sequence[Request], faults: Sequence[Fault]) -> list[s
         if not any(in_flight(r, f) for f in faults):
             problems.append(f"{where}: failed outside every fault")
         if succeeded.get((r.kind, r.key), float("-inf")) <= r.started:
-            problems.append(f"{where}: no later attempt succeeded")
+            unretried[(r.kind, r.key)] = r  # once per request: its last failed attempt
+    for r in unretried.values():
+        where = f"{r.kind} {r.key} on {r.replica or '?'} ({r.error or 'error'})"
+        problems.append(f"{where}: no later attempt succeeded")
     return problems
 
 

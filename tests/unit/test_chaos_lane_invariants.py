@@ -75,8 +75,7 @@ ERRORS: list[tuple[str, list[Request], Sequence[Fault], list[str]]] = [
         [KILL],
         [
             "invoke c1 on core-0 (ConnectError): failed outside every fault",
-            "invoke c1 on core-0 (ConnectError): no later attempt succeeded",
-            "invoke c1 on core-0 (ConnectError): no later attempt succeeded",
+            "invoke c1 on core-0 (ConnectError): no later attempt succeeded",  # once per request
         ],
     ),
     (

@@ -76,6 +76,8 @@ async def serve(
         synced=lambda: feed.synced,
         auditor=auditor,
     )
+    if isinstance(auditor, ChainAuditor):
+        ctx.ready_checks.append(auditor.ready_for_traffic)
     runner = web.AppRunner(build_app(ctx, lanes), access_log=None, handle_signals=False)
     feed.start()
     await runner.setup()

@@ -79,6 +79,7 @@ class ChainAuditor:
         linger: float = 0.005,
         alert: OutageAlert | None = None,
         metrics: AuditMetrics | None = None,
+        ready_grace_seconds: float = 30.0,
     ) -> None:
         self.sink = sink
         self.writer = writer
@@ -106,13 +107,27 @@ class ChainAuditor:
         self._closing = False
         self._writer_gone = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._ready_grace = ready_grace_seconds
+        self._started_at: float | None = None
+        self._was_up = False
 
     @property
     def head(self) -> Head | None:
         return self._head
 
+    def ready_for_traffic(self) -> bool:
+        """The core's readiness share: the sink took the chain once (a replica that just
+        started refuses ``audit_required`` requests until then), or the grace is over (a
+        trail down for every replica must not keep the lanes unready; a later outage does
+        not flip it either: the lanes fail closed or hold records then, docs/audit.md)."""
+        self._was_up = self._was_up or (self._started_at is not None and self._down_reason is None)
+        if self._was_up or self._started_at is None:
+            return self._was_up
+        return asyncio.get_running_loop().time() - self._started_at >= self._ready_grace
+
     async def start(self) -> None:
         """Resume the chain from the sink; start the writer, the probe and the checkpoint timer."""
+        self._started_at = asyncio.get_running_loop().time()
         async with self._io:
             try:
                 await self._resume()
