@@ -40,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "operator"))
+sys.path.insert(0, str(REPO / "tests"))  # tests/e2e/real_node.py imports cluster_support
 
 import yaml  # noqa: E402
 from kubernetes import client, config  # noqa: E402
