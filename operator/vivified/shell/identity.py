@@ -27,7 +27,7 @@ from vivified.render import (
 )
 from vivified.settings import OperatorSettings
 from vivified.shell.events import EventRecorder
-from vivified.shell.kube import KINDS, KubeApi, KubeError
+from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, KubeApi, KubeError
 
 logger = logging.getLogger(__name__)
 
@@ -187,12 +187,25 @@ class Identity:
         if live is None:
             await self._kube.create(desired)  # 409 AlreadyExists: another writer was first
         else:
-            desired["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            # A merge patch carrying the resourceVersion read above is a compare-and-swap (409
+            # when someone wrote in between), and needs only the "patch" verb the chart grants
+            # on this ConfigMap (a PUT would need "update"). Keys no longer wanted are removed.
+            data: dict[str, str | None] = dict.fromkeys(live.get("data") or {})
+            data.update(desired.get("data") or {})
+            meta = desired["metadata"]
             await self._kube.request(
-                "PUT",
+                "PATCH",
                 KINDS["ConfigMap"].path(ns, name),
                 params={"fieldManager": self._settings.field_manager},
-                body=desired,
+                body={
+                    "metadata": {
+                        "resourceVersion": live["metadata"]["resourceVersion"],
+                        "labels": meta.get("labels") or {},
+                        "annotations": meta.get("annotations") or {},
+                    },
+                    "data": data,
+                },
+                content_type=MERGE_PATCH_CONTENT_TYPE,
             )
         self._revocations = updated
         return True
