@@ -69,10 +69,6 @@ def peering(settings: OperatorSettings, started_at: datetime) -> tuple[str | Non
     return name, priority
 
 
-def peering_from_env(environ: Mapping[str, str]) -> tuple[str | None, int]:
-    return peering(OperatorSettings.from_env(environ), datetime.now(UTC))
-
-
 def replica_identity(environ: Mapping[str, str], started_at: datetime) -> str:
     """This replica's name in the peering (kopf's ``POD_ID``, else host, pid, start)."""
     if environ.get("POD_ID"):
