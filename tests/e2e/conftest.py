@@ -29,6 +29,7 @@ from tests.e2e.real_node import (
     create_real_namespace,
     delete_namespace,
     find_real_node,
+    run_helm,
 )
 
 from cluster_support import KubeCluster
@@ -229,16 +230,7 @@ def real_release(
     node = real_node_env
 
     def h(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(helm), "--kubeconfig", str(node.kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)}: {result.stdout}\n{result.stderr}")
-        return result
+        return run_helm(helm, node.kubeconfig, *args, check=check)
 
     h("uninstall", "vivified", "-n", REAL_RELEASE_NS, "--wait", check=False)  # a crashed run
     for name in (REAL_RELEASE_NS, REAL_PLUGINS_NS):

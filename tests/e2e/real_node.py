@@ -178,6 +178,37 @@ def connect_results(
 # -- pods on the real node ------------------------------------------------------------------
 
 
+def run_helm(
+    helm: Path, kubeconfig: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """helm against the test cluster; fails with its output unless CHECK is off."""
+    result = subprocess.run(
+        [str(helm), "--kubeconfig", str(kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)}: {result.stdout}\n{result.stderr}")
+    return result
+
+
+def container_pid(node: RealNode, container_id: str) -> int:
+    """Host PID of a running container's main process (containerd's task list): a test acts on
+    it from the host (SIGSTOP, SIGKILL) as a crash or a hang would."""
+    sock = real_node.RealNode(node.state_dir).containerd_sock
+    out = subprocess.run(
+        ["/usr/bin/ctr", "--address", str(sock), "-n", "k8s.io", "tasks", "ls"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == container_id and parts[2] == "RUNNING":
+            return int(parts[1])
+    raise AssertionError(f"no running task for {container_id}")
+
+
 def pods(node: RealNode, namespace: str, selector: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = json.loads(
         node.k("get", "pods", "-n", namespace, "-l", selector, "-o", "json")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from tests.e2e.real_node import (
     TEST_HOSTS,
     RealNode,
     connect_results,
+    container_pid,
     create_real_namespace,
     delete_namespace,
     neighbour_pod,
@@ -204,16 +204,7 @@ def app_process(node: RealNode, namespace: str) -> int:
     container_id = pod["status"]["containerStatuses"][0]["containerID"].removeprefix(
         "containerd://"
     )
-    sock = real_node.RealNode(node.state_dir).containerd_sock
-    out = subprocess.run(
-        ["/usr/bin/ctr", "--address", str(sock), "-n", "k8s.io", "tasks", "ls"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0] == container_id:
-            return int(parts[1])
-    raise AssertionError(f"no task for {container_id}")
+    return container_pid(node, container_id)
 
 
 def test_health_goes_degraded_then_unhealthy_when_the_process_fails_and_back(

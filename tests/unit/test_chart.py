@@ -318,7 +318,11 @@ def test_ha_with_peering(helm: Path) -> None:
     docs = render(helm, {"replicaCount": 2, "peering": {"enabled": True}})
     deployment = only(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 2
-    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    # No surge: a standalone operator being switched to peering stops before a peered one runs.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1},
+    }
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["VIVIFIED_PEERING_NAME"] == "rel-vivified"
