@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,7 +48,8 @@ def install_peering_crds(api: client.ApiClient) -> None:
                 raise
 
         def established(name: str = name) -> bool:
-            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            status = ext.read_custom_resource_definition(name).status
+            conditions = (status.conditions if status else None) or []
             return any(c.type == "Established" and c.status == "True" for c in conditions)
 
         wait_for(f"CRD {name} Established", established, timeout=30)
@@ -80,6 +81,45 @@ def audit_events(log: Path, offset: int) -> Iterator[dict[str, Any]]:
 def epoch(event: dict[str, Any]) -> float:
     stamp = event.get("requestReceivedTimestamp") or event.get("stageTimestamp") or ""
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass(frozen=True)
+class Writes:
+    """The operators' writes around a failover, as the API server's audit log saw them."""
+
+    conflicts: tuple[str, ...]  # 409s answered to an operator
+    while_standing_by: tuple[str, ...]  # the old leader after the kill, the new one before
+    first_write: float | None  # epoch of the new leader's first successful write after the kill
+
+
+def count_writes(
+    events: Iterable[dict[str, Any]],
+    namespaces: Collection[str],
+    killed_at: float,
+    *,
+    old_leader: str,
+    new_leader: str,
+) -> Writes:
+    """Sort the writes in NAMESPACES by who made them and when; OLD_LEADER and NEW_LEADER are
+    the part of each replica's user agent that is its own (``shell/main.py``)."""
+    conflicts, idle, first = [], [], None
+    for event in events:
+        agent = str(event.get("userAgent", ""))
+        ref = event.get("objectRef", {})
+        if event.get("verb") not in WRITES or ref.get("namespace") not in namespaces:
+            continue
+        what = f"{event['verb']} {ref.get('resource')}/{ref.get('name')} by {agent}"
+        code = int((event.get("responseStatus") or {}).get("code", 0))
+        when = epoch(event)
+        if code == 409 and agent.startswith(OPERATOR_AGENTS):
+            conflicts.append(what)
+        if (old_leader in agent and when >= killed_at) or (
+            new_leader in agent and when < killed_at
+        ):
+            idle.append(what)
+        if new_leader in agent and when >= killed_at and code < 400:
+            first = when if first is None else min(first, when)
+    return Writes(tuple(conflicts), tuple(idle), first)
 
 
 def replica_agent(op: Operator) -> str:
@@ -177,33 +217,23 @@ def run(
     time.sleep(5)
     rejoined_led = LEADING in a.log().read_text(errors="replace")
     standby_exited = not b.alive
-    conflicts, idle_writes, first = [], [], None
-    b_agent = replica_agent(b)
-    a_again = replica_agent(a)
-    for event in audit_events(log, offset):
-        agent = str(event.get("userAgent", ""))
-        ref = event.get("objectRef", {})
-        if event.get("verb") not in WRITES or ref.get("namespace") not in (
-            namespace,
-            operator_namespace,
-        ):
-            continue
-        what = f"{event['verb']} {ref.get('resource')}/{ref.get('name')} by {agent}"
-        code = int((event.get("responseStatus") or {}).get("code", 0))
-        if code == 409 and agent.startswith(OPERATOR_AGENTS):
-            conflicts.append(what)
-        when = epoch(event)
-        if a_again in agent or (b_agent in agent and when < killed_at):
-            idle_writes.append(what)
-        if b_agent in agent and when >= killed_at and code < 400:
-            first = when if first is None else min(first, when)
+    # A's restarted process has a new pid: any write of it is after the kill.
+    writes = count_writes(
+        audit_events(log, offset),
+        (namespace, operator_namespace),
+        killed_at,
+        old_leader=replica_agent(a),
+        new_leader=replica_agent(b),
+    )
     return Failover(
         takeover_seconds=led - killed_at if led is not None else None,
-        first_write_seconds=first - killed_at if first is not None else None,
+        first_write_seconds=(
+            writes.first_write - killed_at if writes.first_write is not None else None
+        ),
         converge_seconds=converged,
         violations=tuple(problems),
-        conflicts=tuple(conflicts),
-        writes_while_standing_by=tuple(idle_writes),
+        conflicts=writes.conflicts,
+        writes_while_standing_by=writes.while_standing_by,
         rejoined_took_the_lead=rejoined_led,
         standby_exited=standby_exited,
     )

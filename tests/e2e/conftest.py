@@ -7,6 +7,7 @@ cannot disturb each other and a restart is just another process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
@@ -229,8 +230,7 @@ def real_release(
     """The chart installed for real on the real node: the operator image, the chart's RBAC."""
     node = real_node_env
 
-    def h(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_helm(helm, node.kubeconfig, *args, check=check)
+    h = functools.partial(run_helm, helm, node.kubeconfig)
 
     h("uninstall", "vivified", "-n", REAL_RELEASE_NS, "--wait", check=False)  # a crashed run
     for name in (REAL_RELEASE_NS, REAL_PLUGINS_NS):

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.chaos.failover import LEADING, OPERATOR_AGENTS, WRITES, audit_events, audit_log, epoch
+from tests.chaos.failover import LEADING, audit_events, audit_log, count_writes
 from tests.chaos.harness import converge, persistently
 from tests.e2e.kube import REPO, Cluster, plugin_body, wait_for
 from tests.e2e.real_node import RealNode, container_pid, pods, run_helm
@@ -175,25 +175,16 @@ def test_kill_9_the_leader_pod_the_standby_pod_takes_over_and_nothing_fights(
     rejoined_led = LEADING in log_of(node, ns, rejoined.pod)
     (now_standby,) = [r for r in replicas(node, ns) if r.pod == standby.pod]
 
-    conflicts, idle_writes = [], []
-    first_write: float | None = None
-    for event in audit_events(log, offset):
-        agent = str(event.get("userAgent", ""))
-        ref = event.get("objectRef", {})
-        if event.get("verb") not in WRITES or ref.get("namespace") not in (plugins_ns, ns):
-            continue
-        what = f"{event['verb']} {ref.get('resource')}/{ref.get('name')} by {agent}"
-        code = int((event.get("responseStatus") or {}).get("code", 0))
-        when = epoch(event)
-        if code == 409 and agent.startswith(OPERATOR_AGENTS):
-            conflicts.append(what)
-        # Each pod's API client names its pod (``vivified-operator/<pod>/<pid>/<start>``).
-        if (f"/{leader.pod}/" in agent and when >= killed_at) or (
-            f"/{standby.pod}/" in agent and when < killed_at
-        ):
-            idle_writes.append(what)
-        if f"/{standby.pod}/" in agent and when >= killed_at and code < 400:
-            first_write = when if first_write is None else min(first_write, when)
+    # Each pod's API client names its pod (``vivified-operator/<pod>/<pid>/<start>``); the
+    # restarted container keeps its pod's name.
+    writes = count_writes(
+        audit_events(log, offset),
+        (plugins_ns, ns),
+        killed_at,
+        old_leader=f"/{leader.pod}/",
+        new_leader=f"/{standby.pod}/",
+    )
+    first_write = writes.first_write
     print(
         f"\nreal-pod failover: takeover {led - killed_at:.1f} s, first write "
         f"{(first_write or killed_at) - killed_at:.1f} s, converged {converged:.1f} s after "
@@ -203,7 +194,7 @@ def test_kill_9_the_leader_pod_the_standby_pod_takes_over_and_nothing_fights(
     assert seconds is not None
     assert led - killed_at < BOUND
     assert first_write is not None, "the new leader did the pending work"
-    assert conflicts == []
-    assert idle_writes == []
+    assert writes.conflicts == ()
+    assert writes.while_standing_by == ()
     assert not rejoined_led, "the restarted replica took the lead back"
     assert now_standby.restarts == standby.restarts, "the new leader's container restarted"
