@@ -259,7 +259,7 @@ def test_lane_decisions_and_lifecycle_changes_are_on_the_trail(
     enabled_after = [
         r for r in found if r["action"] == "lifecycle.enabled" and r["time"] > disabled["time"]
     ]
-    assert len(enabled_after) == 1, found
+    assert len(enabled_after) == 1, [(r["action"], r["entity"].get("message")) for r in found]
     for lifecycle in (disabled, *enabled_after):
         assert lifecycle["writer"] == "operator-e2e"
         assert lifecycle["agent"] == {

@@ -233,6 +233,10 @@ def test_health_goes_degraded_then_unhealthy_when_the_process_fails_and_back(
     assert seen.index("degraded") < seen.index("unhealthy"), seen
     assert ready == "False"
     wait_for("health healthy again", lambda: health(node, namespace) == "healthy", timeout=120)
+    # Healthy to the operator's probe is not yet Ready: the kubelet's readiness probe and the
+    # Deployment's count follow, and until then the core refuses the plugin's token (401
+    # plugin_inactive). The tests after this one need it Active again.
+    node.k("wait", f"vp/{PLUGIN}", "-n", namespace, "--for=condition=Ready", "--timeout=120s")
 
 
 # -- NetworkPolicy, enforced by kube-router ------------------------------------------------------
@@ -337,15 +341,18 @@ def test_a_plugin_pod_reaches_the_core_through_its_service(
         plugin["namespace"],
         plugin["pod"],
         f"""
-        import json, os, urllib.request
+        import json, os, urllib.error, urllib.request
         core = os.environ[{contract.ENV_CORE_URL!r}]
         token = open(os.environ[{contract.ENV_TOKEN_FILE!r}]).read().strip()
         def get(path, token=None):
             request = urllib.request.Request(core + path)
             if token:
                 request.add_header("Authorization", "Bearer " + token)
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as error:  # its problem+json says why
+                raise SystemExit(f"{{path}}: {{error.code}} {{error.read()[:500]!r}}")
         jwks = get({contract.CORE_JWKS_PATH!r})
         listing = get({contract.CORE_PLUGINS_PATH!r}, token)
         print(json.dumps({{"core": core, "jwks": [jwks[0], len(jwks[1]["keys"])],

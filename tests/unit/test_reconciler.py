@@ -83,6 +83,23 @@ async def disabled(operator: FakeOperator) -> None:
     assert events(operator, "TokenRevoked")
 
 
+async def re_enabled_before_the_scale_down_is_seen(operator: FakeOperator) -> None:
+    # The fake's Deployment status keeps counting the pod after the scale to 0, as a lagging
+    # controller does: it must not make the re-enabled plugin Active (then Pending, then Active).
+    await running(operator, plugin_body("flap"))
+    edit_spec(operator, "flap", lambda spec: spec.update(enabled=False))
+    await operator.settle()
+    assert operator.status("flap")["phase"] == "Disabled"
+    assert deployment(operator, "flap")["status"]["availableReplicas"] == 1, "stale, as set up"
+    edit_spec(operator, "flap", lambda spec: spec.update(enabled=True))
+    await operator.settle()
+    assert operator.status("flap")["phase"] == "Pending", "the counted pod is going away"
+    operator.cluster.make_available(NAMESPACE, "flap")
+    await operator.settle()
+    assert operator.status("flap")["phase"] == "Active"
+    assert len(events(operator, "PhaseActive")) == 2, "once when created, once when re-enabled"
+
+
 async def dependency_missing(operator: FakeOperator) -> None:
     await running(operator, plugin_body("needs-db", dependencies=["db"]))
     status = operator.status("needs-db")
@@ -187,6 +204,10 @@ class Case:
 CASES = [
     Case("an invalid plugin creates nothing; fixed, it runs", invalid_then_fixed),
     Case("disabled: scaled to zero, token deleted and revoked", disabled),
+    Case(
+        "re-enabled, a stale count of the scaled-down pod does not make it Active",
+        re_enabled_before_the_scale_down_is_seen,
+    ),
     Case("a missing dependency blocks until it is Active", dependency_missing),
     Case("a dependency cycle is reported on every member", dependency_cycle),
     Case("a deleted or edited child is restored", drift_restored),

@@ -25,32 +25,57 @@ def deployment(
 
 
 @pytest.mark.parametrize(
-    ("body", "available", "serving", "reason"),
+    ("body", "was_active", "available", "serving", "reason"),
     [
-        (deployment(), True, True, "rolled out and serving"),
+        (deployment(), True, True, True, "rolled out and serving"),
         (
             deployment(observed=1),
+            True,
             False,
             True,
             "the controller has not seen the edit yet: the old pod still serves",
         ),
         (
             deployment(updated=0, ready=1, avail=1),
+            True,
             False,
             True,
             "surge pod starting, the previous pod available (maxUnavailable 0)",
         ),
-        (deployment(ready=0, avail=0, updated=1), False, False, "a new plugin's pod starting"),
+        (
+            deployment(ready=0, avail=0, updated=1),
+            False,
+            False,
+            False,
+            "a new plugin's pod starting",
+        ),
         (
             deployment(ready=0, avail=0, updated=0),
+            True,
             False,
             False,
             "the old pod crashed during the rollout: nothing serves",
         ),
+        (
+            deployment(generation=4, observed=3),
+            False,
+            False,
+            False,
+            "re-enabled before the controller saw the scale to 0: the count is of pods going away",
+        ),
+        (
+            deployment(generation=4, observed=4),
+            False,
+            True,
+            False,
+            "re-enabled and rolled out: available, whatever the plugin was",
+        ),
     ],
 )
-def test_workload_facts(body: dict[str, Any], available: bool, serving: bool, reason: str) -> None:
-    facts = workload_facts(body)
+def test_workload_facts(
+    body: dict[str, Any], was_active: bool, available: bool, serving: bool, reason: str
+) -> None:
+    facts = workload_facts(body, was_active=was_active)
     assert (facts.available, facts.serving) == (available, serving), reason
     assert facts.up == (available or serving), reason
 

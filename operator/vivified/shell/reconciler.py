@@ -50,6 +50,7 @@ from vivified.shell.kube import KINDS, MERGE_PATCH_CONTENT_TYPE, KubeApi, KubeEr
 from vivified.shell.monitor import HealthMonitor
 from vivified.status import (
     EventCounts,
+    Phase,
     PluginFacts,
     TokenFacts,
     WorkloadFacts,
@@ -78,8 +79,17 @@ def claims_fingerprint(manifest: PluginManifest) -> str:
     return hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def workload_facts(deployment: Mapping[str, Any] | None) -> WorkloadFacts:
-    """Read availability the way ``kubectl rollout status`` does."""
+def workload_facts(
+    deployment: Mapping[str, Any] | None, *, was_active: bool = True
+) -> WorkloadFacts:
+    """Read availability the way ``kubectl rollout status`` does.
+
+    ``serving`` (previous pods carry an edit's rollout) is believed only for a plugin that was
+    Active: coming out of Disabled (scaled to 0) the Deployment's status can still count the
+    pods the scale-down is removing, until its controller catches up. Believed there, the
+    plugin went Active, then Pending when the count dropped, then Active again: two
+    ``lifecycle.enabled`` records for one enable (seen in CI under load).
+    """
     if deployment is None:
         return WorkloadFacts()
     spec = deployment.get("spec", {})
@@ -91,7 +101,7 @@ def workload_facts(deployment: Mapping[str, Any] | None) -> WorkloadFacts:
         deployment.get("metadata", {}).get("generation", 0)
     )
     available = observed and ready >= desired and updated >= desired
-    serving = desired > 0 and int(status.get("availableReplicas", 0)) >= desired
+    serving = was_active and desired > 0 and int(status.get("availableReplicas", 0)) >= desired
     return WorkloadFacts(
         exists=True,
         desired_replicas=desired,
@@ -240,7 +250,10 @@ class Reconciler:
             enabled=spec.enabled,
             dependencies=verdict,
             block_on_dependencies=block,
-            workload=workload_facts(self._informer.get("Deployment", namespace, name)),
+            workload=workload_facts(
+                self._informer.get("Deployment", namespace, name),
+                was_active=(body.get("status") or {}).get("phase") == Phase.ACTIVE,
+            ),
             token=token,
             egress_domains=tuple(sorted(manifest.all_allowed_domains)),
             egress_through_core=forces_egress_through_core(
