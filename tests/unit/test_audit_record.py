@@ -11,9 +11,10 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vivified.audit import AuditEntry
+from vivified.audit import AuditEntry, redact
 from vivified.audit.chain import Head, _plain, canonical, seal
-from vivified.audit.record import build_body, kept, must_persist
+from vivified.audit.record import build_body, format_time, kept, must_persist
+from vivified.audit.redact import scrub
 
 NOW = datetime(2026, 12, 1, 21, 0, 0, 123456, tzinfo=UTC)
 FULL_DETAILS: dict[str, object] = {
@@ -271,3 +272,29 @@ def test_lane_detail_keys_of_the_proxy_and_event_lanes() -> None:
     assert body["details"] == details
     assert build_body(entry("basic", details=details), NOW) is not None
     assert "details" not in (build_body(entry("basic", details=details), NOW) or {})
+
+
+@given(st.datetimes(timezones=st.just(UTC), min_value=datetime(1000, 1, 1)))
+def test_format_time_is_the_strftime_spelling(moment: datetime) -> None:
+    # format_time is written out by hand for speed; strftime is the reference spelling.
+    assert format_time(moment) == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_the_clean_string_memo_never_holds_a_credential() -> None:
+    token = jwt.encode({"sub": "plugin:x"}, "k" * 32, algorithm="HS256")
+    dirty = [f"Bearer {token}", f"token={token}", token, "password: hunter2"]
+    for text in dirty * 2:  # a second pass must still scrub: nothing was remembered
+        assert token not in scrub(text)
+        assert "hunter2" not in scrub(text)
+    assert not any(text in redact._CLEAN for text in dirty)
+    assert scrub("plugin-a") == "plugin-a"
+    assert "plugin-a" in redact._CLEAN, "a clean short string is remembered"
+    long_clean = "x" * (redact._CLEAN_MAX_LENGTH + 1)
+    assert scrub(long_clean) == long_clean
+    assert long_clean not in redact._CLEAN, "long strings are not remembered"
+
+
+def test_the_clean_string_memo_is_bounded() -> None:
+    for n in range(redact._CLEAN_MAX_ENTRIES + 10):
+        scrub(f"id-{n}")
+    assert len(redact._CLEAN) <= redact._CLEAN_MAX_ENTRIES

@@ -20,6 +20,10 @@ import rfc8785
 
 GENESIS: Final = "0" * 64
 _MAX_SAFE: Final = 2**53 - 1
+#: One encoder for every record (``json.dumps`` with options builds a new one per call).
+_ENCODER: Final = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+)
 
 
 def _plain(value: object) -> bool:
@@ -54,9 +58,7 @@ def canonical(value: Mapping[str, object], *, trusted: bool = False) -> bytes:
     plain = dict(value)
     if trusted or _plain(plain):
         try:
-            return json.dumps(
-                plain, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-            ).encode()
+            return _ENCODER.encode(plain).encode()
         except UnicodeEncodeError:  # a lone surrogate: let the reference decide
             pass
     return rfc8785.dumps(cast("dict[str, Any]", plain))

@@ -42,8 +42,27 @@ _CREDENTIAL = re.compile(
 )
 
 
+#: Short strings already found clean (action names, plugin ids, methods, user agents repeat
+#: on every record): scrubbing one costs two regex passes, a hit one dict lookup. Only clean
+#: strings are remembered, so no credential is kept in memory by it; cleared when full.
+_CLEAN: dict[str, None] = {}
+_CLEAN_MAX_ENTRIES: Final = 4096
+_CLEAN_MAX_LENGTH: Final = 256
+
+
 def scrub(text: str) -> str:
     """``text`` with JWT-shaped runs and written-out credentials replaced, and length capped."""
+    if text in _CLEAN:
+        return text
+    cleaned = _scrub(text)
+    if cleaned == text and len(text) <= _CLEAN_MAX_LENGTH:
+        if len(_CLEAN) >= _CLEAN_MAX_ENTRIES:
+            _CLEAN.clear()
+        _CLEAN[text] = None
+    return cleaned
+
+
+def _scrub(text: str) -> str:
     cleaned = _CREDENTIAL.sub(REDACTED, _JWT.sub(REDACTED, text))
     if not cleaned.isascii():  # lone surrogates cannot be encoded: replace them
         cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
