@@ -18,7 +18,10 @@ latency is the lane's own, not a burst's queueing.
 Every lane run reports the core's CPU per event (its process CPU time over the events: a
 number that holds on a loaded machine, unlike events/s). ``--compare DIR --rounds N``: the
 core of another checkout (``git archive`` of the base branch) runs the same lane runs,
-alternating with this one, and the summary gives after/before ratios. The core audits into a
+alternating with this one, and the summary gives after/before ratios. The publisher runs in
+this process, whose heap is frozen (``gc.freeze()``) while events flow, as the core freezes its
+own: its full collections would hold paced events back and add the harness's pauses to the
+lane's p99 (``publisher_gc_max_ms`` reports the longest left). The core audits into a
 MemoryAuditor (tests/events_support.py), as the lane's integration tests do: the lane's own
 cost, without the audit trail's (bench/audit.py measures that). Not a test.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -247,6 +251,14 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
 
         if PROFILE:
             core.send_signal(signal.SIGUSR1)
+        # The publisher's own collector is the harness's, not the lane's: a full collection
+        # here (up to 36 ms, six per 10,000-event run) held paced events back and sent them
+        # as one burst, and the ordered lane's p99 doubled (29 -> 62 ms). Frozen like the core
+        # freezes its start-up heap; the pauses that remain are reported.
+        pauses = _CollectorPauses()
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(pauses.callback)
         core_cpu = _cpu_seconds(core.pid)
         bench_cpu = _cpu_seconds(os.getpid())
         sub_cpu = _cpu_seconds(sub.pid)
@@ -262,6 +274,8 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
             await asyncio.sleep(0.2)
         core_cpu = _cpu_seconds(core.pid) - core_cpu
         bench_cpu = _cpu_seconds(os.getpid()) - bench_cpu
+        gc.callbacks.remove(pauses.callback)
+        gc.unfreeze()
         if PROFILE:
             core.send_signal(signal.SIGUSR2)
             await asyncio.sleep(1.0)  # the core writes its profile
@@ -290,7 +304,22 @@ async def lane_run(  # noqa: PLR0915 - one linear script of a run
         "core_cpu_ms_per_event": round(core_cpu * 1000 / n, 3),
         "publisher_cpu_ms_per_event": round(bench_cpu * 1000 / n, 3),
         "subscriber_cpu_ms_per_event": round(sub_cpu * 1000 / n, 3),
+        "publisher_gc_max_ms": round(pauses.longest_ms, 1),
     }
+
+
+class _CollectorPauses:
+    """The longest garbage-collector pause of this (the publisher's) process."""
+
+    def __init__(self) -> None:
+        self.longest_ms = 0.0
+        self._started = 0.0
+
+    def callback(self, phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.longest_ms = max(self.longest_ms, (time.perf_counter() - self._started) * 1e3)
 
 
 async def raw_run(url: str, n: int, concurrency: int, name: str = "RAW") -> dict[str, Any]:
