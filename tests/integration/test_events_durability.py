@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -155,6 +156,39 @@ async def test_restart_nats_server_with_1000_in_flight(
             f"\nkilled nats-server with {N - delivered_before} undelivered; "
             f"all {N} delivered after restart, {dupes} redelivered twice"
         )
+    finally:
+        core.stop()
+        await sub.stop()
+
+
+async def test_a_lost_jetstream_store_is_rebuilt_and_delivery_resumes(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """nats-server comes back with an empty store (a lost volume): the lane makes its streams
+    and consumers again, publishes are stored and delivered once more, without a core
+    restart. What the lost store held is gone (the chaos checker's nats-wiped row)."""
+    sub, core, _ = await _setup(nats_server, tmp_path)
+    try:
+        before = await _publish_all(core, 20)
+        assert len(before) == 20
+        await _wait_all(sub, before)
+        nats_server.stop(kill=True)
+        shutil.rmtree(nats_server.store / "js")
+        nats_server.start()
+        headers = {"Authorization": f"Bearer {core.token}"}
+        deadline = time.monotonic() + 60
+        async with aiohttp.ClientSession(headers=headers) as http:
+            while True:  # 503 engine_unavailable until the streams are back
+                async with http.post(f"{core.url}/v1/events", json=user_created(100)) as r:
+                    if r.status == 201:
+                        break
+                    assert r.status == 503, await r.text()
+                assert time.monotonic() < deadline, "the event stream was never re-created"
+                await asyncio.sleep(0.2)
+        after = {f"evt-{i}" for i in range(101, 121)}
+        assert await _publish_all(core, 121) >= after
+        await _wait_all(sub, after | {"evt-100"}, timeout=60)
+        assert "re-creating the streams" in core.log.read_text()
     finally:
         core.stop()
         await sub.stop()

@@ -176,22 +176,44 @@ class EventLane:
         return out
 
     async def reconcile(self) -> None:
-        """Start workers (and consumers) for new subscriptions, stop removed ones."""
+        """Start workers (and consumers) for new subscriptions, stop removed ones, and put
+        back what JetStream lost: the streams, or a running worker's consumer."""
         want = self.desired()
-        for key in sorted(want - set(self.workers)):
+        live = await self._live_consumers()
+        for key in sorted(want):
+            known = key in self.workers
+            if known and names.consumer_name(*key) in live:
+                continue
+            if known:  # its pulls answer "no such consumer": it would never deliver again
+                log.error("event lane: consumer %s is gone; re-creating it", key)
             await stream.ensure_consumer(self.nc, self.settings, *key)
-            worker = DeliveryWorker(self, *key)
-            worker.start()
-            self.workers[key] = worker
+            if not known:
+                worker = DeliveryWorker(self, *key)
+                worker.start()
+                self.workers[key] = worker
         for key in sorted(set(self.workers) - want):
             await self.workers.pop(key).stop()
-        await self._collect_orphans(want)
+        await self._collect_orphans(want, live)
 
-    async def _collect_orphans(self, want: set[tuple[str, str]]) -> None:
+    async def _live_consumers(self) -> set[str]:
+        """The lane's consumers JetStream holds. A missing event stream (a JetStream store
+        lost, or the stream deleted) is made again first: until then every publish answers
+        503, and with it every event accepted from now on is stored. What the lost store held
+        is gone; this does not hide that (the subscribers' counts and the trail show it)."""
+        try:
+            return set(await stream.owned_consumers(self.js, self.settings))
+        except NotFoundError:
+            log.error(
+                "event lane: stream %s is gone; re-creating the streams", self.settings.stream
+            )
+            await stream.ensure_streams(self.js, self.settings)
+            return set()
+
+    async def _collect_orphans(self, want: set[tuple[str, str]], live: set[str]) -> None:
         """Delete consumers of removed subscriptions after a grace (a directory that is still
         filling at start-up must not cost anyone their position)."""
         now = time.monotonic()
-        for durable in await stream.owned_consumers(self.js, self.settings):
+        for durable in sorted(live):
             parsed = names.parse_consumer_name(durable)
             if parsed is None or parsed in want:
                 self._missing_since.pop(durable, None)
