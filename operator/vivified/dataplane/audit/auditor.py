@@ -36,6 +36,7 @@ from vivified.audit.record import build_body, must_persist
 from vivified.dataplane.audit.alert import LogAlert, OutageAlert
 from vivified.dataplane.audit.metrics import AuditMetrics
 from vivified.dataplane.audit.sink import Sink, SinkUnavailable
+from vivified.dataplane.readiness import DEFAULT_GRACE_SECONDS, ready_for_traffic
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class ChainAuditor:
         linger: float = 0.005,
         alert: OutageAlert | None = None,
         metrics: AuditMetrics | None = None,
-        ready_grace_seconds: float = 30.0,
+        ready_grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> None:
         self.sink = sink
         self.writer = writer
@@ -121,9 +122,12 @@ class ChainAuditor:
         trail down for every replica must not keep the lanes unready; a later outage does
         not flip it either: the lanes fail closed or hold records then, docs/audit.md)."""
         self._was_up = self._was_up or (self._started_at is not None and self._down_reason is None)
-        if self._was_up or self._started_at is None:
-            return self._was_up
-        return asyncio.get_running_loop().time() - self._started_at >= self._ready_grace
+        return ready_for_traffic(
+            connected_once=self._was_up,
+            started_at=self._started_at,
+            now=asyncio.get_running_loop().time(),
+            grace=self._ready_grace,
+        )
 
     async def start(self) -> None:
         """Resume the chain from the sink; start the writer, the probe and the checkpoint timer."""

@@ -32,6 +32,7 @@ from vivified.dataplane.events.post import DeliveryClient
 from vivified.dataplane.events.settings import EventLaneSettings
 from vivified.dataplane.events.tokens import DeliveryTokens
 from vivified.dataplane.forward import upstream_address
+from vivified.dataplane.readiness import ready_for_traffic
 from vivified.event_types import EventTypeRegistry, registry_from_env
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,12 @@ class EventLane:
     def ready_for_traffic(self) -> bool:
         """The core's readiness share: connected once, or still not after the grace (then
         the other lanes serve and publishes answer 503; a later outage does not flip it)."""
-        if self.ready:
-            return True
-        since = self._started_at
-        return since is not None and time.monotonic() - since >= self.settings.ready_grace_seconds
+        return ready_for_traffic(
+            connected_once=self.ready,
+            started_at=self._started_at,
+            now=time.monotonic(),
+            grace=self.settings.ready_grace_seconds,
+        )
 
     async def start(self) -> None:
         """Start connecting in the background: a core whose NATS is not up yet still serves

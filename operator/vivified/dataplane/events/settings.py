@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from vivified.dataplane.readiness import DEFAULT_GRACE_SECONDS
 from vivified.policy.events import DEFAULT_MAX_EVENT_BYTES
 
 
@@ -54,7 +55,7 @@ class EventLaneSettings:
     reconcile_seconds: float = 2.0
     #: ``/readyz`` waits this long at most for the first JetStream connection: a replica is
     #: not sent publishes it would refuse, yet a NATS down for all keeps no lane down for long.
-    ready_grace_seconds: float = 30.0
+    ready_grace_seconds: float = DEFAULT_GRACE_SECONDS
 
     @property
     def pull_batch(self) -> int:
