@@ -64,7 +64,9 @@ class WorkloadFacts:
     serving: bool = False
     """At least the desired number of replicas is available, old or new: during a rolling
     update (``maxUnavailable: 0``) the previous pods keep serving until the new ones are
-    ready, so an edit does not take the plugin out of its lanes."""
+    ready, so an edit does not take the plugin out of its lanes. The shell sets it only for
+    a plugin that is Active already (``shell.reconciler.workload_facts``): a re-enabled one's
+    count can still be of the pods its scale to 0 removes."""
     updated_replicas: int = 0
 
     @property
