@@ -122,6 +122,37 @@ class Identity:
                 (live_revoked or {}).get("data")
             )
 
+    async def follow(self) -> None:
+        """A standby's refresh: re-read the key ring and revocations the leader keeps, and
+        write nothing (no rotation, no JWKS). The leader rotates; two replicas rotating the
+        same ring would race, and a standby's write is one the leader did not make."""
+        async with self._lock:
+            ns = self._settings.operator_namespace
+            live = await self._kube.get("Secret", ns, self._settings.signing_key_secret)
+            if live is not None:
+                self._keyring = tokens.keyring_from_secret_data(_decode(live.get("data")))
+            live_revoked = await self._kube.get(
+                "ConfigMap", ns, self._settings.revocations_configmap
+            )
+            if live_revoked is not None:
+                self._revocations = tokens.revocations_from_configmap_data(live_revoked.get("data"))
+
+    async def refresh(self, *, leading: bool) -> None:
+        """The periodic refresh: the leader (or a standalone operator) loads, rotating when
+        due; a standby only follows."""
+        if leading:
+            await self.load()
+        else:
+            await self.follow()
+
+    async def start(self, *, leading: bool) -> None:
+        """At start-up: a peered replica does not lead yet and only follows (it loads on
+        taking the lead, ``Runtime.lead``), unless there is no key ring at all: on a first
+        install someone must create it, and a racing create is settled by its 409."""
+        await self.refresh(leading=leading)
+        if self._keyring is None:
+            await self.load()
+
     async def _announce(
         self, secret: Mapping[str, Any], changes: tuple[tokens.KeyChange, ...]
     ) -> None:

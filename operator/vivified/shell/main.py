@@ -120,6 +120,7 @@ async def operate(
             on_lead=runtime.lead,
             on_demoted=demoted,
         )
+        runtime.leading = lambda: leadership is not None and leadership.leading
         leadership.start()
     try:
         await kopf.operator(

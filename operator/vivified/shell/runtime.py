@@ -51,6 +51,9 @@ class Runtime:
     registry: PluginRegistry = field(default_factory=PluginRegistry)
     identity_refresh_seconds: float = 3600.0
     user_agent: str = "vivified-operator"
+    #: Whether this replica leads its peering (``shell/leadership.py``); a standalone
+    #: operator always does. A standby's periodic identity refresh writes nothing.
+    leading: Callable[[], bool] = lambda: True
 
     def __post_init__(self) -> None:
         self.kube = Kube.from_environment(self.kubeconfig, user_agent=self.user_agent)
@@ -146,7 +149,7 @@ class Runtime:
 
     async def start(self) -> None:
         """Load the identity, fill the caches, then start reconciling."""
-        await self.identity.load()
+        await self.identity.start(leading=self.leading())
         self.informer.start()
         await self.informer.wait_synced()
         await self.monitor.start()
@@ -173,11 +176,12 @@ class Runtime:
             logger.exception("re-reading the identity on taking the lead failed")
 
     async def _refresh_identity(self) -> None:
-        """Rotate the signing key when due and drop expired public keys from the JWKS."""
+        """Rotate the signing key when due and drop expired public keys from the JWKS (the
+        leader); keep a standby's view of the key ring and revocations current."""
         while True:
             await asyncio.sleep(self.identity_refresh_seconds)
             try:
-                await self.identity.load()
+                await self.identity.refresh(leading=self.leading())
             except Exception:
                 logger.exception("identity refresh failed; keeping the current key ring")
 
