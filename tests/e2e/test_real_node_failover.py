@@ -16,6 +16,7 @@ replica after.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -77,6 +78,37 @@ def um_plugin(node: RealNode, name: str) -> dict[str, Any]:
     body["spec"]["image"] = node.images["user-management"]
     body["spec"]["env"] = [{"name": "USER_MANAGEMENT_DB", "value": "/tmp/users.db"}]
     return body
+
+
+def operator_deployment(node: RealNode, namespace: str) -> dict[str, Any]:
+    (deployment,) = json.loads(
+        node.k("get", "deploy", "-n", namespace, "-l", OPERATOR_SELECTOR, "-o", "json")
+    )["items"]
+    return dict(deployment)
+
+
+def test_one_upgrade_to_two_peered_replicas_of_a_standalone_operator_is_refused(
+    real_release: Any, helm: Path
+) -> None:
+    """The chart refuses the one-step upgrade docs/install.md warns about (a peered pod would
+    start next to the standalone one, both reconciling), says which two steps to take, and
+    changes nothing: no new revision, the same Deployment."""
+    node: RealNode = real_release.node
+    ns = real_release.namespace
+    before = operator_deployment(node, ns)
+    history = run_helm(helm, node.kubeconfig, "history", "vivified", "-n", ns, "-o", "json")
+    chart = str(REPO / "charts" / "vivified")
+    result = run_helm(helm, node.kubeconfig, "upgrade", "vivified", chart, "-n", ns,
+                      "--reuse-values", "--set", "peering.enabled=true",
+                      "--set", "replicaCount=2", check=False)  # fmt: skip
+    assert result.returncode != 0, result.stdout
+    assert "the running operator is standalone" in result.stderr, result.stderr
+    assert "Upgrade with peering.enabled=true and replicaCount=1 first" in result.stderr
+    after = operator_deployment(node, ns)
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["spec"]["replicas"] == 1
+    again = run_helm(helm, node.kubeconfig, "history", "vivified", "-n", ns, "-o", "json")
+    assert json.loads(again.stdout) == json.loads(history.stdout), "a failed revision was recorded"
 
 
 @pytest.fixture(scope="module")

@@ -85,8 +85,31 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) -}}
 {{- fail "replicaCount > 1 needs peering.enabled=true: without kopf peering every replica would reconcile (see docs/install.md, High availability)" -}}
 {{- end -}}
+{{- include "vivified.validateHaUpgrade" . -}}
 {{- if and .Values.webhook.enabled .Values.webhook.certManager.enabled .Values.webhook.url -}}
 {{- fail "webhook.url (local mode) cannot be combined with webhook.certManager.enabled: cert-manager issues certificates for the Service name only" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Peering and a second replica in one upgrade of a standalone operator would start a
+     peered pod next to the standalone one, which joins no peering: both would reconcile. The
+     live Deployment tells (lookup; empty under `helm template`, so only a real install or
+     upgrade checks it): a standalone one has no VIVIFIED_PEERING_NAME. docs/install.md,
+     "High availability", gives the two steps. */}}
+{{- define "vivified.validateHaUpgrade" -}}
+{{- if and .Values.operator.enabled .Values.peering.enabled (gt (int .Values.replicaCount) 1) -}}
+{{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "vivified.fullname" .) -}}
+{{- if $live -}}
+{{- $peered := false -}}
+{{- range ($live.spec.template.spec.containers | default list) -}}
+{{- range (.env | default list) -}}
+{{- if eq .name "VIVIFIED_PEERING_NAME" -}}{{- $peered = true -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not $peered -}}
+{{- fail (printf "the running operator is standalone (peering off): switching peering on and replicaCount=%d in one upgrade would run a peered replica next to it, both reconciling. Upgrade with peering.enabled=true and replicaCount=1 first, then set replicaCount (docs/install.md, High availability)" (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
