@@ -111,6 +111,22 @@ TEST_HOSTS: list[TestHost] = [
 ]
 
 
+def cgroup_tree(root: Path) -> list[Path]:
+    """ROOT and every cgroup under it, parents first. A container's cgroup is removed while
+    the tree is walked (its processes exited): os.walk skips a directory that is gone, where
+    Path.rglob raised FileNotFoundError and failed the node's stop (seen in CI)."""
+    return [Path(directory) for directory, _dirs, _files in os.walk(root)]
+
+
+def cgroup_pids(root: Path) -> set[int]:
+    """The pids in ROOT's cgroup tree; a cgroup gone while it is read has none."""
+    pids: set[int] = set()
+    for directory in cgroup_tree(root):
+        with contextlib.suppress(OSError, ValueError):
+            pids |= {int(p) for p in (directory / "cgroup.procs").read_text().split()}
+    return pids
+
+
 def log(message: str) -> None:
     print(f"node: {message}", file=sys.stderr, flush=True)
 
@@ -714,13 +730,9 @@ oom_score = 0
 
     def kill_cgroup_processes(self) -> None:
         for _ in range(20):
-            pids = set()
+            pids: set[int] = set()
             for controller in self.cgroup_controllers():
-                root = controller / self.cgroup_root.lstrip("/")
-                if root.is_dir():
-                    for procs in root.rglob("cgroup.procs"):
-                        with contextlib.suppress(OSError):
-                            pids |= {int(p) for p in procs.read_text().split()}
+                pids |= cgroup_pids(controller / self.cgroup_root.lstrip("/"))
             if not pids:
                 return
             for pid in pids:
@@ -759,11 +771,8 @@ oom_score = 0
 
     def remove_cgroups(self) -> None:
         for controller in self.cgroup_controllers():
-            root = controller / self.cgroup_root.lstrip("/")
-            if not root.is_dir():
-                continue
-            dirs = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts))
-            for directory in [*reversed(dirs), root]:
+            # Children before parents: a cgroup is removed only once it is empty.
+            for directory in reversed(cgroup_tree(controller / self.cgroup_root.lstrip("/"))):
                 with contextlib.suppress(OSError):
                     directory.rmdir()
 

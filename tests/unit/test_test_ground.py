@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import resource
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +177,26 @@ def test_build_leftovers_do_not_change_an_images_key(
     dockerignore = (Path(__file__).resolve().parents[2] / ".dockerignore").read_text()
     for part in images.IGNORED_PARTS:
         assert f"**/{part}" in dockerignore
+
+
+def test_a_cgroup_removed_while_the_tree_is_walked_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's stop walks its cgroups while containers exit and theirs vanish; rglob raised
+    FileNotFoundError there and failed `cluster down` in CI. The vanished one is skipped."""
+    root = tmp_path / "vivified-x"
+    for cgroup, pids in (("", "1"), ("kubepods/pod-a", "2 3"), ("kubepods/pod-b/ctr", "4")):
+        (root / cgroup).mkdir(parents=True, exist_ok=True)
+        (root / cgroup / "cgroup.procs").write_text(pids)
+    vanishing = root / "kubepods" / "pod-b"
+    real_scandir = os.scandir
+
+    def scandir_as_it_exits(path: Any) -> Any:
+        if isinstance(path, str | os.PathLike) and Path(path) == vanishing:
+            shutil.rmtree(vanishing)  # the container exited just before its cgroup was read
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir_as_it_exits)
+    assert node.cgroup_pids(root) == {1, 2, 3}
+    assert vanishing not in node.cgroup_tree(root)
+    assert node.cgroup_tree(tmp_path / "gone") == []
