@@ -1,7 +1,7 @@
 """Benchmark: the operator lane (core) vs calling the same target directly, same run.
 
     python bench/gateway.py [--rates 500,2000] [--duration 10] [--closed-seconds 5]
-                            [--concurrency 32]
+                            [--concurrency 32] [--ceiling]
 
 Three processes on loopback: a target plugin (aiohttp, answers ``GET /api/users/{id}`` with
 a small JSON body), the real core app (``vivified.dataplane.app.build_app`` with a static
@@ -14,7 +14,13 @@ keep-alive, like a plugin's SDK client).
   the scheduled time (no coordinated omission). p50/p99/max and achieved req/s.
 * Closed loop: ``--concurrency`` workers as fast as possible for ``--closed-seconds``: the
   maximum req/s of each path and their ratio.
+* Where each closed-loop request's CPU went (µs per request, per process, from /proc).
 * Peak RSS (VmHWM) of the core process.
+* ``--ceiling``: a third path in the same run, ``bench/ceiling`` (Go, built here with ``go
+  build``): a measuring instrument, not a data path. It keeps the per-call work a compiled
+  lane could not cache away (the caller's decision as a cache lookup, the path template, one
+  ES256 call token per call, pooled forwarding) and shows how much of direct a compiled
+  forwarder keeps on this machine (issue 16's open decision, docs/decisions.md).
 
 Every lane request does the full work: token checks (signature cached per token), policy,
 path template, audit call site (NullAuditor), call-token minting (an ES256 signature),
@@ -31,6 +37,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -283,6 +290,16 @@ ME = [sys.executable, __file__]
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'operator'}{os.pathsep}{REPO}"}
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU each process has used so far (/proc/PID/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for name, pid in pids.items():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used[name] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def start_target() -> tuple[subprocess.Popen[bytes], int]:
     """The target plugin in its own process, and its port."""
     port = free_port()
@@ -303,38 +320,74 @@ def start_core(target_port: int, *extra: str) -> tuple[subprocess.Popen[bytes], 
     return core, port, token
 
 
+def start_ceiling(
+    target_port: int, token: str, build_dir: Path, *extra: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``bench/ceiling`` built with the machine's Go and started in front of the target."""
+    binary = build_dir / "ceiling"
+    subprocess.run(
+        ["go", "build", "-o", str(binary), "."], cwd=REPO / "bench" / "ceiling", check=True
+    )
+    port = free_port()
+    argv = [str(binary), "-listen", f"127.0.0.1:{port}", "-target", f"127.0.0.1:{target_port}",
+            "-token", token, *extra]  # fmt: skip
+    return subprocess.Popen(argv), port
+
+
 async def run(args: argparse.Namespace) -> dict[str, object]:
     target, target_port = start_target()
     core, core_port, token = start_core(target_port)
+    procs = [core, target]
+    build = tempfile.TemporaryDirectory(prefix="vivified-ceiling-")
     try:
         await wait_port(target_port)
         await wait_port(core_port)
-        direct = f"http://127.0.0.1:{target_port}/api/users"
-        lane = f"http://127.0.0.1:{core_port}/v1/invoke/b/user_info"
         auth = {"Authorization": f"Bearer {token}"}
+        paths = {
+            "direct": (f"http://127.0.0.1:{target_port}/api/users", {}),
+            "lane": (f"http://127.0.0.1:{core_port}/v1/invoke/b/user_info", auth),
+        }
+        named = {"target": target.pid, "core": core.pid, "load_generator": os.getpid()}
+        if args.ceiling:
+            ceiling, ceiling_port = start_ceiling(target_port, token, Path(build.name))
+            procs.insert(0, ceiling)
+            named["ceiling"] = ceiling.pid
+            await wait_port(ceiling_port)
+            paths["ceiling"] = (f"http://127.0.0.1:{ceiling_port}/v1/invoke/b/user_info", auth)
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as session:
-            for url, headers in ((direct, {}), (lane, auth)):  # warm up both paths
+            for url, headers in paths.values():  # warm up every path
                 await open_loop(session, url, headers, 200, 1.0)
             results: dict[str, object] = {}
             for rate in args.rates:
-                results[f"direct@{rate}"] = await open_loop(
-                    session, direct, {}, rate, args.duration
-                )
-                results[f"lane@{rate}"] = await open_loop(session, lane, auth, rate, args.duration)
-            top_direct = await closed_loop(session, direct, {}, args.concurrency, args.closed)
-            top_lane = await closed_loop(session, lane, auth, args.concurrency, args.closed)
-            results["closed_loop"] = {
-                "direct_rps": round(top_direct),
-                "lane_rps": round(top_lane),
-                "lane_share": round(top_lane / top_direct, 3),
-            }
+                for name, (url, headers) in paths.items():
+                    results[f"{name}@{rate}"] = await open_loop(
+                        session, url, headers, rate, args.duration
+                    )
+            top: dict[str, float] = {}
+            for name, (url, headers) in paths.items():
+                before = cpu_seconds(named)
+                started = time.perf_counter()
+                top[name] = await closed_loop(session, url, headers, args.concurrency, args.closed)
+                calls = top[name] * (time.perf_counter() - started)
+                after = cpu_seconds(named)
+                # Where each request's CPU went (µs): what a share is bounded by on 2 cores.
+                results[f"cpu_us_per_request[{name}]"] = {
+                    who: round((after[who] - before[who]) / calls * 1e6, 1)
+                    for who in after
+                    if after[who] > before[who]
+                }
+            closed: dict[str, object] = {f"{name}_rps": round(rps) for name, rps in top.items()}
+            for name in sorted(paths.keys() - {"direct"}):
+                closed[f"{name}_share"] = round(top[name] / top["direct"], 3)
+            results["closed_loop"] = closed
         results["core_peak_rss_mib"] = round(peak_rss_mib(core.pid), 1)
         return results
     finally:
-        for proc in (core, target):
+        for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
+        build.cleanup()
 
 
 def main() -> None:
@@ -349,6 +402,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--closed", "--closed-seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--ceiling", action="store_true", help="also measure bench/ceiling (Go)")
     args = parser.parse_args()
     if args.serve_target:
         serve_target(args.serve_target)

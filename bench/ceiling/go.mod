@@ -1,0 +1,3 @@
+module vivified.dev/bench/ceiling
+
+go 1.26
