@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -97,12 +96,6 @@ async def sink_bench(auditor: ChainAuditor, records: int, concurrency: int) -> d
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def ready(session: aiohttp.ClientSession, url: str, auth: dict[str, str]) -> None:
     """Wait until a lane call answers 200: the audited core's sink connects in the
     background, and its ``audit_required`` calls answer 503 until then."""
@@ -153,7 +146,7 @@ async def lane_cost(
                     row = await gateway.open_loop(session, url, auth, args.rate, args.duration)
                     failed: list[int] = []
                     pids = (cores[mode][0].pid, nats_pid)
-                    cpu = [cpu_seconds(pid) for pid in pids]
+                    cpu = [gateway.cpu_seconds(pid) for pid in pids]
                     started = time.perf_counter()
                     row["closed_rps"] = await gateway.closed_loop(
                         session, url, auth, args.concurrency, args.closed, failed=failed
@@ -161,7 +154,7 @@ async def lane_cost(
                     calls = row["closed_rps"] * (time.perf_counter() - started)
                     # CPU per call, robust to a busy machine (throughput is not).
                     row["core_cpu_us"], row["nats_cpu_us"] = (
-                        (cpu_seconds(pid) - before) / calls * 1e6
+                        (gateway.cpu_seconds(pid) - before) / calls * 1e6
                         for pid, before in zip(pids, cpu, strict=True)
                     )
                     row["errors"] += failed[0]

@@ -290,14 +290,10 @@ ME = [sys.executable, __file__]
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'operator'}{os.pathsep}{REPO}"}
 
 
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """User + system CPU each process has used so far (/proc/PID/stat)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    used = {}
-    for name, pid in pids.items():
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        used[name] = (int(fields[11]) + int(fields[12])) / tick
-    return used
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_target() -> tuple[subprocess.Popen[bytes], int]:
@@ -321,7 +317,7 @@ def start_core(target_port: int, *extra: str) -> tuple[subprocess.Popen[bytes], 
 
 
 def start_ceiling(
-    target_port: int, token: str, build_dir: Path, *extra: str
+    target_port: int, token: str, build_dir: Path
 ) -> tuple[subprocess.Popen[bytes], int]:
     """``bench/ceiling`` built with the machine's Go and started in front of the target."""
     binary = build_dir / "ceiling"
@@ -330,7 +326,7 @@ def start_ceiling(
     )
     port = free_port()
     argv = [str(binary), "-listen", f"127.0.0.1:{port}", "-target", f"127.0.0.1:{target_port}",
-            "-token", token, *extra]  # fmt: skip
+            "-token", token]  # fmt: skip
     return subprocess.Popen(argv), port
 
 
@@ -366,11 +362,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                     )
             top: dict[str, float] = {}
             for name, (url, headers) in paths.items():
-                before = cpu_seconds(named)
+                before = {who: cpu_seconds(pid) for who, pid in named.items()}
                 started = time.perf_counter()
                 top[name] = await closed_loop(session, url, headers, args.concurrency, args.closed)
                 calls = top[name] * (time.perf_counter() - started)
-                after = cpu_seconds(named)
+                after = {who: cpu_seconds(pid) for who, pid in named.items()}
                 # Where each request's CPU went (µs): what a share is bounded by on 2 cores.
                 results[f"cpu_us_per_request[{name}]"] = {
                     who: round((after[who] - before[who]) / calls * 1e6, 1)

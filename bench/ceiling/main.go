@@ -32,7 +32,6 @@ type forwarder struct {
 	key    *ecdsa.PrivateKey
 	header string
 	token  string
-	mint   bool
 	seq    atomic.Uint64
 	proxy  *httputil.ReverseProxy
 }
@@ -69,16 +68,12 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
-	if f.mint {
-		token, err := f.callToken()
-		if err != nil {
-			http.Error(w, "call token", http.StatusInternalServerError)
-			return
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-	} else {
-		req.Header.Del("Authorization")
+	token, err := f.callToken()
+	if err != nil {
+		http.Error(w, "call token", http.StatusInternalServerError)
+		return
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.URL.Path = "/api/users/" + rest
 	f.proxy.ServeHTTP(w, req)
 }
@@ -87,7 +82,6 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
 	target := flag.String("target", "", "the target plugin's address")
 	token := flag.String("token", "", "the one caller token this instrument accepts")
-	mint := flag.Bool("mint", true, "mint an ES256 call token per call (false: what forwarding alone costs)")
 	flag.Parse()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -104,6 +98,6 @@ func main() {
 		},
 		Transport: transport,
 	}
-	f := &forwarder{key: key, header: header, token: *token, mint: *mint, proxy: proxy}
+	f := &forwarder{key: key, header: header, token: *token, proxy: proxy}
 	log.Fatal(http.ListenAndServe(*listen, f))
 }

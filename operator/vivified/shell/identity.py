@@ -115,27 +115,26 @@ class Identity:
                 await self._announce(written or live, tokens.key_changes(keyring, rotated))
             self._keyring = rotated
             await self._publish(render_jwks_configmap(tokens.jwks(rotated, now), self._settings))
-            live_revoked = await self._kube.get(
-                "ConfigMap", ns, self._settings.revocations_configmap
-            )
-            self._revocations = tokens.revocations_from_configmap_data(
-                (live_revoked or {}).get("data")
-            )
+            await self._read_revocations()
+
+    async def _read_revocations(self) -> None:
+        """The stored revocation list (none stored: empty)."""
+        live = await self._kube.get(
+            "ConfigMap", self._settings.operator_namespace, self._settings.revocations_configmap
+        )
+        self._revocations = tokens.revocations_from_configmap_data((live or {}).get("data"))
 
     async def follow(self) -> None:
         """A standby's refresh: re-read the key ring and revocations the leader keeps, and
         write nothing (no rotation, no JWKS). The leader rotates; two replicas rotating the
         same ring would race, and a standby's write is one the leader did not make."""
         async with self._lock:
-            ns = self._settings.operator_namespace
-            live = await self._kube.get("Secret", ns, self._settings.signing_key_secret)
+            live = await self._kube.get(
+                "Secret", self._settings.operator_namespace, self._settings.signing_key_secret
+            )
             if live is not None:
                 self._keyring = tokens.keyring_from_secret_data(_decode(live.get("data")))
-            live_revoked = await self._kube.get(
-                "ConfigMap", ns, self._settings.revocations_configmap
-            )
-            if live_revoked is not None:
-                self._revocations = tokens.revocations_from_configmap_data(live_revoked.get("data"))
+            await self._read_revocations()
 
     async def refresh(self, *, leading: bool) -> None:
         """The periodic refresh: the leader (or a standalone operator) loads, rotating when
